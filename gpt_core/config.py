@@ -1,0 +1,188 @@
+"""Model configuration: the book's field names, validated, with presets.
+
+`GPTConfig` mirrors the plain dict of "Build a Large Language Model (From Scratch)"
+(`GPT_CONFIG_124M`), so `GPTConfig.from_dict(GPT_CONFIG_124M)` and `cfg.to_dict()` move
+between this project and the book's code unchanged.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+# The book's fields, in the book's order. Anything else in a config is ours.
+BOOK_FIELDS = ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers", "drop_rate", "qkv_bias")
+
+GPT2_VOCAB_SIZE = 50257
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    vocab_size: int = GPT2_VOCAB_SIZE
+    context_length: int = 256
+    emb_dim: int = 768
+    n_heads: int = 12
+    n_layers: int = 12
+    drop_rate: float = 0.1
+    qkv_bias: bool = False
+    # GPT-2 shares the token embedding with the output head; the book's model does not.
+    tie_weights: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.emb_dim % self.n_heads != 0:
+            raise ValueError(
+                f"emb_dim ({self.emb_dim}) must be divisible by n_heads ({self.n_heads})"
+            )
+        if not isinstance(self.drop_rate, (int, float)) or not (0.0 <= self.drop_rate < 1.0):
+            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate!r}")
+        for name in ("qkv_bias", "tie_weights"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.emb_dim // self.n_heads
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "GPTConfig":
+        """Build from the book's plain dict (extra keys of ours are accepted, others rejected)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown config field(s): {', '.join(sorted(unknown))}")
+        return cls(**dict(d))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The book's dict (plus `tie_weights`, which the book's code ignores)."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "GPTConfig":
+        return dataclasses.replace(self, **changes)
+
+    # --- sizes, counted as the book counts them -------------------------------------
+    def num_parameters(self) -> int:
+        """Unique trainable parameters (a tied head counts once), as `sum(p.numel())`."""
+        d, v, L = self.emb_dim, self.vocab_size, self.n_layers
+        attn = 3 * (d * d + (d if self.qkv_bias else 0)) + d * d + d
+        ff = d * 4 * d + 4 * d + 4 * d * d + d
+        norms = 2 * 2 * d
+        per_block = attn + ff + norms
+        head = 0 if self.tie_weights else v * d
+        return v * d + self.context_length * d + L * per_block + 2 * d + head
+
+    def num_parameters_gpt2_style(self) -> int:
+        """Parameters without a separate output head: the book's "124M" figure."""
+        return self.num_parameters() - (0 if self.tie_weights else self.vocab_size * self.emb_dim)
+
+    def memory_bytes(self, *, bytes_per_param: int = 4) -> int:
+        """Weights alone, float32 by default (the book's `total_params * 4`)."""
+        return self.num_parameters() * bytes_per_param
+
+    def training_memory_bytes(self, batch_size: int, context_length: int | None = None) -> int:
+        """Rough peak for AdamW training in float32: weights, gradients, two moments
+        (16 bytes a parameter) plus the activations kept for backward."""
+        T = context_length or self.context_length
+        d, L, v = self.emb_dim, self.n_layers, self.vocab_size
+        tokens = batch_size * T
+        # Per block ~ 34*d floats a token kept for backward, plus the attention maps.
+        per_block = tokens * 34 * d + batch_size * self.n_heads * T * T * 2
+        logits = tokens * v * 3  # logits, softmax and its gradient
+        activations = (L * per_block + logits) * 4
+        return self.num_parameters() * 16 + activations
+
+
+def _gpt2(emb_dim: int, n_layers: int, n_heads: int) -> GPTConfig:
+    # As the book loads GPT-2: its 124M dict updated with the size, context 1024, qkv bias.
+    return GPTConfig(context_length=1024, emb_dim=emb_dim, n_layers=n_layers, n_heads=n_heads,
+                     qkv_bias=True, tie_weights=True)
+
+
+# The book's chapter 4/5 configuration (context shortened to 256 for CPU training).
+GPT_CONFIG_124M: dict[str, Any] = {
+    "vocab_size": 50257,
+    "context_length": 256,
+    "emb_dim": 768,
+    "n_heads": 12,
+    "n_layers": 12,
+    "drop_rate": 0.1,
+    "qkv_bias": False,
+}
+
+GPT2_SIZES: dict[str, GPTConfig] = {
+    "124M": _gpt2(768, 12, 12),
+    "355M": _gpt2(1024, 24, 16),
+    "774M": _gpt2(1280, 36, 20),
+    "1558M": _gpt2(1600, 48, 25),
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named model size with what it is for. `vocab_size` of character presets is set
+    from the corpus's tokenizer when the model is built."""
+    name: str
+    config: GPTConfig
+    tokenizer: str  # "gpt2" or "char"
+    description: str
+
+
+PRESETS: dict[str, Preset] = {
+    "demo": Preset(
+        "demo",
+        GPTConfig(context_length=64, emb_dim=128, n_heads=4, n_layers=2, drop_rate=0.1,
+                  tie_weights=True),
+        "gpt2",
+        "Fast demo: 10 epochs of The Verdict in about a minute on 2 CPU cores.",
+    ),
+    "char": Preset(
+        "char",
+        GPTConfig(vocab_size=65, context_length=128, emb_dim=128, n_heads=4, n_layers=4,
+                  drop_rate=0.1),
+        "char",
+        "Character-level: small vocabulary, longer context; for Tiny Shakespeare or 论语.",
+    ),
+    "book-124M": Preset(
+        "book-124M",
+        GPTConfig.from_dict(GPT_CONFIG_124M),
+        "gpt2",
+        "The book's GPT_CONFIG_124M (context 256): the book's own numbers; slow on CPU.",
+    ),
+    **{
+        f"gpt2-{size}": Preset(f"gpt2-{size}", cfg, "gpt2", f"OpenAI GPT-2 {size} shape (context 1024).")
+        for size, cfg in GPT2_SIZES.items()
+    },
+}
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"  # pragma: no cover
+
+
+def format_count(n: int) -> str:
+    if n >= 1e9:
+        return f"{n / 1e9:.2f}B"
+    if n >= 1e6:
+        return f"{n / 1e6:.1f}M"
+    if n >= 1e3:
+        return f"{n / 1e3:.1f}K"
+    return str(n)
+
+
+def is_finite_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

@@ -1,0 +1,43 @@
+"""The book's losses: per batch, averaged over a loader, and perplexity."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def calc_loss_batch(input_batch: torch.Tensor, target_batch: torch.Tensor, model: torch.nn.Module,
+                    device: torch.device | str, *, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean cross-entropy of the next token over a (B, T) batch."""
+    input_batch, target_batch = input_batch.to(device), target_batch.to(device)
+    logits = model(input_batch)  # (B, T, vocab)
+    return F.cross_entropy(logits.flatten(0, 1), target_batch.flatten(), label_smoothing=label_smoothing)
+
+
+@torch.no_grad()
+def calc_loss_loader(data_loader, model: torch.nn.Module, device: torch.device | str,
+                     num_batches: int | None = None) -> float:
+    """Mean of the first `num_batches` batch losses; NaN for an empty loader, as the book.
+
+    Runs in whatever mode the caller left the model in (the book's `evaluate_model` sets eval).
+    """
+    if len(data_loader) == 0:
+        return float("nan")
+    num_batches = len(data_loader) if num_batches is None else min(num_batches, len(data_loader))
+    if num_batches <= 0:
+        return float("nan")
+    total_loss = 0.0
+    for i, (input_batch, target_batch) in enumerate(data_loader):
+        if i >= num_batches:
+            break
+        total_loss += calc_loss_batch(input_batch, target_batch, model, device).item()
+    return total_loss / num_batches
+
+
+def perplexity(loss: float | torch.Tensor) -> float:
+    """exp(loss): the effective number of tokens the model hesitates between."""
+    loss = float(loss)
+    if math.isnan(loss):
+        return float("nan")
+    return math.exp(loss) if loss < 700 else float("inf")
