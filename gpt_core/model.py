@@ -129,6 +129,11 @@ class GPTModel(nn.Module):
             self.out_head.weight = self.tok_emb.weight
 
     def forward(self, in_idx: torch.Tensor) -> torch.Tensor:
+        return self.out_head(self.hidden_states(in_idx))  # (B, T, vocab)
+
+    def hidden_states(self, in_idx: torch.Tensor) -> torch.Tensor:
+        """Everything but the output head: (B, T) ids -> (B, T, d) after `final_norm`.
+        The training loss uses it to fuse the head with the cross-entropy."""
         _, seq_len = in_idx.shape  # (B, T)
         if seq_len > self.cfg.context_length:
             raise ValueError(
@@ -139,8 +144,7 @@ class GPTModel(nn.Module):
         pos_embeds = self.pos_emb(torch.arange(seq_len, device=in_idx.device))  # (T, d)
         x = self.drop_emb(tok_embeds + pos_embeds)
         x = self.trf_blocks(x)
-        x = self.final_norm(x)
-        return self.out_head(x)  # (B, T, vocab)
+        return self.final_norm(x)
 
     @property
     def device(self) -> torch.device:
