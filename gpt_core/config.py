@@ -186,3 +186,128 @@ def format_count(n: int) -> str:
 
 def is_finite_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+# --- training -----------------------------------------------------------------------------
+MAX_EPOCHS = 100_000
+_DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train, with the book's chapter 5 run as the defaults (AdamW lr 4e-4, weight
+    decay 0.1, batch 2, 10 epochs, evaluate every 5 steps on 5 batches, seed 123).
+
+    Every field is checked on construction; a bad value raises ValueError naming the field.
+    """
+    num_epochs: int = 10
+    batch_size: int = 2  # per process under torchrun
+    learning_rate: float = 4e-4  # the peak when warming up / decaying
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.999)  # torch's AdamW defaults, as the book uses
+    eval_freq: int = 5  # optimizer steps between evaluations
+    eval_iter: int = 5  # batches per evaluation
+    start_context: str = "Every effort moves you"
+    sample_tokens: int = 50  # the book's generate_and_print_sample
+    # "constant" (the book's chapter 5) or "cosine": linear warmup from `initial_lr` to
+    # `learning_rate`, then cosine decay to `min_lr` (the book's appendix D).
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    initial_lr: float | None = None  # default: learning_rate / 10 (appendix D's ratio)
+    min_lr: float | None = None  # default: learning_rate / 10
+    grad_clip: float | None = None  # max global gradient norm (appendix D uses 1.0)
+    label_smoothing: float = 0.0
+    grad_accum_steps: int = 1
+    drop_rate: float | None = None  # overrides the model config's drop_rate when set
+    seed: int | None = 123
+    device: str = "auto"  # auto = CUDA, then MPS, then CPU
+    threads: int | None = None  # torch.set_num_threads; None leaves torch's choice
+    early_stopping_patience: int | None = None  # evaluations without a new best val loss
+    overfit_patience: int = 3  # evaluations of rising val loss that flag overfitting
+    max_steps: int | None = None  # cap on optimizer steps (the run may end mid-epoch)
+    stride: int | None = None  # sliding-window stride; None = context length (the book)
+    train_ratio: float = 0.9
+    shuffle: bool = True
+    checkpoint_every: int | None = None  # optimizer steps between checkpoints (and each epoch)
+
+    def __post_init__(self) -> None:
+        def integer(name: str, lo: int, hi: int | None = None, *, optional: bool = False) -> None:
+            value = getattr(self, name)
+            if value is None and optional:
+                return
+            bad = isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi)
+            if bad:
+                span = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+                raise ValueError(f"{name} must be a whole number {span}, got {value!r}")
+
+        def number(name: str, lo: float, hi: float | None = None, *, lo_open: bool = False,
+                   hi_open: bool = False, optional: bool = False) -> None:
+            value = getattr(self, name)
+            if value is None and optional:
+                return
+            ok = is_finite_number(value) and (value > lo if lo_open else value >= lo)
+            if ok and hi is not None:
+                ok = value < hi if hi_open else value <= hi
+            if not ok:
+                span = ("greater than" if lo_open else "at least") + f" {lo}"
+                if hi is not None:
+                    span += (" and below" if hi_open else " and at most") + f" {hi}"
+                raise ValueError(f"{name} must be a finite number {span}, got {value!r}")
+
+        integer("num_epochs", 1, MAX_EPOCHS)
+        integer("batch_size", 1, 65_536)
+        number("learning_rate", 0.0, 10.0, lo_open=True)
+        number("weight_decay", 0.0, 10.0)
+        if (not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2
+                or not all(is_finite_number(b) and 0.0 <= b < 1.0 for b in self.betas)):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        integer("eval_freq", 1)
+        integer("eval_iter", 1, 1_000_000)
+        if not isinstance(self.start_context, str):
+            raise ValueError(f"start_context must be a text, got {self.start_context!r}")
+        integer("sample_tokens", 0, 100_000)
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        integer("warmup_steps", 0)
+        number("initial_lr", 0.0, self.learning_rate, optional=True)
+        number("min_lr", 0.0, self.learning_rate, optional=True)
+        number("grad_clip", 0.0, lo_open=True, optional=True)
+        number("label_smoothing", 0.0, 1.0, hi_open=True)
+        integer("grad_accum_steps", 1, 65_536)
+        number("drop_rate", 0.0, 1.0, hi_open=True, optional=True)
+        integer("seed", 0, 2**63 - 1, optional=True)
+        if not isinstance(self.device, str) or not (
+                self.device in _DEVICES or (self.device.startswith("cuda:") and self.device[5:].isdigit())):
+            raise ValueError(f"device must be one of {', '.join(_DEVICES)} or cuda:N, got {self.device!r}")
+        integer("threads", 1, 1024, optional=True)
+        integer("early_stopping_patience", 1, optional=True)
+        integer("overfit_patience", 1)
+        integer("max_steps", 1, optional=True)
+        integer("stride", 1, optional=True)
+        number("train_ratio", 0.0, 1.0, lo_open=True, hi_open=True)
+        if not isinstance(self.shuffle, bool):
+            raise ValueError(f"shuffle must be true or false, got {self.shuffle!r}")
+        integer("checkpoint_every", 1, optional=True)
+
+    @property
+    def warmup_start_lr(self) -> float:
+        return self.learning_rate / 10 if self.initial_lr is None else self.initial_lr
+
+    @property
+    def final_lr(self) -> float:
+        return self.learning_rate / 10 if self.min_lr is None else self.min_lr
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+        return cls(**dict(d))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)

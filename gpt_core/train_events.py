@@ -1,0 +1,144 @@
+"""What the trainer reports, one typed event at a time.
+
+The trainer is a generator of these events (DESIGN decision 2): the app draws them, the
+command line prints them, tests assert on them. Steps are counted as the book counts them:
+`step` is the book's `global_step`, the index of the optimizer step just taken (0 first);
+`epoch` is 1-based, as the book prints it ("Ep 1 (Step 000000)").
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Union
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """One optimizer step done (all its accumulated micro-batches)."""
+    step: int
+    epoch: int
+    loss: float  # training loss of this step's batch (mean over micro-batches and ranks)
+    lr: float
+    grad_norm: float  # before clipping
+    tokens_seen: int  # all ranks together
+    tokens_per_sec: float  # training throughput of this run so far (evaluation excluded)
+    eta_seconds: float | None  # None until a step has been timed
+    total_steps: int
+    kind: ClassVar[str] = "step"
+
+
+@dataclass(frozen=True)
+class EvalEvent:
+    """The book's `evaluate_model`: mean loss of `eval_iter` train and val batches."""
+    step: int
+    epoch: int
+    tokens_seen: int
+    train_loss: float
+    val_loss: float
+    train_ppl: float
+    val_ppl: float
+    # Validation loss rising for several evaluations while the training loss falls.
+    overfitting: bool = False
+    best_val_loss: float = math.inf
+    kind: ClassVar[str] = "eval"
+
+
+@dataclass(frozen=True)
+class SampleEvent:
+    """Greedy continuation of the start context after an epoch (the book prints it)."""
+    epoch: int
+    step: int
+    text: str
+    kind: ClassVar[str] = "sample"
+
+
+@dataclass(frozen=True)
+class EpochEvent:
+    epoch: int  # the epoch that just ended
+    step: int
+    seconds: float  # wall time of this epoch in this run
+    kind: ClassVar[str] = "epoch"
+
+
+@dataclass(frozen=True)
+class CheckpointEvent:
+    path: str
+    step: int
+    kind: ClassVar[str] = "checkpoint"
+
+
+@dataclass(frozen=True)
+class DoneEvent:
+    step: int
+    epoch: int
+    tokens_seen: int
+    seconds: float
+    train_losses: list[float] = field(default_factory=list)
+    val_losses: list[float] = field(default_factory=list)
+    track_tokens_seen: list[int] = field(default_factory=list)
+    kind: ClassVar[str] = "done"
+
+
+@dataclass(frozen=True)
+class StoppedEvent:
+    """The run ended early: a stop request, early stopping, or a loss that became NaN/inf.
+    The model holds the weights after step `step` (the last good one; -1: none taken)."""
+    reason: str
+    step: int
+    kind: ClassVar[str] = "stopped"
+
+
+@dataclass(frozen=True)
+class ErrorEvent:
+    """An exception ended the run; the model holds the weights after the last finished step.
+    `exception` is the original, for callers that want to raise it."""
+    message: str
+    step: int = -1
+    exception: BaseException | None = field(default=None, compare=False, repr=False)
+    kind: ClassVar[str] = "error"
+
+
+Event = Union[StepEvent, EvalEvent, SampleEvent, EpochEvent, CheckpointEvent, DoneEvent,
+              StoppedEvent, ErrorEvent]
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """JSON-ready dict with the event's kind under "event"."""
+    d = {f.name: getattr(event, f.name) for f in dataclasses.fields(event) if f.name != "exception"}
+    return {"event": event.kind, **d}
+
+
+def _fmt_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def format_event(event: Event) -> str:
+    """One human line per event; evaluations read exactly as the book prints them."""
+    if isinstance(event, EvalEvent):
+        line = (f"Ep {event.epoch} (Step {event.step:06d}): "
+                f"Train loss {event.train_loss:.3f}, Val loss {event.val_loss:.3f}")
+        return line + ("  [validation loss rising: overfitting]" if event.overfitting else "")
+    if isinstance(event, StepEvent):
+        return (f"step {event.step + 1}/{event.total_steps}  ep {event.epoch}  loss {event.loss:.4f}  "
+                f"lr {event.lr:.2e}  |g| {event.grad_norm:.3f}  {event.tokens_per_sec:,.0f} tok/s  "
+                f"eta {_fmt_duration(event.eta_seconds)}")
+    if isinstance(event, SampleEvent):
+        return event.text.replace("\n", " ")  # the book's compact print format
+    if isinstance(event, EpochEvent):
+        return f"epoch {event.epoch} done at step {event.step} ({_fmt_duration(event.seconds)})"
+    if isinstance(event, CheckpointEvent):
+        return f"checkpoint saved: {event.path}"
+    if isinstance(event, DoneEvent):
+        return (f"done: {event.step + 1} steps, {event.tokens_seen:,} tokens in "
+                f"{_fmt_duration(event.seconds)}")
+    if isinstance(event, StoppedEvent):
+        return f"stopped after step {event.step}: {event.reason}"
+    if isinstance(event, ErrorEvent):
+        return f"error: {event.message}"
+    raise TypeError(f"not a training event: {event!r}")
