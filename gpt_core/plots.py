@@ -1,0 +1,185 @@
+"""Plotly figures for the playground: the book's loss figure, next-token candidates, the
+sampling lab. Pure functions of plain numbers, so the app, a notebook and tests draw the same.
+
+Plotly is imported inside each function: importing this module costs nothing.
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:  # pragma: no cover
+    import plotly.graph_objects as go
+
+TRAIN_COLOR = "#1f77b4"  # matplotlib's C0 and C1: the book's figure colours
+VAL_COLOR = "#ff7f0e"
+STEP_COLOR = "rgba(31,119,180,0.25)"
+# Enough points to look smooth; the figure is sent to the browser several times a second.
+MAX_POINTS_PER_TRACE = 400
+
+
+def _layout(fig: "go.Figure", *, title: str, height: int) -> None:
+    fig.update_layout(
+        title=dict(text=title, x=0.01, xanchor="left", font=dict(size=15)),
+        height=height, margin=dict(l=60, r=20, t=80, b=50), template="plotly_white",
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
+        font=dict(size=12),
+    )
+
+
+def decimate(xs: Sequence[float], ys: Sequence[float], max_points: int = MAX_POINTS_PER_TRACE
+             ) -> tuple[list[float], list[float]]:
+    """Every k-th point (always keeping the last) so a trace stays under `max_points`."""
+    n = len(xs)
+    if n <= max_points:
+        return list(xs), list(ys)
+    k = math.ceil(n / max_points)
+    idx = list(range(0, n, k))
+    if idx[-1] != n - 1:
+        idx.append(n - 1)
+    return [xs[i] for i in idx], [ys[i] for i in idx]
+
+
+def _nan_to_none(values: Sequence[float]) -> list[float | None]:
+    # Plotly leaves a gap for None; NaN (an empty validation loader) would break the JSON.
+    return [None if v is None or not math.isfinite(v) else float(v) for v in values]
+
+
+def loss_figure(tokens_seen: Sequence[int] = (), train_losses: Sequence[float] = (),
+                val_losses: Sequence[float] = (), *, num_epochs: int | None = None,
+                tokens_per_epoch: int | None = None, step_tokens: Sequence[int] = (),
+                step_losses: Sequence[float] = (), hint: str | None = None,
+                title: str = "Training and validation loss", height: int = 420) -> "go.Figure":
+    """The book's figure: train and validation loss against tokens seen, epochs on a second
+    x-axis on top. Given the planned `num_epochs` and `tokens_per_epoch` the axes are fixed in
+    advance, so the curves draw themselves into the frame as training runs.
+
+    `step_tokens`/`step_losses` add the raw per-batch training loss as a faint line.
+    """
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    if step_tokens:
+        sx, sy = decimate(list(step_tokens), _nan_to_none(step_losses))
+        fig.add_trace(go.Scatter(x=sx, y=sy, mode="lines", name="Batch loss",
+                                 line=dict(color=STEP_COLOR, width=1), hoverinfo="skip"))
+    tx, ty = decimate(list(tokens_seen), _nan_to_none(train_losses))
+    vx, vy = decimate(list(tokens_seen), _nan_to_none(val_losses))
+    mode = "lines+markers" if len(tx) < 60 else "lines"
+    fig.add_trace(go.Scatter(x=tx, y=ty, mode=mode, name="Training loss",
+                             line=dict(color=TRAIN_COLOR, width=2), marker=dict(size=5)))
+    fig.add_trace(go.Scatter(x=vx, y=vy, mode=mode, name="Validation loss",
+                             line=dict(color=VAL_COLOR, width=2, dash="dot"), marker=dict(size=5)))
+
+    x_max = None
+    if num_epochs and tokens_per_epoch:
+        x_max = num_epochs * tokens_per_epoch
+    elif tokens_seen:
+        x_max = max(tokens_seen)
+    _layout(fig, title=title, height=height)
+    fig.update_layout(xaxis=dict(title="Tokens seen", rangemode="tozero"),
+                      yaxis=dict(title="Loss", rangemode="tozero"), hovermode="x unified")
+    if x_max:
+        fig.update_xaxes(range=[0, x_max * 1.02])
+
+    # The book's second axis (its `ax2.plot(epochs_seen, train_losses, alpha=0)` trick):
+    # tick labels are epochs placed at the token counts where each epoch ends, on an axis
+    # that matches the first, so they stay aligned when the user zooms.
+    if num_epochs and tokens_per_epoch:
+        step = max(1, math.ceil(num_epochs / 12))
+        ticks = list(range(0, num_epochs + 1, step))
+        fig.add_trace(go.Scatter(x=[0, num_epochs * tokens_per_epoch], y=[None, None], xaxis="x2",
+                                 showlegend=False, hoverinfo="skip", mode="lines",
+                                 line=dict(width=0)))
+        fig.update_layout(xaxis2=dict(
+            title=dict(text="Epochs", standoff=4), overlaying="x", side="top", matches="x",
+            tickmode="array", tickvals=[e * tokens_per_epoch for e in ticks],
+            ticktext=[str(e) for e in ticks], showgrid=False,
+        ))
+    if hint:
+        fig.add_annotation(text=hint, xref="paper", yref="paper", x=0.99, y=0.98, showarrow=False,
+                           xanchor="right", yanchor="top", font=dict(color="#b45309", size=12),
+                           bgcolor="rgba(255,247,237,0.9)", bordercolor="#f59e0b", borderwidth=1)
+    if not tokens_seen and not step_tokens:
+        fig.add_annotation(text="Press Train: the curves draw here as the model learns.",
+                           xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
+                           font=dict(color="#6b7280", size=14))
+    return fig
+
+
+def candidates_figure(tokens: Sequence[str], before: Sequence[float], after: Sequence[float], *,
+                      chosen: str | None = None, settings: str = "",
+                      height: int = 420) -> "go.Figure":
+    """Next-token candidates: the model's softmax (temperature 1, nothing removed) beside the
+    distribution actually sampled from after temperature, top-k and top-p."""
+    import plotly.graph_objects as go
+
+    labels = _unique_labels(tokens)
+    fig = go.Figure()
+    # Horizontal bars read best with long tokens; the most likely candidate on top.
+    fig.add_trace(go.Bar(y=labels, x=list(before), orientation="h", name="Model (temperature 1)",
+                         marker_color="#94a3b8", hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
+    fig.add_trace(go.Bar(y=labels, x=list(after), orientation="h", name="Sampled from",
+                         marker_color=TRAIN_COLOR, hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
+    title = "Next-token candidates" + (f" ({settings})" if settings else "")
+    _layout(fig, title=title, height=height)
+    fig.update_layout(barmode="group", xaxis=dict(title="Probability", range=[0, 1.0]),
+                      yaxis=dict(autorange="reversed", type="category"), bargap=0.25)
+    if chosen is not None:
+        fig.add_annotation(text=f"greedy pick: {visible_token(chosen)}", xref="paper", yref="paper",
+                           x=0.99, y=0.02, showarrow=False, xanchor="right",
+                           font=dict(color="#6b7280"))
+    return fig
+
+
+def sampling_lab_figure(words: Sequence[str], probabilities: Sequence[float],
+                        counts: Sequence[int], *, temperature: float, draws: int,
+                        reference: Sequence[float] | None = None, height: int = 380) -> "go.Figure":
+    """The book's 9-word toy example: softmax of the logits at a temperature, and how often
+    each word came up in `draws` samples (drawn with `torch.multinomial`)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(
+        f"Probabilities at temperature {temperature:g}", f"Counts in {draws:,} draws"))
+    if reference is not None:
+        fig.add_trace(go.Bar(x=list(words), y=list(reference), name="Temperature 1",
+                             marker_color="#cbd5e1"), row=1, col=1)
+    fig.add_trace(go.Bar(x=list(words), y=list(probabilities), name=f"Temperature {temperature:g}",
+                         marker_color=TRAIN_COLOR), row=1, col=1)
+    fig.add_trace(go.Bar(x=list(words), y=list(counts), name="Draws", marker_color=VAL_COLOR,
+                         text=[str(c) for c in counts], textposition="outside", showlegend=False),
+                  row=1, col=2)
+    _layout(fig, title="Sampling lab", height=height)
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(range=[0, 1.05], row=1, col=1)
+    fig.update_yaxes(range=[0, max(list(counts) + [1]) * 1.18], row=1, col=2)
+    return fig
+
+
+def probability_bars_figure(labels: Sequence[str], values: Sequence[float], *, title: str,
+                            height: int = 320) -> "go.Figure":
+    """A plain bar chart (used for model-vs-model comparisons)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Bar(x=list(labels), y=_nan_to_none(values), marker_color=TRAIN_COLOR,
+                           text=[f"{v:.3f}" if math.isfinite(v) else "n/a" for v in values],
+                           textposition="outside"))
+    _layout(fig, title=title, height=height)
+    return fig
+
+
+def visible_token(token: str) -> str:
+    """A token as a label: spaces (most of what a BPE token is about), newlines and tabs shown."""
+    return token.replace(" ", "\u2423").replace("\n", "\u21b5").replace("\t", "\u21e5") or "\u2205"
+
+
+def _unique_labels(tokens: Sequence[str]) -> list[str]:
+    # A category axis merges equal labels; two byte-pieces of one character both show as U+FFFD.
+    seen: dict[str, int] = {}
+    labels = []
+    for t in tokens:
+        label = visible_token(t)
+        seen[label] = seen.get(label, 0) + 1
+        labels.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
+    return labels

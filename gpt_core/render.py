@@ -1,0 +1,92 @@
+"""Tokens as HTML: how a tokenizer splits a text, and how likely a model found each token.
+
+Every piece of user text goes through `html.escape`; the only markup is ours. The functions
+return strings for an HTML widget (the app) or a notebook's `IPython.display.HTML`.
+"""
+from __future__ import annotations
+
+import html
+import math
+from typing import Sequence
+
+# Light, distinct backgrounds so neighbouring tokens are told apart (BPE splits show).
+TOKEN_COLORS = ("#dbeafe", "#fde68a", "#bbf7d0", "#fbcfe8", "#ddd6fe", "#fed7aa")
+_BOX = ("display:inline;padding:1px 1px;margin:0 1px 0 0;border-radius:3px;"
+        "line-height:1.9;white-space:pre-wrap;color:#111827;")
+
+
+def _show_whitespace(piece: str) -> str:
+    # Escape first, then make whitespace visible without letting a token hide inside it.
+    text = html.escape(piece)
+    return text.replace("\n", "\u21b5<br>").replace("\t", "\u21e5")
+
+
+def tokens_html(pieces: Sequence[str], ids: Sequence[int], *, show_ids: bool = True,
+                more: int = 0) -> str:
+    """Each token on its own background colour, its id underneath (hover shows it too).
+
+    `more` says how many further tokens were left out, for a closing note.
+    """
+    spans = []
+    for i, (piece, tid) in enumerate(zip(pieces, ids)):
+        color = TOKEN_COLORS[i % len(TOKEN_COLORS)]
+        id_html = (f"<sub style='font-size:0.65em;color:#4b5563;margin-left:1px'>{int(tid)}</sub>"
+                   if show_ids else "")
+        spans.append(f"<span title='id {int(tid)}' style='{_BOX}background:{color}'>"
+                     f"{_show_whitespace(piece)}{id_html}</span>")
+    tail = (f"<div style='color:#6b7280;margin-top:6px'>... and {more:,} more tokens</div>"
+            if more > 0 else "")
+    return ("<div class='token-view' style='font-family:ui-monospace,monospace;font-size:14px'>"
+            + "".join(spans) + "</div>" + tail)
+
+
+def probability_color(p: float) -> str:
+    """Red for tokens the model found unlikely, through yellow, to green for likely ones.
+
+    The scale is logarithmic (p = 1e-4 is fully red): most tokens of a real text get small
+    probabilities and a linear scale would paint nearly all of them the same red.
+    """
+    if not math.isfinite(p):
+        return "#e5e7eb"
+    x = (math.log10(max(p, 1e-4)) + 4) / 4  # 0 at 1e-4 .. 1 at p = 1
+    x = min(1.0, max(0.0, x))
+    hue = 120 * x  # 0 red, 60 yellow, 120 green
+    return f"hsl({hue:.0f},85%,80%)"
+
+
+def probability_html(pieces: Sequence[str], probabilities: Sequence[float], *,
+                     first_unscored: int = 0, more: int = 0) -> str:
+    """A text with each token coloured by the probability the model gave it.
+
+    The first `first_unscored` pieces have no prediction (nothing comes before them) and are
+    shown grey; `probabilities` covers the rest, in order.
+    """
+    spans = []
+    for i, piece in enumerate(pieces):
+        if i < first_unscored:
+            spans.append(f"<span title='first token: not predicted' style='{_BOX}background:#e5e7eb'>"
+                         f"{_show_whitespace(piece)}</span>")
+            continue
+        p = float(probabilities[i - first_unscored])
+        spans.append(f"<span title='p = {p:.4f}' style='{_BOX}background:{probability_color(p)}'>"
+                     f"{_show_whitespace(piece)}</span>")
+    tail = (f"<div style='color:#6b7280;margin-top:6px'>... and {more:,} more tokens</div>"
+            if more > 0 else "")
+    return ("<div class='token-view' style='font-family:ui-monospace,monospace;font-size:14px'>"
+            + "".join(spans) + "</div>" + tail + probability_legend())
+
+
+def probability_legend() -> str:
+    stops = [(1.0, "1"), (0.1, "0.1"), (0.01, "0.01"), (0.001, "0.001"), (0.0001, "\u2264 0.0001")]
+    items = "".join(f"<span style='{_BOX}background:{probability_color(p)}'>{label}</span>"
+                    for p, label in stops)
+    return f"<div style='margin-top:8px;font-size:12px;color:#374151'>probability: {items}</div>"
+
+
+def message_html(text: str, *, kind: str = "info") -> str:
+    """A short boxed note (escaped): info, warn or error."""
+    colors = {"info": ("#eff6ff", "#1d4ed8"), "warn": ("#fffbeb", "#b45309"),
+              "error": ("#fef2f2", "#b91c1c")}
+    bg, fg = colors.get(kind, colors["info"])
+    return (f"<div style='background:{bg};color:{fg};padding:8px 12px;border-radius:6px;"
+            f"border:1px solid {fg}33'>{html.escape(text)}</div>")
