@@ -1,7 +1,31 @@
-"""Text generation. `generate_text_simple` is the book's greedy loop."""
+"""Text generation: the book's `generate` with a KV cache, streaming, the next token opened
+up, and scoring a text.
+
+`generate` gives the book's outputs (`llms_from_scratch.ch05.generate`): greedy runs pick
+the same tokens, and sampled runs the same tokens for the same seed, because the logits
+are the same numbers and the token is chosen by the same operations in the same order
+(see `sampling.py`). Only the work per token differs: with the cache, each step feeds the
+one new token instead of the whole window, and the output head runs on the last position only.
+
+Generation never applies dropout and never changes the model's train/eval mode (the book
+switches to eval before sampling); a model that is not our `GPTModel` (the book's, say) is
+simply called on the window each step, in whatever mode it is in.
+"""
 from __future__ import annotations
 
+import codecs
+import math
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
 import torch
+import torch.nn.functional as F
+
+from .model import GPTModel, KVCache
+from .sampling import (Distribution, check_temperature, check_top_k, check_top_p, describe_distribution,
+                       sample_next_token)
+
+# --- the book's greedy loop -----------------------------------------------------------------
 
 
 @torch.no_grad()
@@ -14,3 +38,314 @@ def generate_text_simple(model: torch.nn.Module, idx: torch.Tensor, max_new_toke
         idx_next = torch.argmax(logits, dim=-1, keepdim=True)
         idx = torch.cat((idx, idx_next), dim=1)
     return idx
+
+
+# --- argument checks --------------------------------------------------------------------------
+
+
+def _model_limits(model: torch.nn.Module) -> tuple[int | None, int | None]:
+    """(vocab size, context length) when the model tells us."""
+    cfg = getattr(model, "cfg", None)
+    if cfg is None:
+        return None, None
+    if isinstance(cfg, dict):
+        return cfg.get("vocab_size"), cfg.get("context_length")
+    return getattr(cfg, "vocab_size", None), getattr(cfg, "context_length", None)
+
+
+def _check_idx(idx: Any, vocab_size: int | None) -> None:
+    if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.dtype != torch.long:
+        raise ValueError("idx must be a 2-D tensor of token ids (dtype torch.long), shape (batch, tokens)")
+    if idx.shape[0] < 1 or idx.shape[1] < 1:
+        raise ValueError(f"idx needs at least one row and one token to start from, got shape {tuple(idx.shape)}")
+    if vocab_size is not None and (int(idx.min()) < 0 or int(idx.max()) >= vocab_size):
+        raise ValueError(f"idx holds token ids outside the model's vocabulary of {vocab_size}")
+
+
+def _check_options(model: torch.nn.Module, max_new_tokens: int, context_size: int | None,
+                   temperature: float, top_k: int | None, top_p: float | None, eos_id: int | None,
+                   generator: torch.Generator | None, seed: int | None) -> tuple[int, torch.Generator | None]:
+    vocab_size, context_length = _model_limits(model)
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be a whole number >= 0, got {max_new_tokens!r}")
+    if context_size is None:
+        if context_length is None:
+            raise ValueError("pass context_size: this model does not say how long its context is")
+        context_size = context_length
+    if isinstance(context_size, bool) or not isinstance(context_size, int) or context_size < 1:
+        raise ValueError(f"context_size must be a whole number >= 1, got {context_size!r}")
+    if context_length is not None and context_size > context_length:
+        raise ValueError(f"context_size {context_size} is longer than the model's context_length {context_length}")
+    check_temperature(temperature)
+    check_top_k(top_k)
+    check_top_p(top_p)
+    if eos_id is not None and (isinstance(eos_id, bool) or not isinstance(eos_id, int) or eos_id < 0
+                               or (vocab_size is not None and eos_id >= vocab_size)):
+        raise ValueError(f"eos_id must be a token id of the vocabulary (or None), got {eos_id!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError("generator must be a torch.Generator")
+    if seed is not None:
+        if generator is not None:
+            raise ValueError("give a seed or a generator, not both")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"seed must be a whole number, got {seed!r}")
+    return context_size, generator
+
+
+# --- the token loop -----------------------------------------------------------------------------
+
+
+@torch.inference_mode()
+def _token_steps(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, context_size: int, *,
+                 temperature: float, top_k: int | None, top_p: float | None, eos_id: int | None,
+                 generator: torch.Generator | None, use_cache: bool) -> Iterator[torch.Tensor]:
+    """Yield each new column of token ids, (B, 1), arguments already checked.
+
+    A row that has produced `eos_id` keeps producing `eos_id` (padding) while other rows go
+    on; the step at which every row has finished is not yielded, so a single row stops just
+    before its end-of-text token, as the book's `generate` does.
+
+    The window, as the book handles it: each step conditions on the last `context_size`
+    tokens, positions counted from 0 at the window's start. While the text fits, the cache
+    only grows, one token a step. Once it is full, sliding the window by one token shifts
+    every position, and with learned absolute position embeddings that changes every key
+    and value; so from then on each step re-fills the cache from the last `context_size`
+    tokens (a prefill, still only the last position's logits). A rolling cache that kept the
+    old keys would be cheaper but would no longer give the book's tokens.
+    """
+    batch_size, prompt_len = idx.shape
+    tokens = torch.empty(batch_size, prompt_len + max_new_tokens, dtype=torch.long, device=idx.device)
+    tokens[:, :prompt_len] = idx
+    n = prompt_len
+    ours = isinstance(model, GPTModel)
+    cache = KVCache.for_model(model, batch_size, max_len=context_size) if ours else None
+    finished = torch.zeros(batch_size, dtype=torch.bool, device=idx.device) if eos_id is not None else None
+
+    def logits_for_window() -> torch.Tensor:
+        window = tokens[:, max(0, n - context_size):n]
+        if cache is None:
+            return model(window)[:, -1, :]
+        cache.reset()
+        return model.out_head(model.hidden_states(window, kv_cache=cache)[:, -1, :])
+
+    for step in range(max_new_tokens):
+        if step == 0 or not use_cache or cache is None or cache.length >= context_size:
+            logits = logits_for_window()
+        else:
+            hidden = model.hidden_states(tokens[:, n - 1:n], kv_cache=cache)  # (B, 1, d)
+            logits = model.out_head(hidden[:, -1, :])  # (B, vocab)
+        next_ids = sample_next_token(logits, temperature=temperature, top_k=top_k, top_p=top_p,
+                                     generator=generator)  # (B, 1)
+        if finished is not None:
+            next_ids.masked_fill_(finished.unsqueeze(1), eos_id)
+            finished |= next_ids[:, 0] == eos_id
+            if bool(finished.all()):
+                return
+        tokens[:, n] = next_ids[:, 0]
+        n += 1
+        yield next_ids
+
+
+def generate(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, context_size: int | None = None, *,
+             temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
+             eos_id: int | None = None, generator: torch.Generator | None = None, seed: int | None = None,
+             use_cache: bool = True) -> torch.Tensor:
+    """The book's `generate`, with nucleus sampling, per-row end-of-text and a KV cache.
+
+    idx: (B, T) token ids to continue. Returns (B, T + new) ids. `context_size` defaults to
+    the model's context length. Temperature 0 is greedy; otherwise top-k filter, temperature,
+    top-p filter, then a multinomial draw. Randomness comes from `generator`, or a fresh one
+    seeded with `seed`, or else PyTorch's global RNG (so `torch.manual_seed(s)` then this call
+    picks the book's tokens). With `eos_id`, a row that produces it is padded with it while the
+    others continue; generation stops when every row has, the final end-of-text step not
+    appended (the book's behaviour for one row). `use_cache=False` recomputes the whole
+    window every step, as the book does.
+    """
+    vocab_size, _ = _model_limits(model)
+    _check_idx(idx, vocab_size)
+    context_size, generator = _check_options(model, max_new_tokens, context_size, temperature, top_k,
+                                             top_p, eos_id, generator, seed)
+    if seed is not None:
+        generator = torch.Generator(device=idx.device).manual_seed(seed)
+    columns = list(_token_steps(model, idx, max_new_tokens, context_size, temperature=float(temperature),
+                                top_k=top_k, top_p=top_p, eos_id=eos_id, generator=generator,
+                                use_cache=use_cache))
+    # Outside inference mode, so the result is an ordinary tensor a caller may train on.
+    return torch.cat([idx, *columns], dim=1)
+
+
+# --- streaming text -------------------------------------------------------------------------------
+
+
+class TextDecoder:
+    """Turns token ids into text piece by piece without ever splitting a character.
+
+    A GPT-2 token can hold part of a multi-byte UTF-8 character (Chinese, emoji); its text
+    alone would be U+FFFD. Bytes of an unfinished character wait for the next token, so
+    `"".join(pieces) == tokenizer.decode(all_ids)`: only bytes that never form a character
+    (or an unfinished one at `flush`) become U+FFFD, exactly as `decode` would show them.
+    """
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def push(self, ids: Sequence[int]) -> str:
+        return self._utf8.decode(self.tokenizer.decode_bytes(list(ids)))
+
+    def flush(self) -> str:
+        return self._utf8.decode(b"", final=True)
+
+
+def stream_generate(model: torch.nn.Module, tokenizer: Any, prompt: str | Sequence[int] | torch.Tensor,
+                    max_new_tokens: int, context_size: int | None = None, *, temperature: float = 0.0,
+                    top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
+                    generator: torch.Generator | None = None, seed: int | None = None,
+                    use_cache: bool = True) -> Iterator[str]:
+    """Yield the continuation of `prompt` as text, piece by piece as tokens are produced.
+
+    Same tokens as `generate` with the same arguments (one row). The prompt is a string, a
+    list of ids or a (1, T) tensor; pass `eos_id=tokenizer.eot_id` to stop at end-of-text.
+    Pieces are never empty and never end in half a character.
+    """
+    if isinstance(prompt, str):
+        idx = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long)
+        if idx.shape[1] == 0:
+            raise ValueError("the prompt is empty: type at least one character to continue")
+    elif isinstance(prompt, torch.Tensor):
+        idx = prompt if prompt.dim() == 2 else prompt.reshape(1, -1)
+    else:
+        idx = torch.tensor([list(prompt)], dtype=torch.long)
+    if idx.shape[0] != 1:
+        raise ValueError("stream_generate continues one text; give a single prompt")
+    idx = idx.to(next(model.parameters()).device)
+    vocab_size, _ = _model_limits(model)
+    _check_idx(idx, vocab_size)
+    context_size, generator = _check_options(model, max_new_tokens, context_size, temperature, top_k,
+                                             top_p, eos_id, generator, seed)
+    if seed is not None:
+        generator = torch.Generator(device=idx.device).manual_seed(seed)
+    return _stream(model, tokenizer, idx, max_new_tokens, context_size, temperature=float(temperature),
+                   top_k=top_k, top_p=top_p, eos_id=eos_id, generator=generator, use_cache=use_cache)
+
+
+def _stream(model, tokenizer, idx, max_new_tokens, context_size, **options) -> Iterator[str]:
+    # Separate from stream_generate so bad arguments raise at the call, not at the first next().
+    decoder = TextDecoder(tokenizer)
+    for column in _token_steps(model, idx, max_new_tokens, context_size, **options):
+        piece = decoder.push([int(column[0, 0])])
+        if piece:
+            yield piece
+    tail = decoder.flush()
+    if tail:
+        yield tail
+
+
+# --- the next token, opened up ----------------------------------------------------------------
+
+
+@torch.inference_mode()
+def next_token_logits(model: torch.nn.Module, idx: torch.Tensor, context_size: int | None = None) -> torch.Tensor:
+    """(vocab,) logits for the token after the first row of `idx` (last `context_size` tokens)."""
+    vocab_size, context_length = _model_limits(model)
+    _check_idx(idx, vocab_size)
+    context_size = context_size or context_length or idx.shape[1]
+    window = idx[:1, -context_size:]
+    if isinstance(model, GPTModel):
+        cache = KVCache.for_model(model, 1, max_len=window.shape[1])
+        return model.out_head(model.hidden_states(window, kv_cache=cache)[0, -1, :]).clone()
+    return model(window)[0, -1, :].clone()
+
+
+def next_token_distribution(model: torch.nn.Module, idx: torch.Tensor, *, temperature: float = 1.0,
+                            top_k: int | None = None, top_p: float | None = None, top_n: int = 10,
+                            tokenizer: Any = None, context_size: int | None = None) -> Distribution:
+    """The `top_n` likeliest next tokens with their probability before and after each filter
+    (raw softmax, top-k, temperature, top-p), for a chart. Labels come from `tokenizer`."""
+    check_temperature(temperature)
+    check_top_k(top_k)
+    check_top_p(top_p)
+    logits = next_token_logits(model, idx, context_size)
+    labels = None
+    if tokenizer is not None:
+        labels = _LazyLabels(tokenizer)
+    return describe_distribution(logits, temperature=temperature, top_k=top_k, top_p=top_p, top_n=top_n,
+                                 labels=labels)
+
+
+class _LazyLabels:
+    """Labels decoded only for the few ids asked for (not the whole vocabulary)."""
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+
+    def __getitem__(self, token_id: int) -> str:
+        if hasattr(self.tokenizer, "token_strings"):
+            return self.tokenizer.token_strings([token_id])[0]
+        return self.tokenizer.decode([token_id])
+
+
+# --- scoring a text ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextScore:
+    """How well the model predicts a text, token by token (the book's "text generation loss").
+
+    target_ids[b, i] is the token that actually came next and target_probs[b, i] the
+    probability the model gave it; cross_entropy is the mean of -log(target_probs) and
+    perplexity its exp.
+    """
+    target_ids: torch.Tensor  # (B, T - 1)
+    target_probs: torch.Tensor  # (B, T - 1)
+    log_probs: torch.Tensor  # (B, T - 1)
+    cross_entropy: float
+    perplexity: float
+
+
+@torch.inference_mode()
+def _target_log_probs(model: torch.nn.Module, ids: torch.Tensor, context_size: int) -> torch.Tensor:
+    # Windows of context_size inputs one after another (the book's data loader with
+    # stride == context length): every token but the first is predicted, from up to
+    # context_size tokens of its own window.
+    batch_size, total = ids.shape
+    ours = isinstance(model, GPTModel)
+    cache = KVCache.for_model(model, batch_size, max_len=context_size) if ours else None
+    pieces = []
+    for start in range(0, total - 1, context_size):
+        inputs = ids[:, start:start + context_size]
+        targets = ids[:, start + 1:start + 1 + inputs.shape[1]]
+        inputs = inputs[:, :targets.shape[1]]
+        if cache is not None:
+            cache.reset()
+            logits = model.out_head(model.hidden_states(inputs, kv_cache=cache))
+        else:
+            logits = model(inputs)
+        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        pieces.append(log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1))
+    return torch.cat(pieces, dim=1)
+
+
+def score_text(model: torch.nn.Module, token_ids: Sequence[int] | torch.Tensor, *,
+               context_size: int | None = None) -> TextScore:
+    """Probability of each actual next token, cross-entropy and perplexity of a text.
+
+    token_ids: a list or 1-D tensor of ids, or a (B, T) batch; at least two tokens. Texts
+    longer than the context are scored in consecutive windows.
+    """
+    ids = token_ids if isinstance(token_ids, torch.Tensor) else torch.tensor(list(token_ids), dtype=torch.long)
+    if ids.dim() == 1:
+        ids = ids.unsqueeze(0)
+    vocab_size, context_length = _model_limits(model)
+    _check_idx(ids, vocab_size)
+    if ids.shape[1] < 2:
+        raise ValueError("scoring needs at least two tokens: one to predict from and one to predict")
+    context_size = context_size or context_length
+    if context_size is None or context_size < 1 or (context_length is not None and context_size > context_length):
+        raise ValueError(f"context_size must be between 1 and the model's context_length, got {context_size!r}")
+    ids = ids.to(next(model.parameters()).device)
+    log_probs = _target_log_probs(model, ids, context_size).clone()
+    cross_entropy = float(-log_probs.mean())
+    return TextScore(target_ids=ids[:, 1:].clone(), target_probs=log_probs.exp(), log_probs=log_probs,
+                     cross_entropy=cross_entropy,
+                     perplexity=math.exp(cross_entropy) if cross_entropy < 700 else float("inf"))

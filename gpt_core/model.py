@@ -5,6 +5,11 @@ Module names, parameter names and construction order follow `llms_from_scratch.c
 dicts load both ways. What differs is only *how* the same numbers are computed:
 `scaled_dot_product_attention` instead of an explicit masked softmax, `F.layer_norm` on the
 book's `scale`/`shift`, and PyTorch's tanh GELU.
+
+Generation adds a second path through the same modules: `hidden_states(ids, kv_cache=cache)`
+feeds only the new tokens and keeps every layer's keys and values in a preallocated
+`KVCache`, so each new token costs one token's worth of work instead of the whole window.
+The training path (`forward`, `hidden_states` without a cache) is untouched by it.
 """
 from __future__ import annotations
 
@@ -20,6 +25,47 @@ from .config import GPTConfig
 def as_config(cfg: GPTConfig | Mapping[str, Any]) -> GPTConfig:
     """Accept our dataclass or the book's plain dict, so the book's snippets run unchanged."""
     return cfg if isinstance(cfg, GPTConfig) else GPTConfig.from_dict(cfg)
+
+
+class KVCache:
+    """Keys and values of every layer for up to `max_len` positions, allocated once.
+
+    Generation writes each step's keys and values in place (no `torch.cat` of the whole
+    cache per token) and attends over the filled prefix. `length` is how many positions are
+    filled; every layer holds the same positions. Inference only: never applies dropout.
+    """
+
+    def __init__(self, *, n_layers: int, batch_size: int, n_heads: int, head_dim: int,
+                 max_len: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
+        if batch_size < 1 or max_len < 1:
+            raise ValueError(f"a KV cache needs batch_size >= 1 and max_len >= 1, got {batch_size}, {max_len}")
+        shape = (n_layers, batch_size, n_heads, max_len, head_dim)  # per layer (B, H, L, hd)
+        self.keys = torch.zeros(shape, device=device, dtype=dtype)
+        self.values = torch.zeros(shape, device=device, dtype=dtype)
+        self.max_len = max_len
+        self.length = 0
+
+    @classmethod
+    def for_model(cls, model: "GPTModel", batch_size: int, max_len: int | None = None) -> "KVCache":
+        """A cache sized for `model` (up to its context length by default)."""
+        cfg = model.cfg
+        max_len = cfg.context_length if max_len is None else max_len
+        if max_len > cfg.context_length:
+            raise ValueError(
+                f"a KV cache of {max_len} positions does not fit the model's context_length "
+                f"{cfg.context_length}"
+            )
+        weight = model.tok_emb.weight
+        return cls(n_layers=cfg.n_layers, batch_size=batch_size, n_heads=cfg.n_heads,
+                   head_dim=cfg.head_dim, max_len=max_len, device=weight.device, dtype=weight.dtype)
+
+    @property
+    def batch_size(self) -> int:
+        return self.keys.shape[1]
+
+    def reset(self) -> None:
+        """Forget every position (the buffers are reused, not reallocated)."""
+        self.length = 0
 
 
 class MultiHeadAttention(nn.Module):
@@ -47,7 +93,10 @@ class MultiHeadAttention(nn.Module):
         b, n, _ = t.shape
         return t.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor,
+                kv: tuple[torch.Tensor, torch.Tensor, int] | None = None) -> torch.Tensor:
+        if kv is not None:
+            return self._forward_cached(x, *kv)
         b, num_tokens, _ = x.shape
         queries = self._split_heads(self.W_query(x))
         keys = self._split_heads(self.W_key(x))
@@ -58,6 +107,26 @@ class MultiHeadAttention(nn.Module):
             queries, keys, values, is_causal=True,
             dropout_p=self.dropout.p if self.training else 0.0,
         )  # (B, H, T, hd)
+        context = context.transpose(1, 2).reshape(b, num_tokens, self.d_out)
+        return self.out_proj(context)
+
+    def _forward_cached(self, x: torch.Tensor, key_cache: torch.Tensor, value_cache: torch.Tensor,
+                        start: int) -> torch.Tensor:
+        """x holds positions start..end-1; the cache (B, H, L, hd) holds 0..start-1 already."""
+        b, num_tokens, _ = x.shape
+        end = start + num_tokens
+        queries = self._split_heads(self.W_query(x))
+        # Written in place into the preallocated buffers: no reallocation per token.
+        key_cache[:, :, start:end] = self._split_heads(self.W_key(x))
+        value_cache[:, :, start:end] = self._split_heads(self.W_value(x))
+        keys, values = key_cache[:, :, :end], value_cache[:, :, :end]  # (B, H, end, hd)
+        if start == 0:  # prefill: plain causal attention over the new tokens
+            context = F.scaled_dot_product_attention(queries, keys, values, is_causal=num_tokens > 1)
+        elif num_tokens == 1:  # one new token sees every cached position: no mask needed
+            context = F.scaled_dot_product_attention(queries, keys, values)
+        else:  # several new tokens after a prefix: query i sees positions 0..start+i
+            mask = torch.ones(num_tokens, end, dtype=torch.bool, device=x.device).tril(diagonal=start)
+            context = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask)
         context = context.transpose(1, 2).reshape(b, num_tokens, self.d_out)
         return self.out_proj(context)
 
@@ -107,7 +176,11 @@ class TransformerBlock(nn.Module):
         self.norm2 = LayerNorm(cfg.emb_dim)
         self.drop_shortcut = nn.Dropout(cfg.drop_rate)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor,
+                kv: tuple[torch.Tensor, torch.Tensor, int] | None = None) -> torch.Tensor:
+        if kv is not None:  # generation: no dropout, whatever the module's mode
+            x = x + self.att(self.norm1(x), kv)
+            return x + self.ff(self.norm2(x))
         x = x + self.drop_shortcut(self.att(self.norm1(x)))
         x = x + self.drop_shortcut(self.ff(self.norm2(x)))
         return x
@@ -131,9 +204,15 @@ class GPTModel(nn.Module):
     def forward(self, in_idx: torch.Tensor) -> torch.Tensor:
         return self.out_head(self.hidden_states(in_idx))  # (B, T, vocab)
 
-    def hidden_states(self, in_idx: torch.Tensor) -> torch.Tensor:
+    def hidden_states(self, in_idx: torch.Tensor, *, kv_cache: KVCache | None = None) -> torch.Tensor:
         """Everything but the output head: (B, T) ids -> (B, T, d) after `final_norm`.
-        The training loss uses it to fuse the head with the cross-entropy."""
+        The training loss uses it to fuse the head with the cross-entropy.
+
+        With `kv_cache`, `in_idx` holds the tokens that follow the `kv_cache.length` cached
+        ones (positions continue from there) and their keys and values are appended; dropout
+        is never applied on this path (it is for generation and scoring)."""
+        if kv_cache is not None:
+            return self._hidden_states_cached(in_idx, kv_cache)
         _, seq_len = in_idx.shape  # (B, T)
         if seq_len > self.cfg.context_length:
             raise ValueError(
@@ -144,6 +223,24 @@ class GPTModel(nn.Module):
         pos_embeds = self.pos_emb(torch.arange(seq_len, device=in_idx.device))  # (T, d)
         x = self.drop_emb(tok_embeds + pos_embeds)
         x = self.trf_blocks(x)
+        return self.final_norm(x)
+
+    def _hidden_states_cached(self, in_idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        batch_size, seq_len = in_idx.shape
+        start = cache.length
+        end = start + seq_len
+        if end > cache.max_len or end > self.cfg.context_length:
+            raise ValueError(
+                f"the KV cache holds {start} tokens; {seq_len} more exceed its "
+                f"{min(cache.max_len, self.cfg.context_length)} positions"
+            )
+        if batch_size != cache.batch_size:
+            raise ValueError(f"the KV cache was made for batch size {cache.batch_size}, got {batch_size}")
+        # A slice of the table instead of an index lookup: positions are contiguous.
+        x = self.tok_emb(in_idx) + self.pos_emb.weight[start:end]  # (B, T, d)
+        for i, block in enumerate(self.trf_blocks):
+            x = block(x, (cache.keys[i], cache.values[i], start))
+        cache.length = end
         return self.final_norm(x)
 
     @property
