@@ -107,28 +107,32 @@ def loss_figure(tokens_seen: Sequence[int] = (), train_losses: Sequence[float] =
     return fig
 
 
-def candidates_figure(tokens: Sequence[str], before: Sequence[float], after: Sequence[float], *,
-                      chosen: str | None = None, settings: str = "",
-                      height: int = 420) -> "go.Figure":
-    """Next-token candidates: the model's softmax (temperature 1, nothing removed) beside the
-    distribution actually sampled from after temperature, top-k and top-p."""
+STAGE_STYLE = {  # stage name -> (legend, colour); the stages of gpt_core.sampling.filter_stages
+    "softmax": ("Model (softmax)", "#cbd5e1"),
+    "top_k": ("After top-k", "#94a3b8"),
+    "temperature": ("After temperature", "#60a5fa"),
+    "top_p": ("After top-p: sampled from", TRAIN_COLOR),
+}
+
+
+def candidates_figure(tokens: Sequence[str], stages: "dict[str, Sequence[float]]", *,
+                      settings: str = "", height: int = 440) -> "go.Figure":
+    """Next-token candidates: the model's softmax and the distribution after each filter
+    (top-k, temperature, top-p), the last being what the next token is drawn from."""
     import plotly.graph_objects as go
 
     labels = _unique_labels(tokens)
     fig = go.Figure()
-    # Horizontal bars read best with long tokens; the most likely candidate on top.
-    fig.add_trace(go.Bar(y=labels, x=list(before), orientation="h", name="Model (temperature 1)",
-                         marker_color="#94a3b8", hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
-    fig.add_trace(go.Bar(y=labels, x=list(after), orientation="h", name="Sampled from",
-                         marker_color=TRAIN_COLOR, hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
-    title = "Next-token candidates" + (f" ({settings})" if settings else "")
+    for name, probs in stages.items():
+        legend, color = STAGE_STYLE.get(name, (name, None))
+        # Horizontal bars read best with long tokens; the most likely candidate on top.
+        fig.add_trace(go.Bar(y=labels, x=list(probs), orientation="h", name=legend,
+                             marker_color=color, hovertemplate="%{y}: %{x:.3f}<extra>" + legend + "</extra>"))
+    title = "Next-token candidates" + (f" <span style='font-size:12px'>({settings})</span>" if settings else "")
     _layout(fig, title=title, height=height)
     fig.update_layout(barmode="group", xaxis=dict(title="Probability", range=[0, 1.0]),
-                      yaxis=dict(autorange="reversed", type="category"), bargap=0.25)
-    if chosen is not None:
-        fig.add_annotation(text=f"greedy pick: {visible_token(chosen)}", xref="paper", yref="paper",
-                           x=0.99, y=0.02, showarrow=False, xanchor="right",
-                           font=dict(color="#6b7280"))
+                      yaxis=dict(autorange="reversed", type="category"), bargap=0.2,
+                      legend=dict(y=1.02))
     return fig
 
 

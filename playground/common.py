@@ -1,0 +1,140 @@
+"""What every tab shares: the session registry, server settings, and the glue that turns a
+workspace function into a Gradio handler whose errors read as sentences.
+
+Handlers in this package take the session's `Workspace` as their first argument and plain
+values after it, so tests call them directly; `bind` adapts them for Gradio.
+"""
+import inspect
+import logging
+import os
+from dataclasses import dataclass
+
+import gradio as gr
+
+from gpt_core.corpus import CorpusError
+from gpt_core.workspace import Limits, SharedModels, Workspace, WorkspaceError, WorkspaceRegistry
+
+log = logging.getLogger("playground")
+
+
+def _env_int(name: str, default: int, *, minimum: int = 1) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Queue and upload limits, derived from the machine and overridable by environment."""
+    cores: int
+    train_concurrency: int
+    generate_concurrency: int
+    queue_size: int
+    max_upload_mb: int
+    on_spaces: bool
+
+    @classmethod
+    def from_env(cls) -> "ServerSettings":
+        cores = os.cpu_count() or 1
+        on_spaces = bool(os.environ.get("SPACE_ID"))
+        return cls(
+            cores=cores,
+            # Training takes all of its threads; two runs per core pair keeps each usable.
+            train_concurrency=_env_int("PLAYGROUND_TRAIN_CONCURRENCY", max(1, cores // 2)),
+            generate_concurrency=_env_int("PLAYGROUND_GENERATE_CONCURRENCY", max(2, cores)),
+            queue_size=_env_int("PLAYGROUND_QUEUE_SIZE", 100),
+            # A GPT-2 124M checkpoint is ~500 MB and the book's model.pth ~650 MB.
+            max_upload_mb=_env_int("PLAYGROUND_MAX_UPLOAD_MB", 200 if on_spaces else 1024),
+            on_spaces=on_spaces,
+        )
+
+
+SETTINGS = ServerSettings.from_env()
+LIMITS = Limits.from_env()
+REGISTRY = WorkspaceRegistry(LIMITS)
+# GPT-2 weights loaded in this process, shared read-only by every session.
+SHARED = SharedModels(max_models=_env_int("PLAYGROUND_MAX_SHARED_MODELS", 2))
+
+# Exceptions whose message is already a sentence for the user.
+USER_ERRORS = (CorpusError, WorkspaceError, ValueError, FileNotFoundError, PermissionError,
+               ConnectionError, TimeoutError)
+
+
+def friendly_message(exc: BaseException) -> str:
+    """A readable sentence for any exception (never a traceback)."""
+    if isinstance(exc, gr.Error):
+        return exc.message
+    if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
+        return ("The server ran out of memory for this. Choose a smaller model, batch size or "
+                "context length.")
+    if isinstance(exc, USER_ERRORS):
+        text = str(exc).strip() or type(exc).__name__
+        return text[0].upper() + text[1:]
+    return (f"Something went wrong ({type(exc).__name__}: {str(exc)[:200]}). "
+            "Your work in this session is unchanged; try again or reload the page.")
+
+
+def to_gr_error(exc: BaseException) -> gr.Error:
+    if isinstance(exc, gr.Error):
+        return exc
+    if not isinstance(exc, USER_ERRORS):
+        log.exception("unexpected error in a handler", exc_info=exc)
+    return gr.Error(friendly_message(exc), print_exception=False)
+
+
+def session(request: gr.Request | None) -> Workspace:
+    """The workspace of the browser session (or API client) that sent `request`."""
+    session_id = getattr(request, "session_hash", None) if request is not None else None
+    return REGISTRY.get(session_id or "")
+
+
+def bind(fn):
+    """Adapt `fn(ws, *values)` into a Gradio handler `(request, *values)`.
+
+    Generator functions stay generators (Gradio streams them). Exceptions become `gr.Error`
+    with a sentence; unexpected ones are logged on the server with their traceback.
+    """
+    if inspect.isgeneratorfunction(fn):
+        def handler(request: gr.Request, *values):
+            try:
+                ws = session(request)
+                yield from fn(ws, *values)
+            except GeneratorExit:
+                raise
+            except Exception as exc:
+                raise to_gr_error(exc) from None
+    else:
+        def handler(request: gr.Request, *values):
+            try:
+                return fn(session(request), *values)
+            except Exception as exc:
+                raise to_gr_error(exc) from None
+    handler.__name__ = fn.__name__
+    handler.__doc__ = fn.__doc__
+    return handler
+
+
+def bind_progress(fn):
+    """Like `bind` for a function taking `progress` (a callable(fraction, desc)) after `ws`."""
+    def handler(request: gr.Request, progress=gr.Progress(), *values):
+        try:
+            return fn(session(request), progress, *values)
+        except Exception as exc:
+            raise to_gr_error(exc) from None
+    handler.__name__ = fn.__name__
+    handler.__doc__ = fn.__doc__
+    return handler
+
+
+def release_session(request: gr.Request) -> None:
+    """The browser tab closed: stop its run and free its memory."""
+    session_id = getattr(request, "session_hash", None)
+    if session_id:
+        REGISTRY.release(session_id)

@@ -1,0 +1,94 @@
+"""Data tab: choose, upload or paste a text, and see what the model will see of it."""
+from __future__ import annotations
+
+import os
+
+from gpt_core.config import format_count
+from gpt_core.render import message_html, tokens_html
+from gpt_core.workspace import Workspace
+
+TOKENIZERS = {"GPT-2 BPE": "gpt2", "Characters": "char"}
+TOKENIZER_LABELS = {v: k for k, v in TOKENIZERS.items()}
+SHOW_TOKENS = 300
+PREVIEW_CHARS = 3_000
+
+
+def tokenizer_kind(label: str) -> str:
+    try:
+        return TOKENIZERS[label]
+    except KeyError:
+        raise ValueError(f"Unknown tokenizer {label!r}; choose GPT-2 BPE or Characters.") from None
+
+
+def _int(value, name: str, default: int | None = None) -> int:
+    if value is None or value == "":
+        if default is None:
+            raise ValueError(f"{name} is empty; enter a whole number.")
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a whole number, got {value!r}.") from None
+    if number != int(number) or number < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}.")
+    return int(number)
+
+
+def view(ws: Workspace, tokenizer_label: str, context_length, batch_size, stride):
+    """(summary markdown, warnings html, first tokens html, text preview)."""
+    kind = tokenizer_kind(tokenizer_label)
+    context_length = _int(context_length, "Context length")
+    batch_size = _int(batch_size, "Batch size")
+    stride = _int(stride, "Stride", default=context_length) if stride else context_length
+    stats = ws.stats(kind, context_length=context_length, stride=stride, batch_size=batch_size)
+    tok = ws.tokenizer(kind)
+    text = ws.text
+    vocab = tok.n_vocab
+    summary = "\n".join([
+        f"**{ws.corpus_name}** (read as {ws.encoding_note})",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Characters | {stats.characters:,} ({stats.unique_characters:,} different) |",
+        f"| Tokens ({tokenizer_label}) | {stats.tokens:,} |",
+        f"| Vocabulary size | {vocab:,} |",
+        f"| Training part (90%) | {stats.train_tokens:,} tokens, {stats.train_windows:,} windows |",
+        f"| Validation part (10%) | {stats.val_tokens:,} tokens, {stats.val_windows:,} windows |",
+        f"| Batches per epoch | {stats.train_batches:,} of {batch_size} x {context_length} tokens |",
+        f"| Characters per token | {stats.characters / max(1, stats.tokens):.2f} |",
+    ])
+    warnings = "".join(message_html(w, kind="warn") for w in stats.warnings)
+    head = text[:20_000]  # enough characters for SHOW_TOKENS tokens of any tokenizer
+    ids = tok.encode(head)[:SHOW_TOKENS]
+    pieces = tok.token_strings(ids)
+    token_view = tokens_html(pieces, ids, more=max(0, stats.tokens - len(ids)))
+    preview = text[:PREVIEW_CHARS] + ("\n..." if len(text) > PREVIEW_CHARS else "")
+    return summary, warnings, token_view, preview
+
+
+def choose_sample(ws: Workspace, name: str, tokenizer_label, context_length, batch_size, stride):
+    ws.require_idle("change the text")
+    ws.load_sample(name)
+    return view(ws, tokenizer_label, context_length, batch_size, stride)
+
+
+def upload_text(ws: Workspace, path, tokenizer_label, context_length, batch_size, stride):
+    if not path:
+        raise ValueError("No file arrived. Choose a .txt file to upload.")
+    ws.require_idle("change the text")
+    max_bytes = ws.limits.max_corpus_chars * 4  # UTF-8 takes at most 4 bytes a character
+    if os.path.getsize(path) > max_bytes:
+        raise ValueError(f"This file is {os.path.getsize(path) / 1e6:.1f} MB; texts up to "
+                         f"{ws.limits.max_corpus_chars:,} characters are accepted. Upload an excerpt.")
+    with open(path, "rb") as f:
+        data = f.read()
+    name = os.path.basename(str(path))
+    ws.load_bytes(data, name=f"Uploaded: {name}")
+    return view(ws, tokenizer_label, context_length, batch_size, stride)
+
+
+def use_pasted(ws: Workspace, text: str, tokenizer_label, context_length, batch_size, stride):
+    ws.require_idle("change the text")
+    text = (text or "").replace("\r\n", "\n")
+    ws.set_text(text, name=f"Pasted text ({format_count(len(text))} characters)")
+    return view(ws, tokenizer_label, context_length, batch_size, stride)

@@ -1,0 +1,55 @@
+"""Which models a session can use: its own (trained here or uploaded) and the GPT-2 models
+loaded in this process (shared read-only by every session)."""
+from __future__ import annotations
+
+from typing import Any
+
+from gpt_core.workspace import Workspace, WorkspaceError
+
+from .common import SHARED
+
+OWN = "Your model"
+GPT2_PREFIX = "GPT-2 "
+
+
+def gpt2_key(size: str) -> str:
+    return f"{GPT2_PREFIX}{size}"
+
+
+def model_choices(ws: Workspace) -> list[str]:
+    choices = [OWN] if ws.own is not None else []
+    return choices + SHARED.keys()
+
+
+def default_choice(ws: Workspace, *, prefer_own: bool = True) -> str | None:
+    choices = model_choices(ws)
+    if not choices:
+        return None
+    if prefer_own or len(choices) == 1:
+        return choices[0]
+    return choices[1]
+
+
+def resolve(ws: Workspace, choice: str | None) -> tuple[Any, Any, Any]:
+    """(model, tokenizer, config) for a dropdown choice, ready for inference."""
+    if not choice:
+        raise WorkspaceError(
+            "No model yet: train one in the Train tab, upload a checkpoint there, or load GPT-2 "
+            "in the GPT-2 tab."
+        )
+    if choice == OWN:
+        with ws.lock:
+            own = ws.own
+            if own is None:
+                raise WorkspaceError("You have no model of your own yet: train one in the Train tab "
+                                     "or upload a checkpoint there.")
+            if ws.job is not None:
+                raise WorkspaceError("Your model is training right now. Stop the run (or wait for "
+                                     "it to finish) to use it here, or choose GPT-2.")
+            own.model.eval()  # the trainer may have left it in training mode (dropout on)
+            return own.model, own.tokenizer, own.config
+    entry = SHARED.get(choice)
+    if entry is None:
+        raise WorkspaceError(f"{choice} is not loaded on this server (any more). Load it in the "
+                             "GPT-2 tab first.")
+    return entry
