@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from .model import GPTModel, KVCache
 from .sampling import (Distribution, check_temperature, check_top_k, check_top_p, describe_distribution,

@@ -267,4 +267,22 @@ def load_book_state_dict(model: GPTModel, state_dict: Mapping[str, torch.Tensor]
             )
     elif model.cfg.tie_weights and "tok_emb.weight" in state_dict:
         state_dict["out_head.weight"] = state_dict["tok_emb.weight"]
+    # Checked before anything is copied: load_state_dict copies every tensor that fits
+    # before it complains about the others, which would leave the model half-loaded.
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}")
+        raise ValueError(f"this state dict does not fit the model: {'; '.join(parts)}")
+    wrong = [f"{k} {tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__} "
+             f"(model has {tuple(expected[k].shape)})"
+             for k, v in state_dict.items()
+             if not isinstance(v, torch.Tensor) or v.shape != expected[k].shape]
+    if wrong:
+        raise ValueError(f"this state dict has tensors of the wrong shape: {', '.join(wrong[:5])}")
     model.load_state_dict(state_dict, strict=True)
