@@ -176,10 +176,12 @@ class CharTokenizer:
 
     def decode(self, ids: Iterable[int]) -> str:
         chars = self.chars
-        try:
-            return "".join(chars[int(i)] for i in ids)
-        except IndexError:
-            raise ValueError(f"token id out of range for a {len(chars)}-character vocabulary") from None
+        ids = [int(i) for i in ids]
+        # Checked explicitly: a negative id would otherwise index from the end silently.
+        bad = [i for i in ids if not 0 <= i < len(chars)]
+        if bad:
+            raise ValueError(f"token id {bad[0]} is out of range for a {len(chars)}-character vocabulary")
+        return "".join(chars[i] for i in ids)
 
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
         return self.decode(ids).encode("utf-8")
@@ -188,7 +190,7 @@ class CharTokenizer:
         return [self.chars[int(i)] for i in ids]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "char", "chars": "".join(self.chars)}
+        return {"type": "char", "chars": "".join(self.chars), "unknown": self.unknown}
 
 
 def tokenizer_from_dict(d: dict[str, Any]) -> Tokenizer:
@@ -196,7 +198,8 @@ def tokenizer_from_dict(d: dict[str, Any]) -> Tokenizer:
     if kind == "gpt2":
         return GPT2Tokenizer()
     if kind == "char" and isinstance(d.get("chars"), str):
-        return CharTokenizer(d["chars"])
+        # Dicts written before the policy was stored get the default policy.
+        return CharTokenizer(d["chars"], unknown=d.get("unknown", "replace"))
     raise ValueError(f"unknown tokenizer description: {d!r:.80}")
 
 
