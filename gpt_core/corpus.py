@@ -83,11 +83,8 @@ def decode_text(data: bytes) -> DecodedText:
 
 
 def _decode_without_bom(data: bytes) -> tuple[str, str]:
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    # UTF-16 without a BOM: mostly-ASCII text has a NUL in every other byte.
+    # UTF-16 without a BOM: mostly-ASCII text has a NUL in every other byte. Tried before
+    # UTF-8, because NUL bytes are valid UTF-8 and would decode to "T\x00h\x00e\x00".
     if len(data) % 2 == 0 and data.count(0) > len(data) // 4:
         odd_nuls, even_nuls = data[1::2].count(0), data[0::2].count(0)
         name = "utf-16-le" if odd_nuls > even_nuls else "utf-16-be"
@@ -95,6 +92,10 @@ def _decode_without_bom(data: bytes) -> tuple[str, str]:
             return data.decode(name), name
         except UnicodeDecodeError:
             pass
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
     if b"\x00" in data:
         raise CorpusError("This file looks binary (it contains NUL bytes), not plain text.")
     # GB18030 is a superset of GBK and GB2312, the usual encodings of Chinese texts.
@@ -135,7 +136,14 @@ def split_text(text: str, train_ratio: float = 0.9) -> tuple[str, str]:
 
 def num_windows(num_tokens: int, max_length: int, stride: int) -> int:
     """Windows the book's GPTDatasetV1 makes: starts 0, stride, ... < num_tokens - max_length."""
-    return max(0, math.ceil((num_tokens - max_length) / stride))
+    _check_positive(max_length=max_length, stride=stride)
+    return max(0, -(-(num_tokens - max_length) // stride))  # integer ceil: exact for any size
+
+
+def _check_positive(**values: object) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive whole number, got {value!r}")
 
 
 @dataclass
@@ -155,7 +163,8 @@ class CorpusStats:
 def corpus_stats(text: str, tokenizer, *, context_length: int, stride: int | None = None,
                  batch_size: int = 2, train_ratio: float = 0.9) -> CorpusStats:
     """What the book's loaders will make of `text` (train: drop_last, val: keep the rest)."""
-    stride = stride or context_length
+    stride = context_length if stride is None else stride
+    _check_positive(context_length=context_length, stride=stride, batch_size=batch_size)
     train_text, val_text = split_text(text, train_ratio)
     train_tokens = len(tokenizer.encode(train_text))
     val_tokens = len(tokenizer.encode(val_text))
