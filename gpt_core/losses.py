@@ -7,12 +7,103 @@ import torch
 import torch.nn.functional as F
 
 
+# Tokens per slice of the fused head + loss: (128, 50257) float32 logits are 26 MB, small
+# enough to be recycled by the allocator instead of freshly page-faulted every step.
+FUSED_CHUNK_TOKENS = 128
+
+
 def calc_loss_batch(input_batch: torch.Tensor, target_batch: torch.Tensor, model: torch.nn.Module,
                     device: torch.device | str, *, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Mean cross-entropy of the next token over a (B, T) batch."""
+    """Mean cross-entropy of the next token over a (B, T) batch.
+
+    The same number (and gradients) as the book's
+    `F.cross_entropy(model(x).flatten(0, 1), y.flatten())`. For a model with a separate
+    `hidden_states` and `out_head` (our GPTModel) the output head and the loss are fused and
+    computed in slices of tokens, so the (B*T, vocab) logits, their log-softmax and its
+    gradient are never held whole: less memory and less memory traffic, which on a CPU is
+    much of a training step.
+    """
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
     input_batch, target_batch = input_batch.to(device), target_batch.to(device)
+    head = getattr(model, "out_head", None)
+    if hasattr(model, "hidden_states") and isinstance(head, torch.nn.Linear) and head.bias is None:
+        hidden = model.hidden_states(input_batch).flatten(0, 1)  # (B*T, d)
+        return fused_linear_cross_entropy(hidden, head.weight, target_batch.flatten(),
+                                          label_smoothing=label_smoothing)
     logits = model(input_batch)  # (B, T, vocab)
     return F.cross_entropy(logits.flatten(0, 1), target_batch.flatten(), label_smoothing=label_smoothing)
+
+
+def _chunk_losses(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token cross-entropy of a (C, V) slice, and its log-sum-exp."""
+    lse = torch.logsumexp(logits, dim=-1)  # (C,)
+    loss = lse - logits.gather(1, targets[:, None]).squeeze(1)
+    if label_smoothing:
+        # PyTorch's definition: (1-eps) * NLL + eps * mean over classes of -log p.
+        loss = (1 - label_smoothing) * loss + label_smoothing * (lse - logits.mean(dim=-1))
+    return loss, lse
+
+
+class _FusedLinearCrossEntropy(torch.autograd.Function):
+    """mean_i CE(hidden_i @ weight.T, target_i), gradients computed slice by slice in forward.
+
+    Computing the gradient while the slice's logits are at hand avoids keeping them for
+    backward; backward then only scales the saved gradients by the incoming grad.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, label_smoothing, chunk_tokens):
+        n, vocab = hidden.shape[0], weight.shape[0]
+        grad_hidden = torch.empty_like(hidden)
+        grad_weight = None
+        total = hidden.new_zeros((), dtype=torch.float32)
+        for start in range(0, n, chunk_tokens):
+            h = hidden[start:start + chunk_tokens]
+            t = targets[start:start + chunk_tokens]
+            logits = h @ weight.t()  # (C, V)
+            loss, lse = _chunk_losses(logits, t, label_smoothing)
+            total += loss.sum()
+            # d loss_mean / d logits = (softmax - (1-eps) * onehot - eps / V) / n, in place.
+            grad_logits = logits.sub_(lse[:, None]).exp_()
+            grad_logits.scatter_add_(1, t[:, None], grad_logits.new_full((t.shape[0], 1), label_smoothing - 1))
+            if label_smoothing:
+                grad_logits.sub_(label_smoothing / vocab)
+            grad_logits.div_(n)
+            torch.mm(grad_logits, weight, out=grad_hidden[start:start + chunk_tokens])
+            if grad_weight is None:
+                grad_weight = grad_logits.t() @ h  # (V, d)
+            else:
+                grad_weight.addmm_(grad_logits.t(), h)
+        ctx.save_for_backward(grad_hidden, grad_weight)
+        return (total / n).to(hidden.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        grad_hidden, grad_weight = ctx.saved_tensors
+        if grad_output.item() != 1.0:  # a scaled loss (gradient accumulation, DDP)
+            grad_hidden, grad_weight = grad_hidden * grad_output, grad_weight * grad_output
+        return grad_hidden, grad_weight, None, None, None
+
+
+def fused_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, *,
+                               label_smoothing: float = 0.0,
+                               chunk_tokens: int = FUSED_CHUNK_TOKENS) -> torch.Tensor:
+    """`F.cross_entropy(hidden @ weight.T, targets)` without materialising all the logits.
+
+    hidden (N, d), weight (V, d), targets (N,). With gradients off (evaluation) only the
+    loss is computed, slice by slice.
+    """
+    if hidden.shape[0] == 0:
+        raise ValueError("cannot compute a loss over zero tokens")
+    if torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad):
+        return _FusedLinearCrossEntropy.apply(hidden, weight, targets, label_smoothing, chunk_tokens)
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for start in range(0, hidden.shape[0], chunk_tokens):
+        logits = hidden[start:start + chunk_tokens] @ weight.t()
+        total += _chunk_losses(logits, targets[start:start + chunk_tokens], label_smoothing)[0].sum()
+    return (total / hidden.shape[0]).to(hidden.dtype)
 
 
 @torch.no_grad()
