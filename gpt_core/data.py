@@ -54,6 +54,9 @@ def create_dataloader_v1(txt, batch_size: int = 4, max_length: int = 256, stride
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     dataset = GPTDatasetV1(txt, tokenizer, max_length, stride)
+    # A text shorter than one window gives an empty loader (the book's NaN-loss case);
+    # shuffling nothing would make torch's sampler raise a puzzling "num_samples=0".
+    shuffle = shuffle and len(dataset) > 0
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
                       num_workers=num_workers, generator=generator)
 
