@@ -188,7 +188,7 @@ def _fetch(url: str, name: str, part: Path, expected: int | None, *, timeout: fl
                 if deadline is not None and time.monotonic() > deadline:
                     raise _Transient("the overall deadline passed")
                 try:
-                    chunk = resp.read(_CHUNK)
+                    chunk = resp.read1(_CHUNK)  # what has arrived, so a stall keeps what came before
                 except (socket.timeout, TimeoutError):
                     raise _Transient(f"no data for {sock_timeout:.0f} s (stalled)") from None
                 except (HTTPException, OSError) as e:
@@ -196,6 +196,8 @@ def _fetch(url: str, name: str, part: Path, expected: int | None, *, timeout: fl
                 if not chunk:
                     break
                 if first and offset == 0 and looks_like_markup(chunk[:64]):
+                    f.close()
+                    part.unlink()
                     raise _Permanent(f"served an HTML/XML page instead of {name}")
                 first = False
                 f.write(chunk)
@@ -369,10 +371,13 @@ def add_gpt2_commands(subparsers: Any) -> None:
     """Register `download SIZE` and `import SOURCE` on an argparse subparsers object."""
     d = subparsers.add_parser("download", help="download OpenAI's GPT-2 weights (resumable)")
     d.add_argument("size", choices=GPT2_MODEL_SIZES)
-    d.add_argument("--models-dir", default=None, help="where models live (default: %(default)s -> GPT2_MODELS_DIR or ~/.cache)")
+    d.add_argument("--models-dir", default=None, help="where models live (default: $GPT2_MODELS_DIR or ~/.cache/gpt-playground/gpt2)")
     d.add_argument("--timeout", type=float, default=30.0, help="seconds without data before retrying")
     d.add_argument("--retries", type=int, default=5)
     d.add_argument("--no-cache", action="store_true", help="do not convert to the fast-loading cache afterwards")
+    d.add_argument("--base-url", action="append", default=None, metavar="URL",
+                   help="a mirror holding SIZE/FILE (e.g. a classroom server); repeat to add more; "
+                        "replaces OpenAI's storage and the book's mirror")
     d.set_defaults(func=_cmd_download)
     i = subparsers.add_parser("import", help="import GPT-2 weights from a folder or a transformers model.safetensors")
     i.add_argument("source", nargs="+", help="a folder in the release layout, its files, or a model.safetensors")
@@ -386,7 +391,8 @@ def _cmd_download(args: Any) -> int:
 
     models_dir = args.models_dir or default_models_dir()
     try:
-        folder = download_gpt2(args.size, models_dir, progress=ProgressBar(), timeout=args.timeout, retries=args.retries)
+        folder = download_gpt2(args.size, models_dir, progress=ProgressBar(), timeout=args.timeout,
+                               retries=args.retries, base_urls=args.base_url)
         if not args.no_cache:
             print("converting to the fast-loading cache (TensorFlow, once) ...", file=sys.stderr)
             prepare_cache(folder)
