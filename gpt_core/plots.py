@@ -21,8 +21,9 @@ MAX_POINTS_PER_TRACE = 400
 def _layout(fig: "go.Figure", *, title: str, height: int) -> None:
     fig.update_layout(
         title=dict(text=title, x=0.01, xanchor="left", font=dict(size=15)),
-        height=height, margin=dict(l=60, r=20, t=80, b=50), template="plotly_white",
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
+        height=height, margin=dict(l=60, r=20, t=80, b=90), template="plotly_white",
+        # Below the plot: above it, the legend would cover the second (epochs) axis.
+        legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="center", x=0.5),
         font=dict(size=12),
     )
 
@@ -132,7 +133,7 @@ def candidates_figure(tokens: Sequence[str], stages: "dict[str, Sequence[float]]
     _layout(fig, title=title, height=height)
     fig.update_layout(barmode="group", xaxis=dict(title="Probability", range=[0, 1.0]),
                       yaxis=dict(autorange="reversed", type="category"), bargap=0.2,
-                      legend=dict(y=1.02))
+                      legend=dict(y=-0.15))
     return fig
 
 

@@ -17,8 +17,12 @@ _BOX = ("display:inline;padding:1px 1px;margin:0 1px 0 0;border-radius:3px;"
 
 def _show_whitespace(piece: str) -> str:
     # Escape first, then make whitespace visible without letting a token hide inside it.
-    text = html.escape(piece)
-    return text.replace("\n", "\u21b5<br>").replace("\t", "\u21e5")
+    return html.escape(piece).replace("\n", "\u21b5").replace("\t", "\u21e5")
+
+
+def _breaks(piece: str) -> str:
+    # Line breaks go after the token's box, so its id stays beside it.
+    return "<br>" * piece.count("\n")
 
 
 def tokens_html(pieces: Sequence[str], ids: Sequence[int], *, show_ids: bool = True,
@@ -33,7 +37,7 @@ def tokens_html(pieces: Sequence[str], ids: Sequence[int], *, show_ids: bool = T
         id_html = (f"<sub style='font-size:0.65em;color:#4b5563;margin-left:1px'>{int(tid)}</sub>"
                    if show_ids else "")
         spans.append(f"<span title='id {int(tid)}' style='{_BOX}background:{color}'>"
-                     f"{_show_whitespace(piece)}{id_html}</span>")
+                     f"{_show_whitespace(piece)}{id_html}</span>{_breaks(piece)}")
     tail = (f"<div style='color:#6b7280;margin-top:6px'>... and {more:,} more tokens</div>"
             if more > 0 else "")
     return ("<div class='token-view' style='font-family:ui-monospace,monospace;font-size:14px'>"
@@ -65,11 +69,11 @@ def probability_html(pieces: Sequence[str], probabilities: Sequence[float], *,
     for i, piece in enumerate(pieces):
         if i < first_unscored:
             spans.append(f"<span title='first token: not predicted' style='{_BOX}background:#e5e7eb'>"
-                         f"{_show_whitespace(piece)}</span>")
+                         f"{_show_whitespace(piece)}</span>{_breaks(piece)}")
             continue
         p = float(probabilities[i - first_unscored])
         spans.append(f"<span title='p = {p:.4f}' style='{_BOX}background:{probability_color(p)}'>"
-                     f"{_show_whitespace(piece)}</span>")
+                     f"{_show_whitespace(piece)}</span>{_breaks(piece)}")
     tail = (f"<div style='color:#6b7280;margin-top:6px'>... and {more:,} more tokens</div>"
             if more > 0 else "")
     return ("<div class='token-view' style='font-family:ui-monospace,monospace;font-size:14px'>"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import tempfile
 import threading
 import time
 import uuid
@@ -24,6 +25,11 @@ from typing import Any, Callable
 
 from .config import GPTConfig
 from .corpus import DEFAULT_CORPUS, SAMPLE_CORPORA, CorpusError, CorpusStats, corpus_stats, decode_text, load_sample
+
+
+# Per-session files offered for download (checkpoints); removed when the session ends.
+FILES_ROOT = os.environ.get("PLAYGROUND_FILES_DIR") or os.path.join(tempfile.gettempdir(),
+                                                                    "gpt-playground-sessions")
 
 
 class WorkspaceError(ValueError):
@@ -142,16 +148,22 @@ class RunHistory:
 # --- the session's own model --------------------------------------------------------------
 @dataclass
 class OwnedModel:
-    """A model this session owns (trained here or uploaded) and what it needs to run."""
+    """A model this session owns (trained here or uploaded) and what it needs to run.
+
+    `trainer` is the `gpt_core.train.Trainer` of its latest run (None for an upload without
+    training state): calling its `run()` again resumes exactly where it stopped.
+    """
     model: Any  # GPTModel
     config: GPTConfig
     tokenizer: Any
     label: str
-    optimizer: Any = None
-    # Opaque resume state from the trainer (position in the data, RNG), if it stopped early.
-    resume_state: Any = None
-    train_config: Any = None
+    trainer: Any = None
     corpus_name: str | None = None
+    checkpoint_path: str | None = None  # the last saved file, for download
+
+    @property
+    def resumable(self) -> bool:
+        return self.trainer is not None and not self.trainer.finished
 
 
 @dataclass
@@ -164,6 +176,19 @@ class Job:
 
     def request_stop(self) -> None:
         self.stop.set()
+
+
+class BoundedDict(OrderedDict):
+    """A dict that forgets its oldest entries beyond `maxlen`."""
+
+    def __init__(self, maxlen: int):
+        super().__init__()
+        self.maxlen = maxlen
+
+    def __setitem__(self, key, value) -> None:
+        super().__setitem__(key, value)
+        while len(self) > self.maxlen:
+            self.popitem(last=False)
 
 
 class Workspace:
@@ -184,6 +209,8 @@ class Workspace:
                                   max_samples=self.limits.max_samples)
         self.job: Job | None = None
         self.closed = False
+        # Measured seconds per training step, by (model config, batch size), for estimates.
+        self.step_seconds: BoundedDict = BoundedDict(32)
 
     # --- housekeeping --------------------------------------------------------------------
     def touch(self) -> None:
@@ -199,6 +226,7 @@ class Workspace:
             self.closed = True
             if self.job is not None:
                 self.job.request_stop()
+            self._drop_checkpoints()
             self.own = None
             self._tokenizers.clear()
             self._stats_cache.clear()
@@ -311,6 +339,209 @@ class Workspace:
                 f"This model has {n / 1e6:.0f}M parameters; this server trains models up to "
                 f"{self.limits.max_train_parameters / 1e6:.0f}M. Choose a smaller preset."
             )
+
+
+    # --- training runs ----------------------------------------------------------------------
+    def new_run(self, model_config: GPTConfig, train_config: Any, *, tokenizer_kind: str,
+                start_from: str = "scratch", base: tuple[Any, GPTConfig, Any] | None = None,
+                label: str = "Your model") -> OwnedModel:
+        """Build model, optimizer, data and trainer for a run on the current corpus.
+
+        start_from: "scratch" (a new GPTModel of `model_config`, seeded by the run's seed, as
+        the book's `torch.manual_seed(123)`), "gpt2" (a private copy of `base`, a shared
+        pretrained model) or "own" (keep training this session's model). Windows are
+        `model_config.context_length` tokens (at most the model's context). The session's
+        model is replaced only once everything is built: a bad option changes nothing.
+        """
+        import copy
+
+        import torch
+
+        from .data import create_train_val_loaders
+        from .model import GPTModel
+        from .schedule import EpochLoaderSchedule
+        from .train import Trainer
+
+        seed = train_config.seed
+        if start_from == "own":
+            own = self.own
+            if own is None:
+                raise WorkspaceError("You have no model to continue yet: train one from scratch or "
+                                     "upload a checkpoint first.")
+            model, config, tok = own.model, own.config, own.tokenizer
+        elif start_from == "gpt2":
+            if base is None:
+                raise WorkspaceError("No GPT-2 is loaded yet: load one in the GPT-2 tab, then train.")
+            base_model, config, tok = base
+            self.check_trainable(config)
+            model = copy.deepcopy(base_model)  # the shared weights stay read-only
+            model.requires_grad_(True)
+        elif start_from == "scratch":
+            tok = self.tokenizer(tokenizer_kind)
+            config = model_config.replace(vocab_size=tok.n_vocab)
+            self.check_trainable(config)
+            if seed is not None:
+                torch.manual_seed(seed)
+            model = GPTModel(config)
+        else:
+            raise ValueError(f"start_from must be 'scratch', 'gpt2' or 'own', got {start_from!r}")
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        model = model.to(device)
+        window = min(model_config.context_length, config.context_length)
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        train_loader, val_loader = create_train_val_loaders(
+            self.text, tok, batch_size=train_config.batch_size, max_length=window,
+            stride=train_config.stride or window, train_ratio=train_config.train_ratio,
+            generator=generator)
+        schedule = EpochLoaderSchedule(train_loader, val_loader, train_config.num_epochs)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.learning_rate,
+                                      weight_decay=train_config.weight_decay, betas=train_config.betas)
+        trainer = Trainer(model, optimizer, schedule, config=train_config, device=device,
+                          tokenizer=tok, model_config=config)
+        own = OwnedModel(model, config, tok, label, trainer, corpus_name=self.corpus_name)
+        history = RunHistory(max_points=self.limits.max_history_points, max_samples=self.limits.max_samples)
+        history.num_epochs = train_config.num_epochs
+        history.tokens_per_epoch = trainer.batches_per_epoch * train_config.batch_size * window
+        with self.lock:
+            self._drop_checkpoints()
+            self.own, self.history = own, history
+        return own
+
+    def load_checkpoint(self, path: str) -> tuple[OwnedModel, str]:
+        """Make an uploaded checkpoint (ours, or the book's model.pth) this session's model.
+
+        Returns the model and a note for the user. Read with weights_only (no code runs);
+        a model larger than the session may train is refused. A checkpoint of ours with its
+        training state can be resumed on the current text.
+        """
+        import torch
+
+        from .checkpoint import load_model, read_checkpoint
+        from .schedule import EpochLoaderSchedule
+        from .tokenizers import GPT2Tokenizer
+        from .train import Trainer, TrainState
+
+        ckpt = read_checkpoint(path)
+        config = ckpt.model_config
+        self.check_trainable(config)
+        tok = ckpt.tokenizer()
+        if tok is None:
+            if config.vocab_size != GPT2Tokenizer().n_vocab:
+                raise WorkspaceError(
+                    f"This checkpoint does not say which tokenizer it used and its vocabulary has "
+                    f"{config.vocab_size:,} tokens (GPT-2's has 50,257), so its ids cannot be read.")
+            tok = GPT2Tokenizer()
+        if tok.n_vocab != config.vocab_size:
+            raise WorkspaceError(f"The checkpoint's tokenizer has {tok.n_vocab:,} tokens but its model "
+                                 f"{config.vocab_size:,}; the file is inconsistent.")
+        model, _ = load_model(ckpt)
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        model = model.to(device)
+        history = RunHistory(max_points=self.limits.max_history_points, max_samples=self.limits.max_samples)
+        trainer, note = None, "Use it in Generate and Evaluate, or train it further (Start from: your model)."
+        ts, tc = ckpt.trainer_state, ckpt.train_config
+        if ts:
+            for step, tokens, tr, va in zip(ts.get("eval_steps", []), ts.get("track_tokens_seen", []),
+                                            ts.get("train_losses", []), ts.get("val_losses", [])):
+                history.add_eval(step, tokens, tr, va)
+        if ckpt.kind == "gpt_core" and ts and tc is not None and ckpt.optimizer_state_dict is not None:
+            from .data import create_train_val_loaders
+            window = config.context_length  # as a run from scratch trains
+            try:
+                train_loader, val_loader = create_train_val_loaders(
+                    self.text, tok, batch_size=tc.batch_size, max_length=window,
+                    stride=tc.stride or window, train_ratio=tc.train_ratio,
+                    generator=torch.Generator().manual_seed(tc.seed) if tc.seed is not None else None)
+                schedule = EpochLoaderSchedule(train_loader, val_loader, tc.num_epochs)
+                if ckpt.schedule_state:
+                    schedule.load_state_dict(ckpt.schedule_state)
+                optimizer = torch.optim.AdamW(model.parameters(), lr=tc.learning_rate,
+                                              weight_decay=tc.weight_decay, betas=tc.betas)
+                optimizer.load_state_dict(ckpt.optimizer_state_dict)
+                state = TrainState.from_dict(ts)
+                if state.position > schedule.batches_per_epoch():
+                    raise ValueError("the current text is shorter than the one this run trained on")
+                trainer = Trainer(model, optimizer, schedule, config=tc, device=device, tokenizer=tok,
+                                  model_config=config, state=state, rng_state=ckpt.rng)
+                history.num_epochs = tc.num_epochs
+                history.tokens_per_epoch = trainer.batches_per_epoch * tc.batch_size * window
+                if not trainer.finished:
+                    note = (f"Its run stopped at step {state.step + 1} of {trainer.total_steps}: press "
+                            f"Resume to continue it on the current text ({self.corpus_name}).")
+            except (ValueError, KeyError, RuntimeError) as e:
+                trainer = None
+                note += f" (Its training state cannot be resumed on the current text: {e}.)"
+        label = f"Uploaded {ckpt.kind.replace('_', ' ')}"
+        own = OwnedModel(model, config, tok, label, trainer, corpus_name=self.corpus_name)
+        with self.lock:
+            self._drop_checkpoints()
+            self.own, self.history = own, history
+        return own, note
+
+    def save_checkpoint(self) -> str:
+        """Write this session's model (with optimizer and training state when it has them) to
+        the session's folder and return the path; earlier files of the session are removed."""
+        from .checkpoint import save_checkpoint
+
+        own = self.own
+        if own is None:
+            raise WorkspaceError("There is no model to save yet: train one first.")
+        folder = self.files_dir()
+        step = own.trainer.state.step + 1 if own.trainer is not None else 0
+        path = folder / f"gpt-{own.config.n_layers}x{own.config.emb_dim}-step{step}.pt"
+        with self.lock:
+            self._drop_checkpoints()
+            if own.trainer is not None:
+                own.trainer.save_checkpoint(path)
+            else:
+                save_checkpoint(path, model=own.model, model_config=own.config, tokenizer=own.tokenizer)
+            own.checkpoint_path = str(path)
+        return str(path)
+
+    def files_dir(self):
+        """This session's private folder for files it offers for download."""
+        from pathlib import Path
+
+        folder = Path(FILES_ROOT) / self.id
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def _drop_checkpoints(self) -> None:
+        import shutil
+        from pathlib import Path
+
+        folder = Path(FILES_ROOT) / self.id
+        if folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+        if self.own is not None:
+            self.own.checkpoint_path = None
+
+
+def measure_step_seconds(config: GPTConfig, *, batch_size: int, context_length: int, steps: int = 2) -> float:
+    """Seconds one AdamW training step takes for this model size on this machine: a throwaway
+    model trained on random ids, the first (warm-up) step not counted."""
+    import torch
+    import torch.nn.functional as F
+
+    from .model import GPTModel
+
+    context_length = min(context_length, config.context_length)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = GPTModel(config)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        x = torch.randint(0, config.vocab_size, (batch_size, context_length + 1))
+        inputs, targets = x[:, :-1], x[:, 1:]
+        times = []
+        for _ in range(steps + 1):
+            t0 = time.perf_counter()
+            optimizer.zero_grad()
+            logits = model(inputs)
+            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+            loss.backward()
+            optimizer.step()
+            times.append(time.perf_counter() - t0)
+    return sum(times[1:]) / steps
 
 
 # --- sessions ---------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def view(ws: Workspace, tokenizer_label: str, context_length, batch_size, stride
     summary = "\n".join([
         f"**{ws.corpus_name}** (read as {ws.encoding_note})",
         "",
-        "| | |",
+        "| What the model sees | |",
         "|---|---|",
         f"| Characters | {stats.characters:,} ({stats.unique_characters:,} different) |",
         f"| Tokens ({tokenizer_label}) | {stats.tokens:,} |",

@@ -105,7 +105,10 @@ def build_spec(*, tokenizer: str, vocab_size: int, preset_label: str, context_le
     layers = _whole(n_layers, "Layers (n_layers)", 1, 48)
     drop = _real(drop_rate, "Dropout (drop_rate)", 0.0, 0.9)
     if tie_weights is None:
-        tie_weights = PRESETS[preset].config.tie_weights if preset in PRESETS else False
+        # The book's separate output head. Tying it to an embedding drawn from N(0, 1) (the
+        # book's init) makes the first logits ~sqrt(emb_dim) wide and the first loss ~80
+        # instead of ln(vocab) ~ 10.8, which is not the curve the book shows.
+        tie_weights = False
     model = GPTConfig(vocab_size=vocab_size, context_length=ctx, emb_dim=emb, n_heads=heads,
                       n_layers=layers, drop_rate=drop, qkv_bias=bool(qkv_bias), tie_weights=bool(tie_weights))
     stride_value = _whole(stride, "Stride", 0, 1024) if stride not in (None, "") else 0

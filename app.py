@@ -1,0 +1,287 @@
+"""GPT pretraining playground: bring a text, watch a GPT learn it, sample it, load GPT-2.
+
+Run `python app.py` and open http://127.0.0.1:7860. This file only lays out the page and wires
+events; the handlers live in `playground/` and the machine learning in `gpt_core/`.
+"""
+import os
+
+import gradio as gr
+
+from gpt_core.corpus import DEFAULT_CORPUS, SAMPLE_CORPORA
+from gpt_core.plots import loss_figure
+from playground import data_tab, evaluate_tab, generate_tab, gpt2_tab, train_tab
+from playground.common import LIMITS, SETTINGS, bind, bind_progress, release_session
+from playground.options import DEFAULT_PRESET_LABEL, PRESET_CHOICES, START_FROM, TRAIN_DEFAULTS
+
+CSS = """
+.gradio-container {max-width: 1400px !important}
+#progress-box {min-height: 64px}
+.token-view {max-height: 360px; overflow-y: auto; padding: 6px; border: 1px solid #e5e7eb; border-radius: 6px}
+#eval-a .token-view, #eval-b .token-view {max-height: 480px}
+"""
+
+INTRO = """# Watch a GPT learn
+Pick a text in **Data**, press **Train** and watch the loss fall while the model learns to
+write like it; then sample from it in **Generate**, load OpenAI's **GPT-2** into the same
+model, and compare them in **Evaluate**. After chapter 5 of *Build a Large Language Model
+(From Scratch)*."""
+
+
+def build_app() -> gr.Blocks:
+    demo_train = TRAIN_DEFAULTS["demo"]
+    with gr.Blocks(title="Watch a GPT learn", delete_cache=(1800, 3600)) as demo:
+        gr.Markdown(INTRO)
+        with gr.Tabs():
+            # --- Data ---------------------------------------------------------------------
+            with gr.Tab("1 · Data", id="data"):
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        sample = gr.Dropdown(list(SAMPLE_CORPORA), value=DEFAULT_CORPUS, label="Sample text")
+                        upload = gr.File(label="...or upload a .txt (any common encoding)",
+                                         file_types=[".txt", ".md", ".csv", ".text"], type="filepath",
+                                         height=120)
+                        pasted = gr.Textbox(label="...or paste a text", lines=4, max_lines=8,
+                                            placeholder="Paste at least a few paragraphs here")
+                        paste_btn = gr.Button("Use the pasted text")
+                        data_tokenizer = gr.Radio(list(data_tab.TOKENIZERS), value="GPT-2 BPE",
+                                                  label="Tokenizer to show (the Train tab uses the same)")
+                    with gr.Column(scale=2):
+                        summary = gr.Markdown()
+                        data_warnings = gr.HTML()
+                        gr.Markdown("**The first tokens, as the model sees them** (hover a token for its id)")
+                        token_view = gr.HTML()
+                        preview = gr.Textbox(label="The text", lines=8, max_lines=8, interactive=False)
+
+            # --- Train --------------------------------------------------------------------
+            with gr.Tab("2 · Train", id="train"):
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=340):
+                        preset = gr.Dropdown(list(PRESET_CHOICES), value=DEFAULT_PRESET_LABEL, label="Preset")
+                        tokenizer = gr.Radio(list(data_tab.TOKENIZERS), value="GPT-2 BPE", label="Tokenizer")
+                        start_from = gr.Radio(list(START_FROM), value=START_FROM[0], label="Start from")
+                        with gr.Accordion("Model (the book's GPT_CONFIG fields)", open=False):
+                            with gr.Row():
+                                context_length = gr.Number(64, label="context_length", precision=0, minimum=4)
+                                emb_dim = gr.Number(128, label="emb_dim", precision=0, minimum=8)
+                            with gr.Row():
+                                n_heads = gr.Number(4, label="n_heads", precision=0, minimum=1)
+                                n_layers = gr.Number(2, label="n_layers", precision=0, minimum=1)
+                            with gr.Row():
+                                drop_rate = gr.Number(0.1, label="drop_rate", minimum=0, maximum=0.9)
+                                qkv_bias = gr.Checkbox(False, label="qkv_bias")
+                        with gr.Accordion("Training options", open=False):
+                            with gr.Row():
+                                num_epochs = gr.Number(demo_train["num_epochs"], label="Epochs", precision=0, minimum=1)
+                                batch_size = gr.Number(demo_train["batch_size"], label="Batch size", precision=0, minimum=1)
+                            with gr.Row():
+                                learning_rate = gr.Number(demo_train["learning_rate"], label="Learning rate")
+                                weight_decay = gr.Number(demo_train["weight_decay"], label="Weight decay", minimum=0)
+                            with gr.Row():
+                                stride = gr.Number(0, label="Stride (0 = context length)", precision=0, minimum=0)
+                                warmup_steps = gr.Number(0, label="Warmup steps", precision=0, minimum=0)
+                            with gr.Row():
+                                cosine = gr.Checkbox(False, label="Cosine decay")
+                                grad_clip = gr.Number(0, label="Gradient clipping (0 = off)", minimum=0)
+                            with gr.Row():
+                                label_smoothing = gr.Number(0, label="Label smoothing", minimum=0, maximum=0.5)
+                                seed = gr.Number(123, label="Seed", precision=0, minimum=0)
+                            with gr.Row():
+                                eval_freq = gr.Number(demo_train["eval_freq"], label="Evaluate every (steps)", precision=0, minimum=1)
+                                eval_iter = gr.Number(demo_train["eval_iter"], label="Evaluation batches", precision=0, minimum=1)
+                            start_context = gr.Textbox(demo_train["start_context"], label="Start context (sampled after each epoch)")
+                        estimate = gr.Markdown()
+                        measure_btn = gr.Button("Measure speed on this machine", size="sm")
+                        with gr.Row():
+                            train_btn = gr.Button("Train", variant="primary", elem_id="train-btn")
+                            stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn")
+                            resume_btn = gr.Button("Resume", elem_id="resume-btn")
+                        with gr.Accordion("Checkpoint", open=False):
+                            with gr.Row():
+                                save_ckpt = gr.Button("Save checkpoint", size="sm")
+                                download_ckpt = gr.DownloadButton("Download checkpoint", value=None, size="sm",
+                                                                  interactive=False, elem_id="download-ckpt")
+                            upload_ckpt = gr.File(label="Upload a checkpoint (.pt / .pth: ours or the book's model.pth)",
+                                                  file_types=[".pt", ".pth"], type="filepath", height=100)
+                            ckpt_status = gr.Markdown()
+                    with gr.Column(scale=2):
+                        status = gr.Markdown("Ready. Press **Train**.", elem_id="train-status")
+                        progress = gr.HTML(train_tab.progress_html(None), elem_id="progress-box")
+                        chart = gr.Plot(loss_figure(), label="Loss", elem_id="loss-chart")
+                        metrics = gr.Markdown(elem_id="train-metrics")
+                        samples = gr.Textbox(label="Samples after each epoch (greedy, from the start context)",
+                                             lines=8, max_lines=14, interactive=False, elem_id="sample-log",
+                                             autoscroll=True)
+
+            # --- Generate -----------------------------------------------------------------
+            with gr.Tab("3 · Generate", id="generate") as generate_tab_ui:
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=320):
+                        gen_model = gr.Dropdown([], label="Model", allow_custom_value=False)
+                        prompt = gr.Textbox("Every effort moves you", label="Prompt", lines=3)
+                        max_new = gr.Slider(1, LIMITS.max_new_tokens, value=50, step=1, label="Max new tokens")
+                        temperature = gr.Slider(0, 2, value=1.0, step=0.05, label="Temperature (0 = greedy)")
+                        top_k = gr.Slider(0, 200, value=25, step=1, label="Top-k (0 = off)")
+                        top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p (1 = off)")
+                        with gr.Row():
+                            gen_seed = gr.Number(123, label="Seed (empty = random)", precision=0, minimum=0)
+                            stop_eot = gr.Checkbox(True, label="Stop at end-of-text")
+                        with gr.Row():
+                            gen_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn")
+                            gen_stop = gr.Button("Stop", variant="stop")
+                    with gr.Column(scale=2):
+                        gen_output = gr.Textbox(label="Output", lines=10, max_lines=20, interactive=False,
+                                                elem_id="generate-output")
+                        cand_btn = gr.Button("Show next-token candidates for the prompt", size="sm")
+                        cand_chart = gr.Plot(label="Next-token candidates", elem_id="candidates-chart")
+                with gr.Accordion("Sampling lab: the book's 9-word example", open=True):
+                    gr.Markdown("After *every effort moves you* the book's toy model gives these nine words "
+                                "logits. Move the temperature and see how the probabilities and the counts "
+                                "of 1,000 draws change.")
+                    with gr.Row():
+                        lab_temp = gr.Slider(0.05, 5, value=1.0, step=0.05, label="Temperature", scale=2)
+                        lab_draws = gr.Number(1000, label="Draws", precision=0, minimum=1, maximum=10000, scale=1)
+                        lab_seed = gr.Number(123, label="Seed", precision=0, minimum=0, scale=1)
+                    lab_chart = gr.Plot(label="Sampling lab", elem_id="lab-chart")
+
+            # --- GPT-2 --------------------------------------------------------------------
+            with gr.Tab("4 · GPT-2", id="gpt2"):
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=320):
+                        gpt2_size = gr.Radio(gpt2_tab.SIZES, value="124M", label="GPT-2 size")
+                        gpt2_sizes_md = gr.Markdown(gpt2_tab.sizes_table())
+                        download_btn = gr.Button("Download and load", variant="primary", elem_id="gpt2-download")
+                        with gr.Accordion("Offline? Import from a folder or upload", open=False):
+                            gr.Markdown(gpt2_tab.import_help())
+                            folder = gr.Textbox(label="Folder on the server", placeholder=gpt2_tab.example_folder())
+                            folder_btn = gr.Button("Import from folder")
+                            gpt2_files = gr.File(label="Upload the files (.safetensors, or the 7 files of OpenAI's release)",
+                                                 file_count="multiple", type="filepath", height=120)
+                    with gr.Column(scale=2):
+                        gpt2_status = gr.Markdown(elem_id="gpt2-status")
+                        gpt2_info = gr.Markdown(gpt2_tab.loaded_models_md())
+
+            # --- Evaluate -----------------------------------------------------------------
+            with gr.Tab("5 · Evaluate", id="evaluate") as evaluate_tab_ui:
+                with gr.Row():
+                    eval_text = gr.Textbox(label="Text to score (empty = the validation part of the corpus)",
+                                           lines=4, max_lines=8, scale=3)
+                    with gr.Column(scale=1, min_width=240):
+                        model_a = gr.Dropdown([], label="Model A")
+                        model_b = gr.Dropdown([], label="Model B (optional)")
+                        eval_btn = gr.Button("Score", variant="primary", elem_id="eval-btn")
+                eval_note = gr.Markdown()
+                with gr.Row():
+                    with gr.Column(elem_id="eval-a"):
+                        eval_a_md = gr.Markdown()
+                        eval_a_html = gr.HTML()
+                    with gr.Column(elem_id="eval-b"):
+                        eval_b_md = gr.Markdown()
+                        eval_b_html = gr.HTML()
+
+        # === events =======================================================================
+        data_inputs = [data_tokenizer, context_length, batch_size, stride]
+        data_outputs = [summary, data_warnings, token_view, preview]
+        model_fields = [context_length, emb_dim, n_heads, n_layers, drop_rate, qkv_bias]
+        train_fields = [num_epochs, batch_size, learning_rate, weight_decay, eval_freq, eval_iter,
+                        warmup_steps, cosine, grad_clip, label_smoothing, seed, start_context, stride]
+        spec_inputs = [tokenizer, preset, *model_fields, *train_fields]
+
+        demo.load(bind(data_tab.view), data_inputs, data_outputs, api_name=False)
+        demo.load(bind(train_tab.estimate), spec_inputs, estimate, api_name=False)
+        sample.input(bind(data_tab.choose_sample), [sample, *data_inputs], data_outputs, api_name="choose_sample")
+        upload.upload(bind(data_tab.upload_text), [upload, *data_inputs], data_outputs, api_name="upload_text")
+        paste_btn.click(bind(data_tab.use_pasted), [pasted, *data_inputs], data_outputs, api_name="use_text")
+        # The two tokenizer radios mirror each other (.input: only what the user did).
+        data_tokenizer.input(lambda v: v, data_tokenizer, tokenizer, api_name=False).then(
+            bind(data_tab.view), data_inputs, data_outputs, api_name=False).then(
+            bind(train_tab.estimate), spec_inputs, estimate, api_name=False)
+        tokenizer.input(lambda v: v, tokenizer, data_tokenizer, api_name=False).then(
+            bind(data_tab.view), data_inputs, data_outputs, api_name=False).then(
+            bind(train_tab.estimate), spec_inputs, estimate, api_name=False)
+
+        preset.input(train_tab.apply_preset, preset, [*model_fields, *train_fields, tokenizer, data_tokenizer],
+                     api_name=False).then(
+            bind(train_tab.estimate), spec_inputs, estimate, api_name=False).then(
+            bind(data_tab.view), data_inputs, data_outputs, api_name=False)
+        for field in model_fields:
+            field.input(train_tab.mark_custom, preset, preset, api_name=False)
+        for field in [*model_fields, *train_fields]:
+            # Numbers re-estimate when the user leaves the field, not at every keystroke.
+            trigger = field.input if isinstance(field, gr.Checkbox) else field.blur
+            trigger(bind(train_tab.estimate), spec_inputs, estimate, api_name=False, trigger_mode="always_last")
+        measure_btn.click(bind(train_tab.measure), spec_inputs, estimate, api_name="measure",
+                          concurrency_id="train", concurrency_limit=SETTINGS.train_concurrency)
+
+        run_outputs = [status, progress, chart, metrics, samples, download_ckpt, train_btn, resume_btn]
+        train_event = train_btn.click(
+            bind(train_tab.train), [*spec_inputs, start_from], run_outputs, api_name="train",
+            concurrency_id="train", concurrency_limit=SETTINGS.train_concurrency,
+            show_progress="minimal", show_progress_on=[status])
+        resume_event = resume_btn.click(
+            bind(train_tab.resume), None, run_outputs, api_name="resume",
+            concurrency_id="train", concurrency_limit=SETTINGS.train_concurrency,
+            show_progress="minimal", show_progress_on=[status])
+        stop_btn.click(bind(train_tab.stop), None, [status, train_btn, resume_btn], api_name="stop",
+                       cancels=[train_event, resume_event], queue=False)
+        upload_ckpt.upload(bind(train_tab.upload_checkpoint), upload_ckpt,
+                           [ckpt_status, status, chart, download_ckpt, train_btn, resume_btn],
+                           api_name="upload_checkpoint")
+        save_ckpt.click(bind(train_tab.prepare_download), None, [download_ckpt, ckpt_status],
+                        api_name="save_checkpoint")
+
+        # Generate
+        for tab in (generate_tab_ui, evaluate_tab_ui):
+            tab.select(bind(train_tab.model_dropdowns), [gen_model, model_a, model_b],
+                       [gen_model, model_a, model_b], api_name=False)
+        gen_inputs = [gen_model, prompt, max_new, temperature, top_k, top_p, gen_seed, stop_eot]
+        gen_event = gen_btn.click(bind(generate_tab.generate_text), gen_inputs, gen_output, api_name="generate",
+                                  concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency,
+                                  show_progress="minimal")
+        gen_stop.click(None, None, None, cancels=[gen_event], api_name=False)
+        cand_inputs = [gen_model, prompt, temperature, top_k, top_p]
+        cand_btn.click(bind(generate_tab.candidates), cand_inputs, cand_chart, api_name="candidates",
+                       concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency)
+        for slider in (temperature, top_k, top_p):
+            slider.release(bind(generate_tab.candidates), cand_inputs, cand_chart, api_name=False,
+                           concurrency_id="generate", trigger_mode="always_last", show_progress="hidden")
+        lab_inputs = [lab_temp, lab_draws, lab_seed]
+        demo.load(generate_tab.sampling_lab, lab_inputs, lab_chart, api_name=False)
+        lab_temp.release(generate_tab.sampling_lab, lab_inputs, lab_chart, api_name="sampling_lab",
+                         trigger_mode="always_last", show_progress="hidden")
+        for box in (lab_draws, lab_seed):
+            box.submit(generate_tab.sampling_lab, lab_inputs, lab_chart, api_name=False)
+
+        # GPT-2
+        gpt2_outputs = [gpt2_status, gpt2_info]
+        download_btn.click(bind_progress(gpt2_tab.download), gpt2_size, gpt2_outputs, api_name="gpt2_download",
+                           concurrency_id="gpt2", concurrency_limit=1, show_progress="full",
+                           show_progress_on=[gpt2_status])
+        folder_btn.click(bind_progress(gpt2_tab.import_folder), folder, gpt2_outputs, api_name="gpt2_import_folder",
+                         concurrency_id="gpt2", concurrency_limit=1, show_progress_on=[gpt2_status])
+        gpt2_files.upload(bind_progress(gpt2_tab.import_upload), gpt2_files, gpt2_outputs,
+                          api_name="gpt2_import_upload", concurrency_id="gpt2", concurrency_limit=1,
+                          show_progress_on=[gpt2_status])
+
+        # Evaluate
+        eval_btn.click(bind(evaluate_tab.evaluate), [eval_text, model_a, model_b],
+                       [eval_a_md, eval_a_html, eval_b_md, eval_b_html, eval_note], api_name="evaluate",
+                       concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency)
+
+        demo.unload(release_session)
+    demo.queue(max_size=SETTINGS.queue_size, default_concurrency_limit=SETTINGS.generate_concurrency)
+    return demo
+
+
+def main() -> None:
+    demo = build_app()
+    # GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are read by launch() itself; on Hugging Face
+    # Spaces (SPACE_ID set) the platform sets them to 0.0.0.0:7860.
+    demo.launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0" if SETTINGS.on_spaces else "127.0.0.1"),
+        max_file_size=f"{SETTINGS.max_upload_mb}mb",
+        css=CSS, theme=gr.themes.Soft(), show_error=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""GPT-2 tab: download OpenAI's weights (with progress), or import them from a folder or an
+upload; loaded models are shared read-only by every session of this server."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from gpt_core.config import GPT2_SIZES, format_bytes, format_count
+from gpt_core.workspace import Workspace, WorkspaceError
+
+from .common import SETTINGS, SHARED
+from .models import gpt2_key
+
+SIZES = list(GPT2_SIZES)
+# Sizes this server may load (each stays in memory for everyone): all locally, the two
+# smaller ones on a free Hugging Face Space (16 GB shared by every visitor).
+ALLOWED_SIZES = [s.strip() for s in os.environ.get(
+    "PLAYGROUND_GPT2_SIZES", "124M,355M" if SETTINGS.on_spaces else ",".join(SIZES)).split(",") if s.strip()]
+
+
+def models_dir() -> Path:
+    from gpt_core.gpt2 import default_models_dir
+
+    return default_models_dir()
+
+
+def import_roots() -> list[Path]:
+    """Folders under which "Import from folder" may read: the models folder, plus any listed in
+    PLAYGROUND_IMPORT_ROOTS. Nothing else on the server can be named from the browser."""
+    extra = [p for p in os.environ.get("PLAYGROUND_IMPORT_ROOTS", "").split(os.pathsep) if p]
+    return [Path(p).expanduser().resolve() for p in [str(models_dir()), *extra]]
+
+
+def example_folder() -> str:
+    return str(models_dir() / "124M")
+
+
+def sizes_table() -> str:
+    rows = ["| Size | Layers × width | Parameters | Memory (float32) | Here |", "|---|---|---|---|---|"]
+    for size, cfg in GPT2_SIZES.items():
+        allowed = "✓" if size in ALLOWED_SIZES else "not on this server"
+        rows.append(f"| {size} | {cfg.n_layers} × {cfg.emb_dim} | {format_count(cfg.num_parameters())} | "
+                    f"{format_bytes(cfg.memory_bytes())} | {allowed} |")
+    return "\n".join(rows) + "\n\nThe download is about the size of the memory figure (one copy per server)."
+
+
+def import_help() -> str:
+    return (
+        "Without internet, copy OpenAI's GPT-2 files (the 7 files of a size: `checkpoint`, "
+        "`encoder.json`, `hparams.json`, `model.ckpt.data-00000-of-00001`, `model.ckpt.index`, "
+        "`model.ckpt.meta`, `vocab.bpe`) or a Hugging Face `model.safetensors` into a folder "
+        f"on the server, e.g. `{example_folder()}`, and import it here; or upload the files. "
+        "Folders are accepted under: " + ", ".join(f"`{p}`" for p in import_roots()) + "."
+    )
+
+
+def loaded_models_md() -> str:
+    keys = SHARED.keys()
+    if not keys:
+        return "No GPT-2 loaded yet. Loaded models are shared by everyone on this server, read-only."
+    rows = ["**Loaded on this server** (shared, read-only):", "",
+            "| Model | Layers | emb_dim | Heads | Context | Vocabulary | Parameters |", "|---|---|---|---|---|---|---|"]
+    for key in keys:
+        entry = SHARED.get(key)
+        if entry is None:
+            continue
+        cfg = entry[1]
+        rows.append(f"| {key} | {cfg.n_layers} | {cfg.emb_dim} | {cfg.n_heads} | {cfg.context_length} | "
+                    f"{cfg.vocab_size:,} | {format_count(cfg.num_parameters())} |")
+    rows.append("\nUse them in **Generate** and **Evaluate**, or train a copy in **Train** (Start from: GPT-2).")
+    return "\n".join(rows)
+
+
+def _size_of(cfg) -> str | None:
+    for size, known in GPT2_SIZES.items():
+        if (known.emb_dim, known.n_layers, known.n_heads, known.vocab_size) == (
+                cfg.emb_dim, cfg.n_layers, cfg.n_heads, cfg.vocab_size):
+            return size
+    return None
+
+
+def _loaded(key: str) -> tuple[str, str]:
+    model, cfg, _ = SHARED.get(key)
+    status = (f"✅ **{key}** is loaded: {cfg.n_layers} layers, emb_dim {cfg.emb_dim}, {cfg.n_heads} heads, "
+              f"context {cfg.context_length}, {format_count(cfg.num_parameters())} parameters.")
+    return status, loaded_models_md()
+
+
+def _offline_message(size: str, exc: Exception) -> str:
+    return (f"Could not download GPT-2 {size}: {exc}. If this server has no internet, copy the "
+            f"release files into {models_dir() / size} and press Download again (it finds them), or "
+            f"use *Import from a folder* / upload below.")
+
+
+def download(ws: Workspace, progress, size: str):
+    """Download (or find) GPT-2 `size` and load it for everyone."""
+    from gpt_core.download import DownloadError
+    from gpt_core.gpt2 import load_gpt2
+
+    if size not in SIZES:
+        raise ValueError(f"Unknown GPT-2 size {size!r}; choose one of {', '.join(SIZES)}.")
+    if size not in ALLOWED_SIZES:
+        raise WorkspaceError(f"GPT-2 {size} is too large for this server; choose one of {', '.join(ALLOWED_SIZES)}.")
+    key = gpt2_key(size)
+
+    def report(p) -> None:
+        if p.total:
+            progress((p.done, p.total), desc=f"{p.status} {p.file}", unit="bytes")
+        else:
+            progress(None, desc=f"{p.status} {p.file}")
+
+    def loader():
+        progress(0, desc=f"looking for GPT-2 {size}")
+        return load_gpt2(size, models_dir=models_dir(), progress=report)
+
+    try:
+        SHARED.load(key, loader)
+    except DownloadError as e:
+        raise WorkspaceError(_offline_message(size, e)) from None
+    return _loaded(key)
+
+
+def _check_import_path(folder: str) -> Path:
+    if not isinstance(folder, str) or not folder.strip():
+        raise ValueError("Type the folder that holds the GPT-2 files.")
+    path = Path(folder.strip()).expanduser()
+    if not path.is_absolute():
+        path = models_dir() / path
+    resolved = path.resolve()
+    for root in import_roots():
+        if resolved == root or root in resolved.parents:
+            if not resolved.is_dir() and not resolved.is_file():
+                raise FileNotFoundError(f"{resolved} does not exist. Copy the GPT-2 files there first.")
+            return resolved
+    raise PermissionError(
+        "For safety this server imports only from " + ", ".join(str(r) for r in import_roots())
+        + ". Copy the files under one of these folders (or upload them).")
+
+
+def import_folder(ws: Workspace, progress, folder: str):
+    from gpt_core.gpt2 import load_gpt2
+
+    path = _check_import_path(folder)
+    progress(None, desc="reading the weights (the first time converts them: up to a minute)")
+    model, cfg, tok = load_gpt2(str(path), download=False)
+    size = _size_of(cfg)
+    if size is not None and size not in ALLOWED_SIZES:
+        raise WorkspaceError(f"GPT-2 {size} is too large for this server; choose one of {', '.join(ALLOWED_SIZES)}.")
+    key = gpt2_key(size) if size else f"GPT-2 ({path.name})"
+    SHARED.load(key, lambda: (model, cfg, tok))
+    return _loaded(key)
+
+
+def import_upload(ws: Workspace, progress, files):
+    from gpt_core.gpt2 import import_gpt2, load_gpt2
+
+    if not files:
+        raise ValueError("No files arrived. Choose a model.safetensors or the GPT-2 release files.")
+    paths = [str(f) for f in (files if isinstance(files, (list, tuple)) else [files])]
+    progress(None, desc="checking and converting the uploaded weights")
+    dest = import_gpt2(paths, models_dir=models_dir())
+    model, cfg, tok = load_gpt2(str(dest), download=False)
+    size = _size_of(cfg)
+    if size is not None and size not in ALLOWED_SIZES:
+        raise WorkspaceError(f"GPT-2 {size} is too large for this server; choose one of {', '.join(ALLOWED_SIZES)}.")
+    key = gpt2_key(size) if size else f"GPT-2 ({dest.name})"
+    SHARED.load(key, lambda: (model, cfg, tok))
+    return _loaded(key)

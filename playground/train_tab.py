@@ -1,0 +1,335 @@
+"""Train tab: presets, the estimate before a run, and the run itself drawn live.
+
+`train` and `resume` are generators: each yields the whole right-hand side of the tab (status,
+progress bar, loss chart, metrics, sample log, download button, button states) a few times a
+second while the trainer's events arrive, so the chart draws itself as the model learns.
+"""
+from __future__ import annotations
+
+import html
+import math
+import time
+
+import gradio as gr
+
+from gpt_core.config import format_bytes, format_count
+from gpt_core.plots import loss_figure
+from gpt_core.train_events import (CheckpointEvent, DoneEvent, EpochEvent, ErrorEvent, EvalEvent,
+                                   SampleEvent, StepEvent, StoppedEvent)
+from gpt_core.workspace import Workspace, WorkspaceError, measure_step_seconds
+
+from . import models
+from .common import SHARED
+from .data_tab import TOKENIZER_LABELS, tokenizer_kind
+from .options import (PRESET_LABELS, START_FROM, TRAIN_FIELDS, build_spec, preset_fields, preset_name)
+
+UPDATE_INTERVAL_S = 0.3  # chart redraws while training: often enough to look live
+AUTO_MEASURE_MAX_PARAMS = 20_000_000  # models this small are timed without asking (< 1 s)
+STOP_WAIT_S = 15.0
+
+
+# --- presets and the estimate -----------------------------------------------------------
+def apply_preset(label: str):
+    """Fill the model and training fields (and the tokenizer radios) from a preset."""
+    if preset_name(label) == "custom":
+        return [gr.update() for _ in range(6 + len(TRAIN_FIELDS) + 2)]
+    model, train, tok = preset_fields(label)
+    values = [model[k] for k in ("context_length", "emb_dim", "n_heads", "n_layers", "drop_rate", "qkv_bias")]
+    values += [train[k] for k in TRAIN_FIELDS]
+    return [*values, TOKENIZER_LABELS[tok], TOKENIZER_LABELS[tok]]
+
+
+def mark_custom(label: str):
+    """Editing a model field turns the preset into "Custom"."""
+    return PRESET_LABELS["custom"] if preset_name(label) != "custom" else gr.update()
+
+
+def _spec(ws: Workspace, tokenizer_label, preset_label, *fields):
+    kind = tokenizer_kind(tokenizer_label)
+    vocab = ws.tokenizer(kind).n_vocab
+    (context_length, emb_dim, n_heads, n_layers, drop_rate, qkv_bias, num_epochs, batch_size,
+     learning_rate, weight_decay, eval_freq, eval_iter, warmup_steps, cosine, grad_clip,
+     label_smoothing, seed, start_context, stride) = fields
+    return build_spec(tokenizer=kind, vocab_size=vocab, preset_label=preset_label,
+                      context_length=context_length, emb_dim=emb_dim, n_heads=n_heads, n_layers=n_layers,
+                      drop_rate=drop_rate, qkv_bias=qkv_bias, num_epochs=num_epochs, batch_size=batch_size,
+                      learning_rate=learning_rate, weight_decay=weight_decay, eval_freq=eval_freq,
+                      eval_iter=eval_iter, warmup_steps=warmup_steps, cosine=cosine, grad_clip=grad_clip,
+                      label_smoothing=label_smoothing, seed=seed, start_context=start_context, stride=stride)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def estimate(ws: Workspace, tokenizer_label, preset_label, *fields) -> str:
+    """Parameters, memory, batches and (measured) time per epoch, before anything is trained."""
+    try:
+        spec = _spec(ws, tokenizer_label, preset_label, *fields)
+    except ValueError as e:
+        return f"⚠️ {html.escape(str(e))}"
+    cfg, tc = spec.model, spec.train
+    stats = ws.stats(spec.tokenizer, context_length=cfg.context_length,
+                     stride=tc.stride or cfg.context_length, batch_size=tc.batch_size)
+    params = cfg.num_parameters()
+    lines = [
+        f"**{format_count(params)} parameters** ({params:,}) · weights {format_bytes(cfg.memory_bytes())} · "
+        f"training needs about {format_bytes(cfg.training_memory_bytes(tc.batch_size, cfg.context_length))}",
+        f"{stats.train_batches:,} batches per epoch × {tc.num_epochs} epochs = "
+        f"{stats.train_batches * tc.num_epochs:,} steps",
+    ]
+    key = (cfg, tc.batch_size)
+    seconds = ws.step_seconds.get(key)
+    if seconds is None and params <= AUTO_MEASURE_MAX_PARAMS and params <= ws.limits.max_train_parameters:
+        seconds = ws.step_seconds[key] = measure_step_seconds(cfg, batch_size=tc.batch_size, steps=1,
+                                                              context_length=cfg.context_length)
+    if seconds is not None:
+        per_epoch = seconds * stats.train_batches
+        lines.append(f"Measured here: {seconds * 1000:,.0f} ms a step → about **{_duration(per_epoch)} per "
+                     f"epoch**, {_duration(per_epoch * tc.num_epochs)} in all (plus evaluation)")
+    else:
+        lines.append("Time per epoch: press *Measure speed* (times one training step here).")
+    if params > ws.limits.max_train_parameters:
+        lines.append(f"⚠️ Larger than this server trains ({format_count(ws.limits.max_train_parameters)} parameters).")
+    lines += [f"⚠️ {html.escape(w)}" for w in stats.warnings]
+    return "  \n".join(lines)
+
+
+def measure(ws: Workspace, tokenizer_label, preset_label, *fields) -> str:
+    spec = _spec(ws, tokenizer_label, preset_label, *fields)
+    ws.check_trainable(spec.model)
+    ws.step_seconds[(spec.model, spec.train.batch_size)] = measure_step_seconds(
+        spec.model, batch_size=spec.train.batch_size, context_length=spec.model.context_length)
+    return estimate(ws, tokenizer_label, preset_label, *fields)
+
+
+# --- the live view -------------------------------------------------------------------------
+def progress_html(p: dict | None) -> str:
+    """A progress bar with ETA (our own: Gradio's overlay would hide the chart)."""
+    if not p:
+        return ("<div class='run-progress' style='color:#6b7280;padding:8px 0'>No run yet. The demo "
+                "preset trains in seconds.</div>")
+    frac = max(0.0, min(1.0, p.get("fraction", 0.0)))
+    color = {"running": "#2563eb", "done": "#16a34a", "stopped": "#d97706", "error": "#dc2626"}[p.get("state", "running")]
+    text = html.escape(p.get("text", ""))
+    return (
+        "<div class='run-progress' style='padding:4px 0'>"
+        f"<div style='display:flex;justify-content:space-between;font-size:13px;margin-bottom:4px'>"
+        f"<span>{text}</span><span><b>{frac:.0%}</b></span></div>"
+        "<div style='background:#e5e7eb;border-radius:6px;height:12px;overflow:hidden'>"
+        f"<div class='run-progress-fill' data-fraction='{frac:.4f}' style='width:{frac * 100:.1f}%;"
+        f"background:{color};height:100%;transition:width .3s'></div></div></div>"
+    )
+
+
+def _figure(ws: Workspace):
+    h = ws.history
+    return loss_figure(h.tokens_seen, h.train_losses, h.val_losses, num_epochs=h.num_epochs,
+                       tokens_per_epoch=h.tokens_per_epoch, step_tokens=h.step_tokens,
+                       step_losses=h.step_losses, hint=h.overfitting_hint())
+
+
+def _ppl(x: float) -> str:
+    return f"{x:,.1f}" if x < 1e5 else f"{x:.1e}"
+
+
+def _metrics(ws: Workspace, last_step: StepEvent | None, last_eval: EvalEvent | None) -> str:
+    parts = []
+    if last_step is not None:
+        parts.append(f"batch loss **{last_step.loss:.3f}**")
+        parts.append(f"{last_step.tokens_per_sec:,.0f} tokens/s")
+        parts.append(f"lr {last_step.lr:.2e}")
+    if last_eval is not None:
+        parts.append(f"train loss **{last_eval.train_loss:.3f}** (perplexity {_ppl(last_eval.train_ppl)})")
+        val = (f"val loss **{last_eval.val_loss:.3f}** (perplexity {_ppl(last_eval.val_ppl)})"
+               if math.isfinite(last_eval.val_loss) else "val loss n/a (validation text too short)")
+        parts.append(val)
+    hint = ws.history.overfitting_hint()
+    text = " · ".join(parts)
+    if hint:
+        text += f"\n\n⚠️ **{hint}** Stop here, or add data, dropout or weight decay."
+    return text
+
+
+class _View:
+    """What the right-hand side of the tab shows; rendered into Gradio outputs."""
+
+    def __init__(self, ws: Workspace):
+        self.ws = ws
+        self.status = "Starting..."
+        self.progress: dict = {"fraction": 0.0, "text": "preparing data and model", "state": "running"}
+        self.last_step: StepEvent | None = None
+        self.last_eval: EvalEvent | None = None
+
+    def outputs(self, *, running: bool, download: str | None = None):
+        own = self.ws.own
+        resumable = bool(own is not None and own.resumable)
+        download_update = (gr.update(value=download, interactive=True) if download
+                           else gr.update(interactive=False) if running else gr.update())
+        return (self.status, progress_html(self.progress), _figure(self.ws),
+                _metrics(self.ws, self.last_step, self.last_eval), self.ws.history.sample_log(),
+                download_update, gr.update(interactive=not running),
+                gr.update(interactive=(not running) and resumable))
+
+
+def _drive(ws: Workspace, job, view: _View):
+    """Run the session's trainer, yielding the view a few times a second and at every
+    evaluation and sample. Stops between steps when the job's stop flag is set."""
+    own = ws.own
+    trainer = own.trainer
+    total = trainer.total_steps
+    last_yield = 0.0
+    outcome, error = "done", None
+    started = time.monotonic()
+    view.status = f"Training **{own.label}** on *{own.corpus_name}*: {total:,} steps."
+    yield view.outputs(running=True)
+    for ev in trainer.run(stop=job.stop):
+        force = False
+        if isinstance(ev, StepEvent):
+            ws.history.add_step(ev.tokens_seen, ev.loss)
+            force = view.last_step is None  # the first point as soon as it exists
+            view.last_step = ev
+            view.progress = {
+                "fraction": (ev.step + 1) / max(1, ev.total_steps), "state": "running",
+                "text": (f"epoch {ev.epoch}/{trainer.schedule.num_epochs} · step {ev.step + 1:,}/"
+                         f"{ev.total_steps:,} · {ev.tokens_seen:,} tokens · ETA {_duration(ev.eta_seconds)}"),
+            }
+        elif isinstance(ev, EvalEvent):
+            ws.history.add_eval(ev.step, ev.tokens_seen, ev.train_loss, ev.val_loss)
+            view.last_eval = ev
+            force = True
+        elif isinstance(ev, SampleEvent):
+            ws.history.add_sample(f"epoch {ev.epoch}, step {ev.step + 1}", ev.text)
+            force = True
+        elif isinstance(ev, (EpochEvent, CheckpointEvent)):
+            pass
+        elif isinstance(ev, DoneEvent):
+            outcome = "done"
+        elif isinstance(ev, StoppedEvent):
+            outcome = "stopped"
+            view.status = f"Stopped after step {ev.step + 1:,}: {ev.reason}."
+        elif isinstance(ev, ErrorEvent):
+            outcome, error = "error", ev.message
+        now = time.monotonic()
+        if force or now - last_yield >= UPDATE_INTERVAL_S:
+            last_yield = now
+            yield view.outputs(running=True)
+    elapsed = time.monotonic() - started
+    view.progress = dict(view.progress, state=outcome)
+    if outcome == "done":
+        view.progress["fraction"] = 1.0
+        view.status = (f"Done: {trainer.state.step + 1:,} steps, {trainer.state.tokens_seen:,} tokens in "
+                       f"{_duration(elapsed)}. Try your model in **Generate**.")
+    elif outcome == "stopped":
+        view.status += " Press **Resume** to continue."
+    else:
+        view.status = f"Training failed: {error}"
+    download = ws.save_checkpoint() if _small_enough_to_autosave(own) else None
+    yield view.outputs(running=False, download=download)
+    if error:
+        raise WorkspaceError(f"Training stopped with an error: {error}")
+
+
+def _small_enough_to_autosave(own) -> bool:
+    # A checkpoint with AdamW state is ~12 bytes a parameter: save small ones right away,
+    # larger ones when the user asks (Download after the run, from the checkpoint box).
+    return own.config.num_parameters() <= 30_000_000
+
+
+def train(ws: Workspace, tokenizer_label, preset_label, *fields_and_start):
+    """Start a new run from the form (the last value is "Start from")."""
+    *fields, start_label = fields_and_start
+    spec = _spec(ws, tokenizer_label, preset_label, *fields)
+    if start_label not in START_FROM:
+        raise ValueError(f"Unknown start {start_label!r}; choose one of: {', '.join(START_FROM)}.")
+    start = ("scratch", "gpt2", "own")[START_FROM.index(start_label)]
+    base, label = None, {"scratch": f"a new {spec.preset} model", "own": "your model"}.get(start)
+    if start == "gpt2":
+        loaded = SHARED.keys()
+        base = SHARED.get(loaded[0]) if loaded else None
+        if base is None:
+            raise WorkspaceError("No GPT-2 is loaded yet: load one in the GPT-2 tab, then train.")
+        label = f"a copy of {loaded[0]}"
+    job = ws.begin_job("train")
+    try:
+        view = _View(ws)
+        ws.new_run(spec.model, spec.train, tokenizer_kind=spec.tokenizer, start_from=start, base=base,
+                   label=label)
+        yield from _drive(ws, job, view)
+    finally:
+        ws.end_job(job)
+
+
+def resume(ws: Workspace):
+    """Continue the stopped run exactly where it stopped."""
+    own = ws.own
+    if own is None or own.trainer is None:
+        raise WorkspaceError("There is no run to resume: press Train to start one.")
+    if own.trainer.finished:
+        raise WorkspaceError("This run has finished all its epochs. Press Train for a new run, or choose "
+                             "Start from: your model to train it further.")
+    job = ws.begin_job("resume")
+    try:
+        view = _View(ws)
+        yield from _drive(ws, job, view)
+    finally:
+        ws.end_job(job)
+
+
+def stop(ws: Workspace):
+    """Ask this session's run to stop after its current step and show where it stopped."""
+    had_job = ws.request_stop()
+    finished = ws.wait_idle(STOP_WAIT_S)
+    own = ws.own
+    if not had_job:
+        status = "Nothing is training in this session."
+    elif not finished:
+        status = "Stopping: the current step is still running; it stops right after it."
+    elif own is not None and own.trainer is not None:
+        st = own.trainer.state
+        status = (f"Stopped after step {st.step + 1:,} of {own.trainer.total_steps:,}. "
+                  + ("Press **Resume** to continue." if own.resumable else ""))
+    else:
+        status = "Stopped."
+    resumable = bool(own is not None and own.resumable and finished)
+    return status, gr.update(interactive=finished), gr.update(interactive=resumable)
+
+
+def prepare_download(ws: Workspace):
+    path = ws.save_checkpoint()
+    return gr.update(value=path, interactive=True), f"Saved `{path.rsplit('/', 1)[-1]}`: press Download."
+
+
+def upload_checkpoint(ws: Workspace, path):
+    if not path:
+        raise ValueError("No file arrived. Choose a .pt or .pth checkpoint to upload.")
+    ws.require_idle("load a checkpoint")
+    own, note = ws.load_checkpoint(str(path))
+    cfg = own.config
+    status = (f"Loaded **{own.label}**: {cfg.n_layers} layers × {cfg.emb_dim}, context "
+              f"{cfg.context_length}, vocabulary {cfg.vocab_size:,} ({format_count(cfg.num_parameters())} "
+              f"parameters). {note}")
+    return status, status, _figure(ws), gr.update(value=None, interactive=False), \
+        gr.update(interactive=True), gr.update(interactive=own.resumable)
+
+
+def model_dropdowns(ws: Workspace, gen_choice, a_choice, b_choice):
+    """Refresh the model lists of Generate and Evaluate, keeping choices that still exist."""
+    choices = models.model_choices(ws)
+
+    def keep(value, fallback):
+        return value if value in choices else fallback
+
+    own_first = choices[0] if choices else None
+    gpt2_first = next((c for c in choices if c != models.OWN), None)
+    b_default = gpt2_first if own_first == models.OWN else None
+    return (gr.update(choices=choices, value=keep(gen_choice, own_first)),
+            gr.update(choices=choices, value=keep(a_choice, own_first)),
+            gr.update(choices=[""] + choices, value=keep(b_choice, b_default) or ""))
