@@ -1,0 +1,372 @@
+"""The training loop as a stream of events (DESIGN decision 2).
+
+`Trainer.run()` is the book's `train_model_simple` -- evaluate every `eval_freq` steps on
+`eval_iter` batches, count tokens seen, a greedy sample after each epoch -- yielding typed
+events instead of printing, plus what a playground needs: a learning-rate schedule,
+gradient clipping and accumulation, label smoothing, stop/resume at any step boundary, early
+stopping, an overfitting flag, checkpoints and DistributedDataParallel.
+
+The model can be any `nn.Module` mapping (B, T) token ids to (B, T, vocab) logits; batches
+come from a `BatchSchedule` (schedule.py). Building a run from a text lives in prepare.py.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import nn
+
+from . import losses
+from .config import GPTConfig, TrainConfig
+from .generate import generate_text_simple
+from .rng import capture_rng_state, restore_rng_state
+from .schedule import BatchSchedule, EpochLoaderSchedule, lr_at, uses_lr_schedule
+from .tokenizers import text_to_token_ids, token_ids_to_text
+from .train_events import (CheckpointEvent, DoneEvent, EpochEvent, ErrorEvent, EvalEvent, Event,
+                           SampleEvent, StepEvent, StoppedEvent)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass
+class TrainState:
+    """Where a run is: everything besides weights, optimizer and RNGs that resume needs."""
+    step: int = -1  # the book's global_step: index of the last optimizer step (-1: none)
+    epoch: int = 0  # 0-based epoch in progress
+    position: int = 0  # micro-batches of that epoch already trained on
+    tokens_seen: int = 0
+    train_losses: list[float] = field(default_factory=list)  # per evaluation (the book's lists)
+    val_losses: list[float] = field(default_factory=list)
+    track_tokens_seen: list[int] = field(default_factory=list)
+    eval_steps: list[int] = field(default_factory=list)
+    step_losses: list[float] = field(default_factory=list)  # every step's training loss
+    best_val_loss: float = math.inf
+    best_step: int = -1
+    evals_since_best: int = 0
+    seconds: float = 0.0  # training wall time over all runs
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainState":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in d.items() if k in known})
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return getattr(model, "module", model)  # DistributedDataParallel keeps the model here
+
+
+def context_size_of(model: nn.Module, default: int = 1024) -> int:
+    """The window the model sees: the book reads `pos_emb.weight.shape[0]`; other models
+    may say `cfg.context_length` or `context_length`."""
+    model = _unwrap(model)
+    pos_emb = getattr(model, "pos_emb", None)
+    if isinstance(pos_emb, nn.Embedding):
+        return pos_emb.weight.shape[0]
+    cfg = getattr(model, "cfg", None)
+    return int(getattr(cfg, "context_length", None) or getattr(model, "context_length", None) or default)
+
+
+def evaluate_model(model: nn.Module, train_loader, val_loader, device, eval_iter: int) -> tuple[float, float]:
+    """The book's: mean loss of the first `eval_iter` batches of each loader, in eval mode.
+    Leaves the model in the mode it was in (the book always returns to train mode)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            train_loss = losses.calc_loss_loader(train_loader, model, device, num_batches=eval_iter)
+            val_loss = losses.calc_loss_loader(val_loader, model, device, num_batches=eval_iter)
+    finally:
+        model.train(was_training)
+    return train_loss, val_loss
+
+
+def generate_sample(model: nn.Module, tokenizer, device, start_context: str, max_new_tokens: int = 50) -> str:
+    """The book's `generate_and_print_sample`, returning the text instead of printing it."""
+    was_training = model.training
+    model.eval()
+    try:
+        encoded = text_to_token_ids(start_context, tokenizer).to(device)
+        token_ids = generate_text_simple(model=model, idx=encoded, max_new_tokens=max_new_tokens,
+                                         context_size=context_size_of(model))
+        return token_ids_to_text(token_ids, tokenizer)
+    finally:
+        model.train(was_training)
+
+
+def _total_norm(params: list[nn.Parameter]) -> float:
+    get_total_norm = getattr(torch.nn.utils, "get_total_norm", None)  # torch >= 2.6
+    if get_total_norm is not None:
+        return float(get_total_norm([p.grad for p in params]))
+    # Older torch: clipping at infinity scales every gradient by exactly 1.0.
+    return float(torch.nn.utils.clip_grad_norm_(params, math.inf))
+
+
+def is_overfitting(train_losses: list[float], val_losses: list[float], patience: int) -> bool:
+    """Validation loss higher than `patience` evaluations ago and above its best, with no new
+    best since then, while the training loss fell over the same evaluations."""
+    if len(val_losses) <= patience:
+        return False
+    val, train = val_losses[-(patience + 1):], train_losses[-(patience + 1):]
+    if not all(math.isfinite(v) for v in val):
+        return False
+    best_before = min(val_losses[:-patience])
+    return val[-1] > val[0] and min(val[1:]) >= best_before and train[-1] < train[0]
+
+
+class Trainer:
+    """One training run: model, optimizer, batch schedule, options and progress.
+
+    `run()` may be called again after it stopped; it continues where it left off. Stop it
+    with `request_stop()`, a `threading.Event` passed to `run`, or by closing the generator:
+    all are honoured between optimizer steps, so the model never holds a half-applied update.
+    Under torchrun every rank runs the same Trainer; only rank 0 writes checkpoints.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, schedule: BatchSchedule, *,
+                 config: TrainConfig = TrainConfig(), device: torch.device | str | None = None,
+                 tokenizer=None, model_config: GPTConfig | None = None,
+                 checkpoint_dir: str | Path | None = None, dist=None, state: TrainState | None = None,
+                 rng_state: dict[str, Any] | None = None):
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+        self.batches_per_epoch = int(schedule.batches_per_epoch())
+        if self.batches_per_epoch <= 0:
+            raise ValueError("the training data yields no batch: the text is shorter than one "
+                             "batch of context windows; use a longer text, a shorter context or a smaller batch")
+        self.model, self.optimizer, self.schedule, self.config = model, optimizer, schedule, config
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.tokenizer = tokenizer
+        self.model_config = model_config if model_config is not None else getattr(_unwrap(model), "cfg", None)
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.dist = dist
+        self.world_size = dist.world_size if dist is not None else 1
+        self.is_main = dist is None or dist.rank == 0
+        self.state = state if state is not None else TrainState()
+        self._pending_rng = rng_state
+        self._iterator: Iterator | None = None
+        self._stop_requested = False
+        self.train_model = model
+        if self.world_size > 1:
+            from .distributed import wrap_ddp
+            self.train_model = wrap_ddp(model, dist, self.device)
+        accum = config.grad_accum_steps
+        self.steps_per_epoch = math.ceil(self.batches_per_epoch / accum)
+        total = schedule.num_epochs * self.steps_per_epoch
+        self.total_steps = min(total, config.max_steps) if config.max_steps else total
+        if uses_lr_schedule(config) and config.warmup_steps >= self.total_steps:
+            raise ValueError(f"warmup_steps ({config.warmup_steps}) must be fewer than the run's "
+                             f"{self.total_steps} optimizer steps")
+
+    # --- control ------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        self._stop_requested = True
+
+    def _should_stop(self, stop) -> bool:
+        flag = self._stop_requested or bool(stop is not None and stop.is_set())
+        if self.world_size > 1:  # every rank stops at the same step
+            from .distributed import all_reduce_max
+            flag = bool(all_reduce_max(float(flag), self.device))
+        return flag
+
+    @property
+    def finished(self) -> bool:
+        return self.state.step + 1 >= self.total_steps or self.state.epoch >= self.schedule.num_epochs
+
+    # --- the loop -------------------------------------------------------------------------
+    def run(self, stop=None) -> Iterator[Event]:
+        """Train until done or stopped, yielding events. `stop`: anything with `is_set()`."""
+        self._stop_requested = False
+        if self._pending_rng is not None:  # resume: the RNGs continue exactly where they were
+            restore_rng_state(self._pending_rng)
+            self._pending_rng = None
+        self.model.train()
+        run_start, self._train_seconds, self._run_tokens, self._run_steps = time.perf_counter(), 0.0, 0, 0
+        epoch_start = run_start
+        try:
+            while not self.finished:
+                if self._should_stop(stop):
+                    yield StoppedEvent("stopped on request", self.state.step)
+                    yield from self._autosave()
+                    return
+                if self._iterator is None:
+                    self._iterator = self.schedule.iter_epoch(self.state.epoch, self.state.position)
+                    epoch_start = time.perf_counter()
+                step_event = self._train_step(run_start)
+                if isinstance(step_event, StoppedEvent):
+                    yield step_event
+                    yield from self._autosave()
+                    return
+                yield step_event
+                st = self.state
+                if st.step % self.config.eval_freq == 0:
+                    eval_event = self._evaluate()
+                    yield eval_event
+                    patience = self.config.early_stopping_patience
+                    if patience and st.evals_since_best >= patience:
+                        yield StoppedEvent(
+                            f"early stopping: the validation loss has not improved for {patience} "
+                            f"evaluations (best {st.best_val_loss:.3f} at step {st.best_step})", st.step)
+                        yield from self._autosave()
+                        return
+                if st.position >= self.batches_per_epoch:
+                    yield from self._end_epoch(time.perf_counter() - epoch_start)
+                elif self.config.checkpoint_every and (st.step + 1) % self.config.checkpoint_every == 0:
+                    yield from self._autosave()
+            yield from self._autosave()
+            st = self.state
+            yield DoneEvent(st.step, st.epoch, st.tokens_seen, time.perf_counter() - run_start,
+                            list(st.train_losses), list(st.val_losses), list(st.track_tokens_seen))
+        except Exception as exc:  # reported, not swallowed: the event carries the exception
+            self.optimizer.zero_grad()
+            self._iterator = None  # the batch position is unknown: re-derive it on the next run
+            self.model.train()
+            yield ErrorEvent(f"{type(exc).__name__}: {exc}", self.state.step, exception=exc)
+
+    def _train_step(self, run_start: float) -> StepEvent | StoppedEvent:
+        cfg, st = self.config, self.state
+        t0 = time.perf_counter()
+        group = min(cfg.grad_accum_steps, self.batches_per_epoch - st.position)
+        step = st.step + 1
+        if uses_lr_schedule(cfg):
+            lr = lr_at(step, cfg, self.total_steps)
+            for g in self.optimizer.param_groups:
+                g["lr"] = lr
+        self.optimizer.zero_grad()
+        loss_sum = torch.zeros((), device=self.device)
+        tokens = 0
+        for micro in range(group):
+            input_batch, target_batch = next(self._iterator)
+            sync = micro == group - 1 or self.world_size == 1
+            with (contextlib.nullcontext() if sync else self.train_model.no_sync()):
+                loss = losses.calc_loss_batch(input_batch, target_batch, self.train_model, self.device,
+                                              label_smoothing=cfg.label_smoothing)
+                (loss if group == 1 else loss / group).backward()
+            loss_sum += loss.detach()
+            tokens += input_batch.numel()
+        loss_t = loss_sum / group
+        if self.world_size > 1:
+            from .distributed import all_reduce_mean
+            loss_t = all_reduce_mean(loss_t)
+        loss_value = loss_t.item()
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        if cfg.grad_clip is not None:
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
+        else:
+            grad_norm = _total_norm(params)
+        if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
+            # Checked before optimizer.step(): the weights stay those of the last good step.
+            self.optimizer.zero_grad()
+            self._iterator = None
+            what = "loss" if not math.isfinite(loss_value) else "gradient norm"
+            value = loss_value if what == "loss" else grad_norm
+            return StoppedEvent(f"the training {what} became {value} at step {step}; the weights "
+                                f"after step {st.step} are kept. Try a lower learning rate or "
+                                f"gradient clipping.", st.step)
+        self.optimizer.step()
+        st.step, st.position = step, st.position + group
+        st.tokens_seen += tokens * self.world_size
+        st.step_losses.append(loss_value)
+        now = time.perf_counter()
+        self._train_seconds += now - t0
+        st.seconds += now - t0
+        self._run_tokens += tokens * self.world_size
+        self._run_steps += 1
+        remaining = self.total_steps - (step + 1)
+        eta = (now - run_start) / self._run_steps * remaining
+        return StepEvent(step=step, epoch=st.epoch + 1, loss=loss_value,
+                         lr=float(self.optimizer.param_groups[0]["lr"]), grad_norm=grad_norm,
+                         tokens_seen=st.tokens_seen,
+                         tokens_per_sec=self._run_tokens / max(self._train_seconds, 1e-9),
+                         eta_seconds=eta, total_steps=self.total_steps)
+
+    def _evaluate(self) -> EvalEvent:
+        st = self.state
+        train_src, val_src = self.schedule.eval_sources()
+        train_loss, val_loss = evaluate_model(self.model, train_src, val_src, self.device, self.config.eval_iter)
+        if self.world_size > 1:
+            from .distributed import all_reduce_mean
+            t = all_reduce_mean(torch.tensor([train_loss, val_loss], dtype=torch.float64, device=self.device))
+            train_loss, val_loss = float(t[0]), float(t[1])
+        st.train_losses.append(train_loss)
+        st.val_losses.append(val_loss)
+        st.track_tokens_seen.append(st.tokens_seen)
+        st.eval_steps.append(st.step)
+        if math.isfinite(val_loss) and val_loss < st.best_val_loss:
+            st.best_val_loss, st.best_step, st.evals_since_best = val_loss, st.step, 0
+        elif math.isfinite(val_loss):
+            st.evals_since_best += 1
+        return EvalEvent(step=st.step, epoch=st.epoch + 1, tokens_seen=st.tokens_seen,
+                         train_loss=train_loss, val_loss=val_loss,
+                         train_ppl=losses.perplexity(train_loss), val_ppl=losses.perplexity(val_loss),
+                         overfitting=is_overfitting(st.train_losses, st.val_losses, self.config.overfit_patience),
+                         best_val_loss=st.best_val_loss)
+
+    def _end_epoch(self, seconds: float) -> Iterator[Event]:
+        st, cfg = self.state, self.config
+        if self.is_main and self.tokenizer is not None and cfg.sample_tokens > 0 and cfg.start_context:
+            text = generate_sample(self.model, self.tokenizer, self.device, cfg.start_context, cfg.sample_tokens)
+            yield SampleEvent(st.epoch + 1, st.step, text)
+        yield EpochEvent(st.epoch + 1, st.step, seconds)
+        st.epoch, st.position, self._iterator = st.epoch + 1, 0, None
+        if not self.finished:  # the final checkpoint follows at the end of the run anyway
+            yield from self._autosave()
+
+    # --- checkpoints ----------------------------------------------------------------------
+    def _autosave(self) -> Iterator[Event]:
+        if self.checkpoint_dir is None:
+            return
+        path = self.save_checkpoint(self.checkpoint_dir / CHECKPOINT_NAME)
+        if self.is_main:
+            yield CheckpointEvent(str(path), self.state.step)
+
+    def checkpoint_payload(self) -> dict[str, Any]:
+        """Everything `checkpoint.save_checkpoint` stores for this run (on every rank)."""
+        rng = capture_rng_state()
+        payload: dict[str, Any] = {
+            "model": self.model, "optimizer": self.optimizer, "model_config": self.model_config,
+            "tokenizer": self.tokenizer, "train_config": self.config, "trainer_state": self.state.to_dict(),
+            "schedule_state": self.schedule.state_dict(), "rng": rng,
+        }
+        if self.world_size > 1:  # each rank's dropout stream, so a resume on N ranks is exact
+            from .distributed import all_gather_object
+            payload["rng_per_rank"] = all_gather_object(rng)
+        return payload
+
+    def save_checkpoint(self, path: str | Path) -> Path:
+        """Save now (between steps). Under torchrun call it on every rank; rank 0 writes."""
+        from .checkpoint import save_checkpoint
+        payload = self.checkpoint_payload()
+        return save_checkpoint(path, **payload) if self.is_main else Path(path)
+
+
+def train(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: BatchSchedule, *,
+          config: TrainConfig = TrainConfig(), stop=None, **trainer_options: Any) -> Iterator[Event]:
+    """`Trainer(model, optimizer, schedule, config=..., ...).run(stop)`: a stream of events."""
+    return Trainer(model, optimizer, schedule, config=config, **trainer_options).run(stop)
+
+
+def train_model_simple(model, train_loader, val_loader, optimizer, device, num_epochs, eval_freq,
+                       eval_iter, start_context, tokenizer, *,
+                       on_event: Callable[[Event], None] | None = None):
+    """The book's function, same arguments and results: (train_losses, val_losses,
+    track_tokens_seen). What the book prints arrives as events through `on_event`."""
+    config = TrainConfig(num_epochs=num_epochs, eval_freq=eval_freq, eval_iter=eval_iter,
+                         start_context=start_context, seed=None)
+    trainer = Trainer(model, optimizer, EpochLoaderSchedule(train_loader, val_loader, num_epochs),
+                      config=config, device=device, tokenizer=tokenizer)
+    for event in trainer.run():
+        if on_event is not None:
+            on_event(event)
+        if isinstance(event, ErrorEvent) and event.exception is not None:
+            raise event.exception
+    st = trainer.state
+    return st.train_losses, st.val_losses, st.track_tokens_seen
