@@ -98,32 +98,36 @@ def check_release_folder(folder: str | os.PathLike) -> dict[str, int]:
     folder = Path(folder)
     if not folder.is_dir():
         raise GPT2LoadError(f"{folder} is not a folder")
-    missing = [n for n in REQUIRED_FILES if not (folder / n).is_file()]
+    return check_release_files({n: folder / n for n in REQUIRED_FILES if (folder / n).is_file()}, where=str(folder))
+
+
+def check_release_files(files: Mapping[str, Path], *, where: str = "the given files") -> dict[str, int]:
+    """The same checks on {release file name: path}, e.g. uploaded files."""
+    missing = [n for n in REQUIRED_FILES if n not in files]
     if missing:
-        raise GPT2LoadError(f"{folder} lacks {', '.join(missing)}; a GPT-2 release folder has hparams.json, "
+        raise GPT2LoadError(f"{where} lacks {', '.join(missing)}; a GPT-2 release folder has hparams.json, "
                             f"{INDEX_FILE} and {DATA_FILE} (download it, or copy the release's 7 files there)")
-    hp = read_hparams(folder / "hparams.json")
+    hp = read_hparams(files["hparams.json"])
     for name in (INDEX_FILE, DATA_FILE):
-        with open(folder / name, "rb") as f:
+        with open(files[name], "rb") as f:
             if looks_like_markup(f.read(64)):
-                raise GPT2LoadError(f"{folder / name} is an HTML/XML page (a server's error message), "
+                raise GPT2LoadError(f"{files[name]} is an HTML/XML page (a server's error message), "
                                     "not part of the checkpoint; download it again")
     need = 4 * _n_floats(hp)
-    have = (folder / DATA_FILE).stat().st_size
+    have = files[DATA_FILE].stat().st_size
     if have < need:
         raise GPT2LoadError(
-            f"{folder / DATA_FILE} has {have:,} bytes but the GPT-2 in hparams.json needs {need:,} "
+            f"{files[DATA_FILE]} has {have:,} bytes but the GPT-2 in hparams.json needs {need:,} "
             f"(float32): the file is incomplete (an interrupted download or copy). Download it again "
             f"(python -m gpt_core download SIZE) or copy it again.")
-    index = folder / INDEX_FILE
-    with open(index, "rb") as f:
+    with open(files[INDEX_FILE], "rb") as f:
         f.seek(0, os.SEEK_END)
         n = f.tell()
         f.seek(max(0, n - 8))
         tail = f.read(8)
     if n < 48 or tail != _TABLE_MAGIC:
-        raise GPT2LoadError(f"{index} is damaged or incomplete (it does not end like a TensorFlow index); "
-                            "download or copy it again")
+        raise GPT2LoadError(f"{files[INDEX_FILE]} is damaged or incomplete (it does not end like a TensorFlow "
+                            "index); download or copy it again")
     return hp
 
 
@@ -344,7 +348,7 @@ def _prepare_hf_cache(path: Path, *, cache_dir: str | os.PathLike | None = None,
     except (SafetensorError, OSError) as e:
         raise GPT2LoadError(f"{path} is not a readable safetensors file ({e})") from None
     prefix = "transformer." if any(k.startswith("transformer.") for k in f.keys()) else ""
-    keys = {k[len(prefix):]: k for k in f.keys() if k.startswith(prefix) or k == "lm_head.weight"}
+    keys = {k.removeprefix(prefix): k for k in f.keys() if k.startswith(prefix) or k == "lm_head.weight"}
     shapes = {k: tuple(f.get_slice(full).get_shape()) for k, full in keys.items()}
     cfg_file = path.parent / "config.json"
     hp = dict(hparams) if hparams else _hf_hparams(path, shapes, cfg_file if cfg_file.is_file() else None)
@@ -423,11 +427,12 @@ def _release_complete(folder: Path) -> bool:
 
 
 def _copy_atomic(src: Path, dest: Path) -> None:
-    if dest.exists() and dest.stat().st_size == src.stat().st_size and (
-            os.path.samefile(src, dest) or dest.stat().st_mtime_ns >= src.stat().st_mtime_ns):
+    """Copy with its mtime (copy2), so a cache made from `src` stays valid for `dest`."""
+    if dest.exists() and (os.path.samefile(src, dest) or (
+            dest.stat().st_size == src.stat().st_size and dest.stat().st_mtime_ns == src.stat().st_mtime_ns)):
         return
     tmp = dest.with_name(dest.name + ".part")
-    shutil.copyfile(src, tmp)
+    shutil.copy2(src, tmp)
     os.replace(tmp, dest)
 
 
@@ -439,7 +444,7 @@ def import_gpt2(source: str | os.PathLike | Sequence[str | os.PathLike], *,
     NAME defaults to the size the hparams describe ("124M", ...). Returns the folder."""
     if isinstance(source, (list, tuple)):
         files = {Path(p).name: Path(p) for p in source}
-        hf = [p for n, p in files.items() if n.endswith(".safetensors")]
+        hf = [] if INDEX_FILE in files else [p for n, p in files.items() if n.endswith(".safetensors")]
     else:
         src = Path(source)
         if src.is_file() and src.suffix == ".safetensors":
@@ -462,17 +467,16 @@ def import_gpt2(source: str | os.PathLike | Sequence[str | os.PathLike], *,
         _prepare_hf_cache(hf[0], target=dest / CACHE_NAME, hparams=hp)
         (dest / "hparams.json").write_text(json.dumps(hp))
         return dest
-    missing = [n for n in REQUIRED_FILES if n not in files]
-    if missing:
-        raise GPT2LoadError(f"missing {', '.join(missing)}: give the release's files (hparams.json, {INDEX_FILE}, "
-                            f"{DATA_FILE}; checkpoint, model.ckpt.meta, encoder.json, vocab.bpe optional)")
-    hp = read_hparams(files["hparams.json"])
+    hp = check_release_files(files, where=str(source) if not isinstance(source, (list, tuple)) else "the given files")
     dest = root / (name or _hparams_size_name(hp) or _no_name(hp))
     dest.mkdir(parents=True, exist_ok=True)
     with file_lock(dest / ".download.lock", what=f"importing into {dest}"):
         for n in ("checkpoint", "encoder.json", "hparams.json", INDEX_FILE, "model.ckpt.meta", "vocab.bpe", DATA_FILE):
             if n in files:
                 _copy_atomic(files[n], dest / n)
+        # A folder converted before brings its cache along (still valid: same sizes and mtimes).
+        if CACHE_NAME in files and _valid_cache(files[CACHE_NAME], _source_fingerprint(dest)):
+            _copy_atomic(files[CACHE_NAME], dest / CACHE_NAME)
     prepare_cache(dest)
     return dest
 
