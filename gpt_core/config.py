@@ -216,6 +216,7 @@ class TrainConfig:
     initial_lr: float | None = None  # default: learning_rate / 10 (appendix D's ratio)
     min_lr: float | None = None  # default: learning_rate / 10
     grad_clip: float | None = None  # max global gradient norm (appendix D uses 1.0)
+    clip_during_warmup: bool = True  # False: clip from the end of warmup on, as appendix D
     label_smoothing: float = 0.0
     grad_accum_steps: int = 1
     drop_rate: float | None = None  # overrides the model config's drop_rate when set
@@ -286,8 +287,9 @@ class TrainConfig:
         integer("max_steps", 1, optional=True)
         integer("stride", 1, optional=True)
         number("train_ratio", 0.0, 1.0, lo_open=True, hi_open=True)
-        if not isinstance(self.shuffle, bool):
-            raise ValueError(f"shuffle must be true or false, got {self.shuffle!r}")
+        for name in ("shuffle", "clip_during_warmup"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         integer("checkpoint_every", 1, optional=True)
 
     @property

@@ -258,7 +258,7 @@ class Trainer:
             loss_t = all_reduce_mean(loss_t)
         loss_value = loss_t.item()
         params = [p for p in self.model.parameters() if p.grad is not None]
-        if cfg.grad_clip is not None:
+        if cfg.grad_clip is not None and (cfg.clip_during_warmup or step >= cfg.warmup_steps):
             grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
         else:
             grad_norm = _total_norm(params)
@@ -272,6 +272,7 @@ class Trainer:
                                 f"after step {st.step} are kept. Try a lower learning rate or "
                                 f"gradient clipping.", st.step)
         self.optimizer.step()
+        self.optimizer.zero_grad()  # frees the gradients while evaluating and between runs
         st.step, st.position = step, st.position + group
         st.tokens_seen += tokens * self.world_size
         st.step_losses.append(loss_value)
