@@ -116,7 +116,9 @@ def build_app() -> gr.Blocks:
             with gr.Tab("3 · Generate", id="generate") as generate_tab_ui:
                 with gr.Row():
                     with gr.Column(scale=1, min_width=320):
-                        gen_model = gr.Dropdown([], label="Model", allow_custom_value=False)
+                        # Choices are filled per session when the tab opens; an API client never opens it, so
+                        # any value passes here and models.resolve() checks it on the server.
+                        gen_model = gr.Dropdown([], label="Model", allow_custom_value=True)
                         prompt = gr.Textbox("Every effort moves you", label="Prompt", lines=3)
                         max_new = gr.Slider(1, LIMITS.max_new_tokens, value=50, step=1, label="Max new tokens")
                         temperature = gr.Slider(0, 2, value=1.0, step=0.05, label="Temperature (0 = greedy)")
@@ -166,8 +168,8 @@ def build_app() -> gr.Blocks:
                     eval_text = gr.Textbox(label="Text to score (empty = the validation part of the corpus)",
                                            lines=4, max_lines=8, scale=3)
                     with gr.Column(scale=1, min_width=240):
-                        model_a = gr.Dropdown([], label="Model A")
-                        model_b = gr.Dropdown([], label="Model B (optional)")
+                        model_a = gr.Dropdown([], label="Model A", allow_custom_value=True)
+                        model_b = gr.Dropdown([], label="Model B (optional)", allow_custom_value=True)
                         eval_btn = gr.Button("Score", variant="primary", elem_id="eval-btn")
                 eval_note = gr.Markdown()
                 with gr.Row():
