@@ -127,7 +127,7 @@ def save_checkpoint(path: str | Path, *, model: nn.Module, optimizer: torch.opti
         "rng": dict(rng) if rng is not None else None,
         "rng_per_rank": rng_per_rank,
         "saved_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
     }
     if optimizer is not None:
         payload["optimizer_state_dict"] = optimizer.state_dict()
@@ -144,14 +144,15 @@ def _torch_load(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         msg = str(e)
-        if "Weights only load failed" in msg:
-            found = re.search(r"Unsupported global: GLOBAL (\S+)", msg)
+        if re.search(r"GLOBAL|Can only (create|build)|reduce", msg):  # an object, not data
+            found = re.search(r"GLOBAL (\S+)", msg)
             what = f" ({found.group(1)})" if found else ""
             raise CheckpointError(
                 f"{path} contains pickled Python objects{what}, which could run code when "
                 f"loaded; it is refused. Only tensors, numbers, strings, lists and dicts are "
                 f"accepted (save model.state_dict(), not the model)") from None
-        raise CheckpointError(f"{path} is truncated or not a PyTorch checkpoint ({msg[:120]})") from None
+        raise CheckpointError(f"{path} is truncated or not a PyTorch checkpoint "
+                              f"(its contents could not be read as one)") from None
     except (RuntimeError, EOFError, KeyError, ValueError, OSError, IndexError, TypeError) as e:
         raise CheckpointError(f"{path} is truncated or not a PyTorch checkpoint "
                               f"({type(e).__name__}: {str(e)[:120]})") from None
