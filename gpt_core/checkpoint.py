@@ -153,7 +153,7 @@ def _torch_load(path: Path) -> Any:
                 f"accepted (save model.state_dict(), not the model)") from None
         raise CheckpointError(f"{path} is truncated or not a PyTorch checkpoint "
                               f"(its contents could not be read as one)") from None
-    except (RuntimeError, EOFError, KeyError, ValueError, OSError, IndexError, TypeError) as e:
+    except Exception as e:  # garbage bytes fail anywhere in the unpickler (struct.error, ...)
         raise CheckpointError(f"{path} is truncated or not a PyTorch checkpoint "
                               f"({type(e).__name__}: {str(e)[:120]})") from None
 

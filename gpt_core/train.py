@@ -214,7 +214,8 @@ class Trainer:
                     if patience and st.evals_since_best >= patience:
                         yield StoppedEvent(
                             f"early stopping: the validation loss has not improved for {patience} "
-                            f"evaluations (best {st.best_val_loss:.3f} at step {st.best_step})", st.step)
+                            f"evaluations (best {st.best_val_loss:.3f} at step {st.best_step})", st.step,
+                            cause="early_stopping")
                         yield from self._autosave()
                         return
                 if st.position >= self.batches_per_epoch:
@@ -270,7 +271,7 @@ class Trainer:
             value = loss_value if what == "loss" else grad_norm
             return StoppedEvent(f"the training {what} became {value} at step {step}; the weights "
                                 f"after step {st.step} are kept. Try a lower learning rate or "
-                                f"gradient clipping.", st.step)
+                                f"gradient clipping.", st.step, cause="nan")
         self.optimizer.step()
         self.optimizer.zero_grad()  # frees the gradients while evaluating and between runs
         st.step, st.position = step, st.position + group

@@ -86,6 +86,7 @@ class StoppedEvent:
     The model holds the weights after step `step` (the last good one; -1: none taken)."""
     reason: str
     step: int
+    cause: str = "request"  # "request", "early_stopping" or "nan" (a NaN/inf loss or gradient)
     kind: ClassVar[str] = "stopped"
 
 
