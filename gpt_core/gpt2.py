@@ -3,7 +3,7 @@
 The first load of a release folder checks every file's size against hparams.json, then a
 child process (gpt2_convert.py) reads the TensorFlow checkpoint one tensor at a time into
 `gpt_core_weights.safetensors` beside it, already in our names and layouts. The model is
-built on the meta device (no random init) and its parameters become views of that file,
+built without random init and its parameters become views of that file,
 memory-mapped copy-on-write: one copy of the weights, shared page cache between processes
 that load the same model, and later loads take a fraction of a second. TensorFlow is never
 imported by this process on that path, and a TensorFlow crash is an error message.
@@ -22,12 +22,14 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from . import gpt2_convert as conv
 from .config import GPT2_SIZES, GPTConfig
@@ -271,8 +273,25 @@ def prepare_cache(source: str | os.PathLike, *, cache_dir: str | os.PathLike | N
     return target
 
 
+class _SkipInit(TorchFunctionMode):
+    """Skips random initialisation while a model is built whose weights are replaced right
+    after. Tensors are then only allocated (untouched pages cost no memory). Thread-local, so
+    a model built at the same time in another thread (another session) is unaffected."""
+
+    _SKIP = {torch.Tensor.normal_, torch.Tensor.uniform_, nn.init.normal_, nn.init.uniform_,
+             nn.init.kaiming_uniform_, nn.init.trunc_normal_, nn.init.xavier_uniform_}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+        if func in self._SKIP:  # the tensor comes back unchanged, as the in-place init would return it
+            return args[0] if args else (kwargs or {}).get("tensor")
+        return func(*args, **(kwargs or {}))
+
+
 def _model_from_cache(path: Path, *, device: str | torch.device | None = None) -> tuple[GPTModel, GPTConfig]:
-    """Build GPTModel on the meta device and make its parameters views of the mapped file."""
+    """Build GPTModel without initialising it and make its parameters views of the mapped file.
+
+    (Not the meta device: there, `normal_` and `triu` run torch's Python decompositions, whose
+    first use imports the compiler stack -- seconds.)"""
     header, start = _read_header(path)
     hp = _cache_hparams(path, header, start)
     if hp is None:
@@ -282,21 +301,23 @@ def _model_from_cache(path: Path, *, device: str | torch.device | None = None) -
         # Copy-on-write: pages are shared with the page cache (and other processes loading the
         # same file) until someone writes to a parameter, e.g. when fine-tuning.
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
-    with torch.device("meta"):
-        model = GPTModel(cfg)  # no memory, no random init
+    with torch.device("cpu"), _SkipInit():
+        model = GPTModel(cfg)  # allocated, never written: replaced below
+    loaded = set()
     for name, shape in conv.our_layout(hp):
         s, e = header[name]["data_offsets"]
         tensor = torch.frombuffer(mm, dtype=torch.float32, count=(e - s) // 4, offset=start + s).view(shape)
         module_name, _, attr = name.rpartition(".")
         module = model.get_submodule(module_name)
-        module._parameters[attr] = nn.Parameter(tensor)
+        module._parameters[attr] = param = nn.Parameter(tensor)
+        loaded.add(id(param))
     model.out_head.weight = model.tok_emb.weight  # GPT-2's tied head: the same Parameter
     # The causal mask buffer only mirrors the book's state dict; one tensor serves every block.
     mask = torch.triu(torch.ones(cfg.context_length, cfg.context_length, dtype=torch.bool), diagonal=1)
     for block in model.trf_blocks:
         block.att.register_buffer("mask", mask)
-    left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
-    if left:
+    left = [n for n, p in model.named_parameters() if id(p) not in loaded]
+    if left:  # never leave uninitialised memory in a model
         raise GPT2LoadError(f"internal error: {', '.join(left[:3])} not loaded")
     if device is not None and torch.device(device).type != "cpu":
         model.to(device)
@@ -409,13 +430,19 @@ def load_gpt2(source: str | os.PathLike = "124M", *, models_dir: str | os.PathLi
         src = found
     elif not src.is_file():
         raise GPT2LoadError(f"{source} is neither a GPT-2 size ({', '.join(GPT2_MODEL_SIZES)}) nor an existing folder or file")
+    # The tokenizer (about a second to build, once per process) is built while we wait for
+    # the converter, which works in another process.
+    tokenizer: list[GPT2Tokenizer] = []
+    tok_thread = threading.Thread(target=lambda: tokenizer.append(GPT2Tokenizer()), daemon=True)
+    tok_thread.start()
     if src.is_file():
         header, start = _read_header(src)
         cache = src if _cache_hparams(src, header, start) is not None else prepare_cache(src, cache_dir=cache_dir)
     else:
         cache = prepare_cache(src, cache_dir=cache_dir, timeout=timeout)
     model, cfg = _model_from_cache(cache, device=device)
-    return model, cfg, GPT2Tokenizer()
+    tok_thread.join()
+    return model, cfg, tokenizer[0] if tokenizer else GPT2Tokenizer()
 
 
 def _release_complete(folder: Path) -> bool:

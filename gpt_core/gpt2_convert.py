@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import struct
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -240,7 +242,28 @@ def convert_tf_checkpoint(prefix: str, hp: Mapping[str, int], out_path: str, sou
     rows = weight_rows(hp)
     check_source_shapes(tf_variable_shapes(reader), rows, kind="tf")
     writer = SafetensorsWriter(out_path, our_layout(hp), cache_metadata(hp, source))
-    write_rows(writer, rows, lambda row: read_tf_row(reader, row))
+    # TensorFlow reads (and checksums) the next tensor while this thread transposes and writes
+    # the previous one; the small queue bounds memory to a few tensors.
+    ready: queue.Queue = queue.Queue(maxsize=1)
+
+    def produce() -> None:
+        try:
+            for row in rows:
+                ready.put(read_tf_row(reader, row))
+        except BaseException as e:  # handed to the writer, which raises it
+            ready.put(e)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+
+    def next_array(row: Row) -> np.ndarray:
+        item = ready.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    write_rows(writer, rows, next_array)
+    thread.join()
     writer.close()
 
 
