@@ -345,81 +345,68 @@ class Workspace:
     def new_run(self, model_config: GPTConfig, train_config: Any, *, tokenizer_kind: str,
                 start_from: str = "scratch", base: tuple[Any, GPTConfig, Any] | None = None,
                 label: str = "Your model") -> OwnedModel:
-        """Build model, optimizer, data and trainer for a run on the current corpus.
+        """Build model, optimizer, data and trainer (`prepare.prepare_training`) for a run on
+        the current corpus.
 
-        start_from: "scratch" (a new GPTModel of `model_config`, seeded by the run's seed, as
-        the book's `torch.manual_seed(123)`), "gpt2" (a private copy of `base`, a shared
-        pretrained model) or "own" (keep training this session's model). Windows are
-        `model_config.context_length` tokens (at most the model's context). The session's
-        model is replaced only once everything is built: a bad option changes nothing.
+        start_from: "scratch" (a new GPTModel of `model_config`, seeded by the run's seed, the
+        book's order), "gpt2" (a private copy of `base`, a shared pretrained model, its context
+        cropped to `model_config.context_length` so CPU steps stay short) or "own" (keep
+        training this session's model). The session's model is replaced only once everything
+        is built: a bad option changes nothing.
         """
-        import copy
+        from .prepare import prepare_training
 
-        import torch
-
-        from .data import create_train_val_loaders
-        from .model import GPTModel
-        from .schedule import EpochLoaderSchedule
-        from .train import Trainer
-
-        seed = train_config.seed
         if start_from == "own":
             own = self.own
             if own is None:
                 raise WorkspaceError("You have no model to continue yet: train one from scratch or "
                                      "upload a checkpoint first.")
-            model, config, tok = own.model, own.config, own.tokenizer
+            tok = own.tokenizer
+            trainer = prepare_training(self.text, tokenizer=tok, model=own.model, model_config=own.config,
+                                       config=train_config)
         elif start_from == "gpt2":
             if base is None:
                 raise WorkspaceError("No GPT-2 is loaded yet: load one in the GPT-2 tab, then train.")
-            base_model, config, tok = base
+            base_model, base_config, tok = base
+            window = min(model_config.context_length, base_config.context_length)
+            config = base_config.replace(context_length=window)
             self.check_trainable(config)
-            model = copy.deepcopy(base_model)  # the shared weights stay read-only
-            model.requires_grad_(True)
+            model = crop_context(base_model, window)
+            trainer = prepare_training(self.text, tokenizer=tok, model=model, model_config=config,
+                                       config=train_config)
         elif start_from == "scratch":
             tok = self.tokenizer(tokenizer_kind)
             config = model_config.replace(vocab_size=tok.n_vocab)
             self.check_trainable(config)
-            if seed is not None:
-                torch.manual_seed(seed)
-            model = GPTModel(config)
+            trainer = prepare_training(self.text, tokenizer=tok, model_config=config, config=train_config)
         else:
             raise ValueError(f"start_from must be 'scratch', 'gpt2' or 'own', got {start_from!r}")
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        model = model.to(device)
-        window = min(model_config.context_length, config.context_length)
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        train_loader, val_loader = create_train_val_loaders(
-            self.text, tok, batch_size=train_config.batch_size, max_length=window,
-            stride=train_config.stride or window, train_ratio=train_config.train_ratio,
-            generator=generator)
-        schedule = EpochLoaderSchedule(train_loader, val_loader, train_config.num_epochs)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.learning_rate,
-                                      weight_decay=train_config.weight_decay, betas=train_config.betas)
-        trainer = Trainer(model, optimizer, schedule, config=train_config, device=device,
-                          tokenizer=tok, model_config=config)
-        own = OwnedModel(model, config, tok, label, trainer, corpus_name=self.corpus_name)
+        self._install(trainer, tok, label)
+        return self.own
+
+    def _install(self, trainer: Any, tokenizer: Any, label: str) -> None:
+        config = trainer.model_config
         history = RunHistory(max_points=self.limits.max_history_points, max_samples=self.limits.max_samples)
-        history.num_epochs = train_config.num_epochs
-        history.tokens_per_epoch = trainer.batches_per_epoch * train_config.batch_size * window
+        history.num_epochs = trainer.schedule.num_epochs
+        history.tokens_per_epoch = trainer.batches_per_epoch * trainer.config.batch_size * config.context_length
+        st = trainer.state
+        for step, tokens, tr, va in zip(st.eval_steps, st.track_tokens_seen, st.train_losses, st.val_losses):
+            history.add_eval(step, tokens, tr, va)
+        own = OwnedModel(trainer.model, config, tokenizer, label, trainer, corpus_name=self.corpus_name)
         with self.lock:
             self._drop_checkpoints()
             self.own, self.history = own, history
-        return own
 
     def load_checkpoint(self, path: str) -> tuple[OwnedModel, str]:
         """Make an uploaded checkpoint (ours, or the book's model.pth) this session's model.
 
         Returns the model and a note for the user. Read with weights_only (no code runs);
-        a model larger than the session may train is refused. A checkpoint of ours with its
-        training state can be resumed on the current text.
+        a model larger than the session may train is refused. A checkpoint of ours that
+        stopped early can be resumed on the current text (the text it was trained on).
         """
-        import torch
-
         from .checkpoint import load_model, read_checkpoint
-        from .schedule import EpochLoaderSchedule
+        from .prepare import prepare_training, select_device
         from .tokenizers import GPT2Tokenizer
-        from .train import Trainer, TrainState
 
         ckpt = read_checkpoint(path)
         config = ckpt.model_config
@@ -434,48 +421,30 @@ class Workspace:
         if tok.n_vocab != config.vocab_size:
             raise WorkspaceError(f"The checkpoint's tokenizer has {tok.n_vocab:,} tokens but its model "
                                  f"{config.vocab_size:,}; the file is inconsistent.")
-        model, _ = load_model(ckpt)
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        model = model.to(device)
-        history = RunHistory(max_points=self.limits.max_history_points, max_samples=self.limits.max_samples)
-        trainer, note = None, "Use it in Generate and Evaluate, or train it further (Start from: your model)."
-        ts, tc = ckpt.trainer_state, ckpt.train_config
-        if ts:
-            for step, tokens, tr, va in zip(ts.get("eval_steps", []), ts.get("track_tokens_seen", []),
-                                            ts.get("train_losses", []), ts.get("val_losses", [])):
-                history.add_eval(step, tokens, tr, va)
-        if ckpt.kind == "gpt_core" and ts and tc is not None and ckpt.optimizer_state_dict is not None:
-            from .data import create_train_val_loaders
-            window = config.context_length  # as a run from scratch trains
+        label = "Uploaded checkpoint" if ckpt.kind == "gpt_core" else "Uploaded book model"
+        note = "Use it in Generate and Evaluate, or train it further (Start from: your model)."
+        if ckpt.config_inferred:
+            note = (f"Its settings were read off the tensor shapes, with {config.n_heads} attention heads "
+                    f"of 64 dimensions assumed (as in GPT-2 and the book's 124M). " + note)
+        if ckpt.kind == "gpt_core" and ckpt.trainer_state and ckpt.train_config is not None:
             try:
-                train_loader, val_loader = create_train_val_loaders(
-                    self.text, tok, batch_size=tc.batch_size, max_length=window,
-                    stride=tc.stride or window, train_ratio=tc.train_ratio,
-                    generator=torch.Generator().manual_seed(tc.seed) if tc.seed is not None else None)
-                schedule = EpochLoaderSchedule(train_loader, val_loader, tc.num_epochs)
-                if ckpt.schedule_state:
-                    schedule.load_state_dict(ckpt.schedule_state)
-                optimizer = torch.optim.AdamW(model.parameters(), lr=tc.learning_rate,
-                                              weight_decay=tc.weight_decay, betas=tc.betas)
-                optimizer.load_state_dict(ckpt.optimizer_state_dict)
-                state = TrainState.from_dict(ts)
-                if state.position > schedule.batches_per_epoch():
-                    raise ValueError("the current text is shorter than the one this run trained on")
-                trainer = Trainer(model, optimizer, schedule, config=tc, device=device, tokenizer=tok,
-                                  model_config=config, state=state, rng_state=ckpt.rng)
-                history.num_epochs = tc.num_epochs
-                history.tokens_per_epoch = trainer.batches_per_epoch * tc.batch_size * window
+                trainer = prepare_training(self.text, config=ckpt.train_config, resume=ckpt)
+            except ValueError as e:
+                trainer, note = None, note + f" (Its run cannot be resumed on the current text: {e}.)"
+            if trainer is not None:
+                self._install(trainer, tok, label)
                 if not trainer.finished:
-                    note = (f"Its run stopped at step {state.step + 1} of {trainer.total_steps}: press "
-                            f"Resume to continue it on the current text ({self.corpus_name}).")
-            except (ValueError, KeyError, RuntimeError) as e:
-                trainer = None
-                note += f" (Its training state cannot be resumed on the current text: {e}.)"
-        label = f"Uploaded {ckpt.kind.replace('_', ' ')}"
-        own = OwnedModel(model, config, tok, label, trainer, corpus_name=self.corpus_name)
+                    note = (f"Its run stopped at step {trainer.state.step + 1:,} of {trainer.total_steps:,}: "
+                            f"press Resume to continue it on the current text ({self.corpus_name}).")
+                return self.own, note
+        model, _ = load_model(ckpt, device=select_device("auto"))
+        model.eval()
+        own = OwnedModel(model, config, tok, label, None, corpus_name=self.corpus_name)
         with self.lock:
             self._drop_checkpoints()
-            self.own, self.history = own, history
+            self.own = own
+            self.history = RunHistory(max_points=self.limits.max_history_points,
+                                      max_samples=self.limits.max_samples)
         return own, note
 
     def save_checkpoint(self) -> str:
@@ -515,6 +484,31 @@ class Workspace:
             shutil.rmtree(folder, ignore_errors=True)
         if self.own is not None:
             self.own.checkpoint_path = None
+
+
+def crop_context(model: Any, context_length: int) -> Any:
+    """A trainable copy of `model` that sees at most `context_length` positions (its first
+    rows of `pos_emb`): GPT-2's 1024-token context costs minutes a step on a CPU; the same
+    weights with 64 positions train in seconds and read the same text the same way."""
+    import torch
+
+    from .model import GPTModel, load_book_state_dict
+
+    config = model.cfg.replace(context_length=context_length)
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if name == "pos_emb.weight":
+            tensor = tensor[:context_length]
+        elif name.endswith("att.mask"):
+            tensor = tensor[:context_length, :context_length]
+        state[name] = tensor
+    with torch.device("meta"):
+        copy = GPTModel(config)  # no random init: every tensor comes from `model`
+    copy = copy.to_empty(device=model.device)
+    if config.tie_weights:  # to_empty gives every parameter its own storage: tie again
+        copy.out_head.weight = copy.tok_emb.weight
+    load_book_state_dict(copy, state)
+    return copy.requires_grad_(True)
 
 
 def measure_step_seconds(config: GPTConfig, *, batch_size: int, context_length: int, steps: int = 2) -> float:

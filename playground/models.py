@@ -52,4 +52,5 @@ def resolve(ws: Workspace, choice: str | None) -> tuple[Any, Any, Any]:
     if entry is None:
         raise WorkspaceError(f"{choice} is not loaded on this server (any more). Load it in the "
                              "GPT-2 tab first.")
-    return entry
+    model, config, tokenizer = entry
+    return model, tokenizer, config

@@ -1,0 +1,407 @@
+"""The playground's handlers called directly (no server): sessions, data, training live,
+stop/resume, generation, evaluation, checkpoints, GPT-2 import, and the error messages.
+
+Models here are tiny (2 layers, 32 wide, context 16, character tokens) so the whole file runs
+in well under a minute on two cores; the app's behaviour, not the model's size, is tested.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import threading
+import time
+from pathlib import Path
+
+import gradio as gr
+import pytest
+import torch
+
+from gpt_core.checkpoint import CheckpointError
+from gpt_core.corpus import CorpusError, corpus_stats
+from gpt_core.tokenizers import CharTokenizer
+from gpt_core.workspace import Limits, RunHistory, Workspace, WorkspaceError, WorkspaceRegistry
+from playground import data_tab, evaluate_tab, generate_tab, gpt2_tab, train_tab
+from playground.common import SHARED, bind, friendly_message
+from playground.models import OWN
+from playground.options import MODEL_FIELDS, PRESET_LABELS, START_FROM, TRAIN_FIELDS, build_spec
+
+CUSTOM = PRESET_LABELS["custom"]
+CHARS = "Characters"
+
+
+def ui_fields(**overrides) -> list:
+    """The Train tab's fields in the order the app passes them (model fields, then training)."""
+    values = dict(context_length=16, emb_dim=32, n_heads=2, n_layers=2, drop_rate=0.1, qkv_bias=False,
+                  num_epochs=2, batch_size=8, learning_rate=3e-3, weight_decay=0.1, eval_freq=4,
+                  eval_iter=2, warmup_steps=0, cosine=False, grad_clip=0, label_smoothing=0, seed=123,
+                  start_context="I had", stride=0)
+    values.update(overrides)
+    return [values[k] for k in (*MODEL_FIELDS, *TRAIN_FIELDS)]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny models gain nothing from a second thread, and on a busy machine two spinning
+    # OpenMP threads make every step ten times slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture()
+def ws(verdict_text) -> Workspace:
+    w = Workspace("test-session", limits=Limits(max_corpus_chars=100_000))
+    w.set_text(verdict_text[:2000], name="verdict excerpt")
+    yield w
+    w.close()
+
+
+def run_to_end(gen) -> list:
+    return list(gen)
+
+
+def trained(ws: Workspace, **overrides) -> list:
+    return run_to_end(train_tab.train(ws, CHARS, CUSTOM, *ui_fields(**overrides), START_FROM[0]))
+
+
+# --- sessions --------------------------------------------------------------------------------
+def test_each_session_gets_its_own_workspace_and_idle_ones_expire():
+    now = [0.0]
+    reg = WorkspaceRegistry(Limits(max_sessions=3, session_ttl_s=100), clock=lambda: now[0])
+    a, b = reg.get("a"), reg.get("b")
+    assert a is not b and reg.get("a") is a
+    a.set_text("alpha " * 50, name="a")
+    assert b.corpus_name != "a"  # one session's text never shows in another
+    now[0] = 150.0
+    reg.get("c")  # any request sweeps: a and b were idle past their time-to-live
+    assert "a" not in reg and "b" not in reg and len(reg) == 1
+    assert a.closed and a.own is None
+
+
+def test_the_registry_is_capped_and_refuses_rather_than_evicting_a_training_session():
+    reg = WorkspaceRegistry(Limits(max_sessions=2))
+    first, second = reg.get("1"), reg.get("2")
+    reg.get("3")  # evicts the least recently used idle session
+    assert "1" not in reg and first.closed and len(reg) == 2
+    jobs = [reg.get(s).begin_job("train") for s in ("2", "3")]
+    with pytest.raises(WorkspaceError, match="full"):
+        reg.get("4")
+    assert len(reg) == 2 and all(not j.stop.is_set() for j in jobs)
+
+
+def test_closing_a_session_stops_its_run(ws):
+    job = ws.begin_job("train")
+    registry = WorkspaceRegistry()
+    registry._spaces[ws.id] = ws
+    registry.release(ws.id)
+    assert job.stop.is_set() and ws.closed
+    with pytest.raises(WorkspaceError, match="ended"):
+        ws.begin_job("train")
+
+
+# --- data ------------------------------------------------------------------------------------
+def test_bad_texts_get_a_sentence_and_leave_the_corpus_unchanged(ws, tmp_path):
+    before = ws.text
+    for bad in ("", "   \n ", "x" * 100_001):
+        with pytest.raises(CorpusError):
+            ws.set_text(bad, name="bad")
+    pdf = tmp_path / "paper.txt"
+    pdf.write_bytes(b"%PDF-1.7 binary stuff")
+    with pytest.raises(CorpusError, match="PDF"):
+        data_tab.upload_text(ws, str(pdf), CHARS, 16, 4, 0)
+    assert ws.text == before and ws.corpus_name == "verdict excerpt"
+
+
+def test_an_uploaded_gbk_text_is_read_and_described(ws, tmp_path):
+    text = "学而时习之，不亦说乎？有朋自远方来，不亦乐乎？" * 20
+    path = tmp_path / "lunyu-gbk.txt"
+    path.write_bytes(text.encode("gbk"))
+    summary, warnings, tokens, preview = data_tab.upload_text(ws, str(path), CHARS, 16, 4, 0)
+    assert ws.text == text and "gb18030" in summary
+    stats = corpus_stats(text, CharTokenizer.from_text(text), context_length=16, batch_size=4)
+    assert f"| {stats.tokens:,} |" in summary and f"{stats.train_batches:,} of 4 x 16" in summary
+    assert tokens.count("<span") >= data_tab.SHOW_TOKENS and preview.startswith("学而时习之")
+
+
+def test_token_view_escapes_the_text_and_warns_about_a_short_validation_part(ws):
+    ws.set_text("<script>alert(1)</script> " * 8, name="hostile")
+    summary, warnings, tokens, _ = data_tab.view(ws, "GPT-2 BPE", 64, 2, 0)
+    assert "<script" not in tokens and "&lt;" in tokens and "alert" in tokens
+    assert "validation" in warnings.lower() and "shorter than one context window" in warnings
+
+
+# --- options ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("override, field", [
+    (dict(learning_rate=-1e-3), "Learning rate"), (dict(batch_size=0), "Batch size"),
+    (dict(num_epochs=1_000_000), "Epochs"), (dict(n_heads=3), "divisible"),
+    (dict(context_length="abc"), "Context length"), (dict(drop_rate=float("nan")), "Dropout"),
+    (dict(start_context=""), "Start context"),
+])
+def test_out_of_range_training_options_are_refused_with_the_field_named(ws, override, field):
+    with pytest.raises(ValueError, match=field):
+        train_tab._spec(ws, CHARS, CUSTOM, *ui_fields(**override))
+    with pytest.raises(ValueError, match=field):  # the same refusal reaches the API route
+        next(train_tab.train(ws, CHARS, CUSTOM, *ui_fields(**override), START_FROM[0]))
+    assert ws.own is None and ws.job is None
+
+
+def test_presets_fill_the_form_and_the_estimate_names_sizes_and_time(ws):
+    values = train_tab.apply_preset(PRESET_LABELS["demo"])
+    assert values[:4] == [64, 128, 4, 2] and values[-1] == "GPT-2 BPE"
+    text = train_tab.estimate(ws, CHARS, CUSTOM, *ui_fields())
+    spec = build_spec(tokenizer="char", vocab_size=ws.tokenizer("char").n_vocab, preset_label=CUSTOM,
+                      **dict(zip((*MODEL_FIELDS, *TRAIN_FIELDS), ui_fields())))
+    assert f"({spec.model.num_parameters():,})" in text and "per epoch" in text and "Measured here" in text
+
+
+# --- training --------------------------------------------------------------------------------
+def test_training_streams_the_chart_as_it_learns(ws):
+    updates = trained(ws)
+    status, progress, fig, metrics, samples, download, train_btn, resume_btn = updates[-1]
+    trainer = ws.own.trainer
+    st = trainer.state
+    assert st.step + 1 == trainer.total_steps and "Done" in status
+    # Several chart updates, with more evaluation points as training went on.
+    counts = [len(next(t for t in u[2].data if t.name == "Validation loss").x or ()) for u in updates]
+    assert len(updates) >= 4 and counts == sorted(counts) and counts[-1] == len(st.val_losses)
+    traces = {t.name: t for t in fig.data}
+    assert list(traces["Training loss"].y) == pytest.approx(st.train_losses)
+    assert list(traces["Validation loss"].x) == st.track_tokens_seen
+    assert st.val_losses[-1] < st.val_losses[0] < math.log(ws.tokenizer("char").n_vocab) + 0.5
+    assert samples.count("[epoch") == 2 and "100%" in progress
+    assert download["value"] and Path(download["value"]).is_file()
+    assert train_btn["interactive"] is True and resume_btn["interactive"] is False
+
+
+def test_stop_then_resume_ends_where_an_uninterrupted_run_ends(ws, verdict_text):
+    reference = Workspace("ref", limits=ws.limits)
+    reference.set_text(ws.text, name="same")
+    trained(reference)
+    gen = train_tab.train(ws, CHARS, CUSTOM, *ui_fields(), START_FROM[0])
+    for update in gen:
+        if ws.own is not None and ws.own.trainer.state.step >= 5:
+            ws.request_stop()  # what the Stop button does when a request arrives mid-run
+    status, *_, train_btn, resume_btn = update
+    assert "Stopped after step" in status and resume_btn["interactive"] is True
+    assert ws.own.trainer.state.step < reference.own.trainer.state.step
+    run_to_end(train_tab.resume(ws))
+    a, b = reference.own.model.state_dict(), ws.own.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert ws.own.trainer.state.val_losses == reference.own.trainer.state.val_losses
+    reference.close()
+
+
+def test_one_run_at_a_time_per_session_and_stop_with_nothing_running(ws):
+    gen = train_tab.train(ws, CHARS, CUSTOM, *ui_fields(num_epochs=50), START_FROM[0])
+    next(gen)
+    with pytest.raises(WorkspaceError, match="already"):
+        next(train_tab.train(ws, CHARS, CUSTOM, *ui_fields(), START_FROM[0]))
+    with pytest.raises(WorkspaceError, match="training"):
+        generate_tab.candidates(ws, OWN, "I had", 1.0, 0, 1.0)
+    # Stop from another thread (as the server does): the run ends after its current step.
+    stopper = threading.Thread(target=lambda: (time.sleep(0.2), train_tab.stop(ws)))
+    stopper.start()
+    last = list(gen)[-1]
+    stopper.join()
+    assert "Stopped" in last[0] and ws.job is None
+    assert train_tab.stop(ws)[0] == "Nothing is training in this session."
+
+
+def test_resume_without_a_run_says_what_to_do(ws):
+    with pytest.raises(WorkspaceError, match="no run to resume"):
+        next(train_tab.resume(ws))
+
+
+def test_the_run_history_stays_bounded_and_flags_overfitting():
+    h = RunHistory(max_points=50)
+    for i in range(10_000):
+        h.add_step(i * 10, 5.0)
+    assert len(h.step_tokens) <= 50 and h.step_tokens[-1] >= 9_000 * 10
+    for i, (tr, va) in enumerate([(5, 5.2), (4, 4.9), (3, 5.0), (2.5, 5.1), (2.0, 5.3)]):
+        h.add_eval(i, i * 100, tr, va)
+    assert "Overfitting" in h.overfitting_hint()
+
+
+# --- generation and evaluation ---------------------------------------------------------------
+def test_greedy_generation_streams_the_books_tokens(ws):
+    from llms_from_scratch.ch05 import generate
+
+    trained(ws, num_epochs=1)
+    tok, model = ws.own.tokenizer, ws.own.model.eval()
+    pieces = list(generate_tab.generate_text(ws, OWN, "I had", 20, 0, 0, 1.0, None, True))
+    ids = torch.tensor([tok.encode("I had")])
+    with torch.no_grad():
+        book = generate(model, ids, max_new_tokens=20, context_size=16, temperature=0.0)
+    assert pieces[-1] == tok.decode(book[0].tolist())
+    assert len(pieces) >= 2 and all(b.startswith(a) for a, b in zip(pieces, pieces[1:]))
+
+
+@pytest.mark.parametrize("args, message", [
+    (("I had", 20, 1.0, 0, 7, None), "Top-p"), (("I had", 20, -1, 0, 1.0, None), "Temperature"),
+    (("", 20, 1.0, 0, 1.0, None), "prompt is empty"), (("I had", 0, 1.0, 0, 1.0, None), "Max new tokens"),
+    (("I had", 10_000, 1.0, 0, 1.0, None), "Max new tokens"),
+])
+def test_bad_generation_values_are_refused(ws, args, message):
+    trained(ws, num_epochs=1)
+    with pytest.raises(ValueError, match=message):
+        list(generate_tab.generate_text(ws, OWN, *args, True))
+
+
+def test_generation_without_a_model_explains_where_to_get_one(ws):
+    with pytest.raises(WorkspaceError, match="Train tab"):
+        list(generate_tab.generate_text(ws, None, "I had", 5, 1.0, 0, 1.0, 1, True))
+
+
+def test_candidates_chart_shows_each_sampling_stage(ws):
+    trained(ws, num_epochs=1)
+    fig = generate_tab.candidates(ws, OWN, "I had", 0.5, 5, 0.9)
+    stages = {t.name: list(t.x) for t in fig.data}
+    assert list(stages) == ["Model (softmax)", "After top-k", "After temperature", "After top-p: sampled from"]
+    assert sum(v > 0 for v in stages["After top-k"]) == 5
+    assert sum(stages["After top-p: sampled from"]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_sampling_lab_is_the_books_toy_example():
+    fig = generate_tab.sampling_lab(0.5, 1000, 123)
+    probs, counts = fig.data[1], fig.data[2]
+    logits = torch.tensor([4.51, 0.89, -1.90, 6.75, 1.63, -1.62, -1.89, 6.28, 1.79])
+    assert list(probs.x) == ["closer", "every", "effort", "forward", "inches", "moves", "pizza", "toward", "you"]
+    torch.testing.assert_close(torch.tensor(probs.y), torch.softmax(logits / 0.5, 0))
+    assert sum(counts.y) == 1000 and counts.y[3] == max(counts.y)
+
+
+def test_evaluate_reports_the_books_loss_and_colours_every_token(ws):
+    from llms_from_scratch.ch05 import calc_loss_batch
+
+    trained(ws, num_epochs=1)
+    text = ws.text[100:117]  # 17 characters: one window of 16 inputs, 16 targets
+    a_md, a_html, b_md, b_html, note = evaluate_tab.evaluate(ws, text, OWN, "")
+    ids = torch.tensor([ws.own.tokenizer.encode(text)])
+    with torch.no_grad():
+        book = calc_loss_batch(ids[:, :-1], ids[:, 1:], ws.own.model.eval(), "cpu").item()
+    assert f"**{book:.3f}**" in a_md and f"**{math.exp(book):,.1f}**" in a_md
+    assert a_html.count("title='p = ") == 16 and "bits per character" in note
+
+
+# --- checkpoints -----------------------------------------------------------------------------
+def test_a_downloaded_checkpoint_uploads_into_another_session(ws, tmp_path):
+    trained(ws, num_epochs=1)
+    path = ws.save_checkpoint()
+    other = Workspace("other", limits=ws.limits)
+    other.set_text(ws.text, name="same text")
+    status, *_ = train_tab.upload_checkpoint(other, path)
+    assert "Loaded" in status
+    a, b = ws.own.model.state_dict(), other.own.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert other.own.tokenizer.to_dict() == ws.own.tokenizer.to_dict()
+    other.close()
+
+
+def test_the_books_model_pth_uploads_and_gives_the_books_logits(ws, tmp_path):
+    from llms_from_scratch.ch04 import GPTModel as BookGPT
+
+    # Heads leave no trace in a state dict: GPT-2's 64-wide heads are assumed, as the book's 124M has.
+    cfg = {"vocab_size": 50257, "context_length": 16, "emb_dim": 128, "n_heads": 2, "n_layers": 2,
+           "drop_rate": 0.0, "qkv_bias": False}
+    torch.manual_seed(0)
+    book = BookGPT(cfg).eval()
+    torch.save(book.state_dict(), tmp_path / "model.pth")
+    status, *_ = train_tab.upload_checkpoint(ws, str(tmp_path / "model.pth"))
+    assert "book model" in status and "2 attention heads" in status
+    x = torch.randint(0, 50257, (1, 16))
+    with torch.no_grad():
+        torch.testing.assert_close(ws.own.model.eval()(x), book(x))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(ws, tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    bad = tmp_path / "evil.pth"
+    with open(bad, "wb") as f:
+        pickle.dump({"model_state_dict": Exploit()}, f)
+    with pytest.raises(CheckpointError, match="refused|not a PyTorch"):
+        train_tab.upload_checkpoint(ws, str(bad))
+    assert not marker.exists() and ws.own is None
+
+
+# --- GPT-2 -----------------------------------------------------------------------------------
+def test_folder_import_is_limited_to_the_models_folder(ws, monkeypatch, tmp_path):
+    monkeypatch.setenv("GPT2_MODELS_DIR", str(tmp_path / "models"))
+    for path in ("/etc", str(tmp_path / "models" / ".." / "elsewhere"), "../../etc"):
+        with pytest.raises(PermissionError, match="only from"):
+            gpt2_tab.import_folder(ws, lambda *a, **k: None, path)
+    with pytest.raises(ValueError, match="size"):
+        gpt2_tab.download(ws, lambda *a, **k: None, "7B")
+
+
+def test_an_imported_gpt2_folder_is_shared_and_generates_like_transformers(ws, monkeypatch, tmp_path):
+    from safetensors.numpy import save_file
+
+    from gpt2_fixtures import hf_model, hf_state_dict, random_arrays
+
+    hp = {"n_vocab": 50257, "n_ctx": 32, "n_embd": 16, "n_head": 2, "n_layer": 2}
+    arrays = random_arrays(hp, seed=1)
+    folder = tmp_path / "models" / "tiny"
+    folder.mkdir(parents=True)
+    save_file(hf_state_dict(arrays, hp), str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({
+        "vocab_size": 50257, "n_positions": 32, "n_embd": 16, "n_head": 2, "n_layer": 2,
+        "activation_function": "gelu_new"}))
+    monkeypatch.setenv("GPT2_MODELS_DIR", str(tmp_path / "models"))
+    SHARED.clear()
+    try:
+        status, info = gpt2_tab.import_folder(ws, lambda *a, **k: None, "tiny")
+        key = "GPT-2 (tiny)"
+        assert key in status and key in info and SHARED.keys() == [key]
+        other = Workspace("someone-else")
+        model, cfg, tok = SHARED.get(key)
+        assert not any(p.requires_grad for p in model.parameters())  # shared read-only
+        text = list(generate_tab.generate_text(other, key, "Every effort moves you", 8, 0, 0, 1.0, None, False))[-1]
+        ids = torch.tensor([tok.encode("Every effort moves you")])
+        with torch.no_grad():
+            hf = hf_model(arrays, hp).generate(ids, max_new_tokens=8, do_sample=False, pad_token_id=0)
+        assert text == tok.decode(hf[0].tolist())
+        # Training from it copies the weights: the shared model is untouched.
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        run_to_end(train_tab.train(ws, "GPT-2 BPE", CUSTOM, *ui_fields(num_epochs=1, context_length=16),
+                                   START_FROM[1]))
+        assert ws.own.config.context_length == 16 and ws.own.trainer.state.step >= 0
+        assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+        other.close()
+    finally:
+        SHARED.clear()
+
+
+# --- errors ----------------------------------------------------------------------------------
+def test_handlers_turn_errors_into_readable_messages():
+    class Request:
+        session_hash = "errors-test"
+
+    def bad_value(ws, x):
+        raise ValueError("batch size must be positive")
+
+    def crash(ws):
+        raise KeyError("internal")
+
+    def bad_stream(ws):
+        yield 1
+        raise WorkspaceError("stopped for a reason")
+
+    with pytest.raises(gr.Error) as e:
+        bind(bad_value)(Request(), 1)
+    assert e.value.message == "Batch size must be positive"
+    with pytest.raises(gr.Error) as e:
+        bind(crash)(Request())
+    assert "Something went wrong (KeyError" in e.value.message and "Traceback" not in e.value.message
+    gen = bind(bad_stream)(Request())
+    assert next(gen) == 1
+    with pytest.raises(gr.Error, match="Stopped for a reason"):
+        next(gen)
+    assert "memory" in friendly_message(RuntimeError("CUDA out of memory. Tried to allocate"))
