@@ -1,0 +1,301 @@
+"""BabyGPT mode: the notebook's split, random windows, loss estimate, bigram baseline, and
+its schedule through our trainer (events, stop, resume)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import ASSETS
+from gpt_core.babygpt import (RandomBatchesSource, RandomWindows, RandomWindowSchedule, estimate_loss,
+                              label_smoothing_example, make_random_window_schedule, smoothed_targets,
+                              split_token_ids, temperature_picture)
+from gpt_core.bigram import BigramConfig, BigramLanguageModel, build_model, config_from_dict
+from gpt_core.config import GPTConfig, TrainConfig
+from gpt_core.generate import generate
+from gpt_core.model import GPTModel
+from gpt_core.prepare import make_optimizer
+from gpt_core.tokenizers import CharTokenizer
+from gpt_core.train import Trainer, TrainState
+
+
+@pytest.fixture(scope="module")
+def lunyu() -> tuple[CharTokenizer, torch.Tensor]:
+    text = (ASSETS / "lunyu.txt").read_text(encoding="utf-8")
+    tok = CharTokenizer.from_text(text)
+    return tok, torch.tensor(tok.encode(text), dtype=torch.long)
+
+
+# --- the notebook's reference code ------------------------------------------------------------
+def notebook_split(data: torch.Tensor, ratio: float) -> tuple[torch.Tensor, torch.Tensor]:
+    n = int(ratio * len(data))
+    return data[:n], data[n:]
+
+
+def notebook_get_batch(data: torch.Tensor, batch_size: int, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    ix = torch.randint(len(data) - block_size, (batch_size,))
+    x = torch.stack([data[i:i + block_size] for i in ix])
+    y = torch.stack([data[i + 1:i + block_size + 1] for i in ix])
+    return x, y
+
+
+# --- split and windows ------------------------------------------------------------------------
+def test_split_is_80_20_of_the_token_ids(lunyu):
+    _, ids = lunyu
+    train, val = split_token_ids(ids)
+    ref_train, ref_val = notebook_split(ids, 0.8)
+    assert torch.equal(train, ref_train) and torch.equal(val, ref_val)
+    assert train.numel() == int(0.8 * ids.numel()) and train.numel() + val.numel() == ids.numel()
+    assert torch.equal(torch.cat([train, val]), ids)
+
+
+@pytest.mark.parametrize("ratio", [0, 1, 1.5, -0.1, True, "0.8"])
+def test_split_rejects_bad_ratio(ratio):
+    with pytest.raises(ValueError, match="train_ratio"):
+        split_token_ids(torch.arange(10), ratio)
+
+
+def test_random_windows_are_the_notebooks_get_batch(lunyu):
+    _, ids = lunyu
+    train, _ = split_token_ids(ids)
+    windows = RandomWindows(train, batch_size=16, context_length=64, generator=torch.Generator().manual_seed(7))
+    torch.manual_seed(7)
+    for _ in range(5):
+        x_ref, y_ref = notebook_get_batch(train, 16, 64)
+        x, y = windows.draw()
+        assert torch.equal(x, x_ref) and torch.equal(y, y_ref)
+    # Targets are the inputs shifted by one.
+    assert torch.equal(y[:, :-1], x[:, 1:])
+
+
+def test_random_windows_reproducible_and_cover_every_start():
+    ids = torch.arange(300)
+    context = 8
+
+    def draws(seed: int, n: int) -> list[torch.Tensor]:
+        w = RandomWindows(ids, batch_size=16, context_length=context, generator=torch.Generator().manual_seed(seed))
+        return [w.draw() for _ in range(n)]
+
+    a, b, c = draws(1, 200), draws(1, 200), draws(2, 200)
+    assert all(torch.equal(xa, xb) and torch.equal(ya, yb) for (xa, ya), (xb, yb) in zip(a, b))
+    assert not all(torch.equal(xa, xc) for (xa, _), (xc, _) in zip(a, c))
+    starts = torch.cat([x[:, 0] for x, _ in a])  # ids == positions, so a window's first id is its start
+    counts = torch.bincount(starts, minlength=ids.numel())
+    num_starts = ids.numel() - context  # 0 .. len - context - 1: the last window ends at the last id
+    assert (counts[:num_starts] > 0).all(), "some start position was never drawn"
+    assert (counts[num_starts:] == 0).all(), "a window ran past the end of the ids"
+    for x, y in a:
+        assert torch.equal(y, x + 1)  # ids == positions: targets are the next positions
+
+
+def test_random_windows_reject_a_too_short_split():
+    with pytest.raises(ValueError, match="validation part has 8 tokens; a window needs 8 \\+ 1"):
+        RandomWindows(torch.arange(8), batch_size=2, context_length=8, generator=torch.Generator(),
+                      split="validation")
+    with pytest.raises(ValueError, match="batch_size"):
+        RandomWindows(torch.arange(80), batch_size=0, context_length=8, generator=torch.Generator())
+
+
+def test_schedule_batches_from_any_start_are_those_of_a_straight_run():
+    train, val = split_token_ids(torch.arange(500))
+    sched = RandomWindowSchedule(train, val, batch_size=4, context_length=8, iterations=20, eval_iters=2, seed=3)
+    straight = list(sched.iter_epoch(0))
+    assert len(straight) == sched.batches_per_epoch() == 20
+    for start in (7, 19, 3, 0, 20):  # forwards, backwards (a retry), the very end
+        tail = list(sched.iter_epoch(0, start))
+        assert len(tail) == 20 - start
+        assert all(torch.equal(a[0], b[0]) for a, b in zip(tail, straight[start:]))
+    # Evaluating draws from its own generator: it does not move the training windows.
+    it = sched.iter_epoch(0)
+    first = next(it)
+    for src in sched.eval_sources():
+        assert len(list(src)) == 2
+    assert torch.equal(first[0], straight[0][0]) and torch.equal(next(it)[0], straight[1][0])
+    with pytest.raises(ValueError, match="single pass"):
+        sched.iter_epoch(1)
+    with pytest.raises(ValueError, match="start must be"):
+        sched.iter_epoch(0, 21)
+
+
+def test_schedule_state_rejects_another_run_and_stays_unchanged():
+    train, val = split_token_ids(torch.arange(500))
+    sched = RandomWindowSchedule(train, val, batch_size=4, context_length=8, iterations=5, eval_iters=2, seed=3)
+    other = RandomWindowSchedule(train, val, batch_size=4, context_length=8, iterations=5, eval_iters=2, seed=4)
+    before = sched.state_dict()
+    with pytest.raises(ValueError, match="seed 4"):
+        sched.load_state_dict(other.state_dict())
+    with pytest.raises(ValueError, match="used epochs"):
+        sched.load_state_dict({"epoch_start": None, "now": None})
+    after = sched.state_dict()
+    assert torch.equal(before["train_generator"], after["train_generator"]) and before["drawn"] == after["drawn"]
+
+
+def test_estimate_loss_is_the_notebooks_and_restores_the_mode(lunyu):
+    tok, ids = lunyu
+    torch.manual_seed(0)
+    model = GPTModel(GPTConfig(vocab_size=tok.n_vocab, context_length=16, emb_dim=32, n_heads=2, n_layers=1,
+                               drop_rate=0.5))
+    config = TrainConfig(batch_size=4, eval_iter=3, train_ratio=0.8, max_steps=1, seed=5)
+    sched = make_random_window_schedule(ids, context_length=16, config=config)
+    modes = []
+    model.register_forward_hook(lambda m, i, o: modes.append(m.training))
+    for mode in (True, False):
+        model.train(mode)
+        eval_state = sched.eval_generator.get_state()
+        got = estimate_loss(model, sched)
+        assert model.training is mode
+        # The notebook's estimate_loss: eval mode, mean over eval_iters batches of each split.
+        g = torch.Generator().set_state(eval_state)
+        train, val = split_token_ids(ids, 0.8)
+        model.eval()
+        expected = {}
+        with torch.no_grad():
+            for name, data in (("train", train), ("val", val)):
+                w = RandomWindows(data, batch_size=4, context_length=16, generator=g)
+                expected[name] = sum(F.cross_entropy(model(x).flatten(0, 1), y.flatten()).item()
+                                     for x, y in (w.draw() for _ in range(3))) / 3
+        assert got["train"] == pytest.approx(expected["train"], rel=1e-5)
+        assert got["val"] == pytest.approx(expected["val"], rel=1e-5)
+    assert not any(modes)  # every forward of the estimate ran in eval mode
+
+
+# --- the bigram -------------------------------------------------------------------------------
+def test_bigram_rows_are_the_logits_and_it_samples_like_the_notebook():
+    torch.manual_seed(0)
+    model = BigramLanguageModel(BigramConfig(vocab_size=11, context_length=8))
+    idx = torch.randint(0, 11, (3, 5))
+    logits = model(idx)
+    assert logits.shape == (3, 5, 11)
+    assert torch.equal(logits, model.token_embedding_table.weight[idx])
+    # The notebook's generate: softmax of the last position's logits, one multinomial draw.
+    g = torch.Generator().manual_seed(9)
+    ref = idx.clone()
+    with torch.no_grad():
+        for _ in range(12):
+            probs = F.softmax(model(ref)[:, -1, :], dim=-1)
+            ref = torch.cat([ref, torch.multinomial(probs, 1, generator=g)], dim=1)
+    out = generate(model, idx, 12, temperature=1.0, seed=9, context_size=5)
+    assert torch.equal(out, ref)
+
+
+def test_bigram_config_round_trip_and_bad_values():
+    cfg = BigramConfig(vocab_size=50, context_length=32)
+    assert config_from_dict(cfg.to_dict()) == cfg
+    assert isinstance(build_model(cfg), BigramLanguageModel)
+    gpt = GPTConfig(vocab_size=50, context_length=16, emb_dim=16, n_heads=2, n_layers=1)
+    assert config_from_dict(gpt.to_dict()) == gpt and isinstance(build_model(gpt), GPTModel)
+    assert build_model(cfg).num_parameters() == cfg.num_parameters() == 2500
+    with pytest.raises(ValueError, match="vocab_size"):
+        BigramConfig(vocab_size=0)
+    with pytest.raises(ValueError, match="unknown bigram config"):
+        config_from_dict({"model_type": "bigram", "vocab_size": 5, "emb_dim": 3})
+
+
+def test_bigram_loss_falls_below_uniform_on_lunyu(lunyu):
+    tok, ids = lunyu
+    uniform = math.log(tok.n_vocab)
+    # The notebook's lr 1e-2; a small batch keeps it fast (the notebook's 128 x 64 gets there too).
+    config = TrainConfig(batch_size=8, learning_rate=1e-2, weight_decay=0.01, eval_freq=75, eval_iter=5,
+                         train_ratio=0.8, max_steps=151, num_epochs=1, sample_tokens=0, seed=123, device="cpu")
+    sched = make_random_window_schedule(ids, context_length=32, config=config)
+    torch.manual_seed(123)
+    model = BigramLanguageModel(BigramConfig(vocab_size=tok.n_vocab, context_length=32))
+    optimizer = make_optimizer(model, config)
+    evals = [e for e in Trainer(model, optimizer, sched, config=config, device="cpu").run() if e.kind == "eval"]
+    assert evals[0].train_loss > uniform  # N(0, 1) rows start worse than uniform
+    assert evals[-1].train_loss < uniform and evals[-1].val_loss < uniform
+
+
+# --- through the trainer: events, stop, resume ----------------------------------------------------
+def _tiny_run(ids, tok, tmp_path=None, *, state=None, rng=None, schedule_state=None, model_state=None,
+              optimizer_state=None):
+    config = TrainConfig(batch_size=4, learning_rate=1e-3, eval_freq=3, eval_iter=2, train_ratio=0.8,
+                         max_steps=10, num_epochs=1, sample_tokens=4, start_context="子曰", seed=11, device="cpu")
+    sched = make_random_window_schedule(ids, context_length=16, config=config)
+    torch.manual_seed(config.seed)
+    model = GPTModel(GPTConfig(vocab_size=tok.n_vocab, context_length=16, emb_dim=32, n_heads=2, n_layers=2,
+                               drop_rate=0.1))
+    optimizer = make_optimizer(model, config)
+    if model_state is not None:
+        model.load_state_dict(model_state)
+        optimizer.load_state_dict(optimizer_state)
+        sched.load_state_dict(schedule_state)
+    return Trainer(model, optimizer, sched, config=config, device="cpu",
+                   tokenizer=tok, checkpoint_dir=tmp_path,
+                   state=state, rng_state=rng)
+
+
+def test_schedule_through_the_trainer_stops_and_resumes_exactly(lunyu, tmp_path):
+    tok, ids = lunyu
+    straight = list(_tiny_run(ids, tok).run())
+    kinds = [e.kind for e in straight]
+    assert kinds[-1] == "done" and "sample" in kinds
+    evals = [e for e in straight if e.kind == "eval"]
+    assert [e.step for e in evals] == [0, 3, 6, 9]
+    assert all(math.isfinite(e.train_loss) and math.isfinite(e.val_loss) for e in evals)
+    steps = [e.loss for e in straight if e.kind == "step"]
+
+    # Stop after step 4, write the checkpoint, rebuild everything from it and finish.
+    trainer = _tiny_run(ids, tok, tmp_path)
+    first = []
+    for e in trainer.run():
+        first.append(e)
+        if e.kind == "step" and e.step == 4:
+            trainer.request_stop()
+    assert [e.kind for e in first][-2:] == ["stopped", "checkpoint"]
+    ckpt = torch.load(first[-1].path, weights_only=True)
+    resumed = _tiny_run(ids, tok, state=TrainState.from_dict(ckpt["trainer_state"]), rng=ckpt["rng"],
+                        schedule_state=ckpt["schedule_state"], model_state=ckpt["model_state_dict"],
+                        optimizer_state=ckpt["optimizer_state_dict"])
+    second = list(resumed.run())
+    assert second[-1].kind == "done"
+    both = [e for e in first + second if e.kind in ("step", "eval")]
+    assert [e.loss for e in both if e.kind == "step"] == steps
+    assert [(e.train_loss, e.val_loss) for e in both if e.kind == "eval"] == \
+        [(e.train_loss, e.val_loss) for e in evals]
+    assert second[-1].val_losses == straight[-1].val_losses
+
+
+# --- the sampling lab's pictures ------------------------------------------------------------------
+def test_temperature_picture_scales_the_logits():
+    pic = temperature_picture([1.0, 2.0, 3.0], scale=0.25)
+    torch.testing.assert_close(torch.tensor(pic.scaled_probs), torch.softmax(torch.tensor([0.25, 0.5, 0.75]), 0))
+    torch.testing.assert_close(torch.tensor(pic.probs), torch.softmax(torch.tensor([1.0, 2.0, 3.0]), 0))
+    assert pic.temperature == 4.0 and max(pic.scaled_probs) < max(pic.probs)  # scaled down: flatter
+    assert max(temperature_picture(scale=3.0).scaled_probs) > max(temperature_picture().probs)
+    for bad in (0, -1.0, float("nan"), True):
+        with pytest.raises(ValueError, match="scale"):
+            temperature_picture(scale=bad)
+    with pytest.raises(ValueError, match="logits"):
+        temperature_picture([1.0, float("inf")])
+
+
+def test_label_smoothing_both_ways():
+    q = smoothed_targets(5, 2, 0.1)
+    torch.testing.assert_close(q, torch.tensor([0.025, 0.025, 0.9, 0.025, 0.025]))
+    q_all = smoothed_targets(5, 2, 0.1, spread="all")
+    torch.testing.assert_close(q_all, torch.tensor([0.02, 0.02, 0.92, 0.02, 0.02]))
+    ex = label_smoothing_example([1.0, 2.0, 0.5, 3.0, -1.0], target=3, epsilon=0.1)
+    logits = torch.tensor([[1.0, 2.0, 0.5, 3.0, -1.0]])
+    assert ex.loss_pytorch == pytest.approx(F.cross_entropy(logits, torch.tensor([3]), label_smoothing=0.1).item())
+    assert ex.loss_plain == pytest.approx(F.cross_entropy(logits, torch.tensor([3])).item())
+    # PyTorch's eps over all K classes is the notebook's eps * K / (K - 1) over the others.
+    same = F.cross_entropy(logits, torch.tensor([3]), label_smoothing=0.1 * 5 / 4).item()
+    assert ex.loss_notebook == pytest.approx(same, rel=1e-5)
+    assert sum(ex.targets_notebook) == pytest.approx(1.0) and sum(ex.targets_pytorch) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="spread"):
+        smoothed_targets(5, 2, 0.1, spread="some")
+    with pytest.raises(ValueError, match="target"):
+        smoothed_targets(5, 5, 0.1)
+    with pytest.raises(ValueError, match="epsilon"):
+        smoothed_targets(5, 1, 1.0)
+
+
+def test_eval_source_is_sized_and_fresh():
+    w = RandomWindows(torch.arange(100), batch_size=2, context_length=4, generator=torch.Generator().manual_seed(0))
+    src = RandomBatchesSource(w, 3)
+    a, b = list(src), list(src)
+    assert len(src) == 3 and len(a) == 3
+    assert not torch.equal(a[0][0], b[0][0])  # each estimate draws new batches, as the notebook
