@@ -146,6 +146,13 @@ PRESETS: dict[str, Preset] = {
         "char",
         "Character-level: small vocabulary, longer context; for Tiny Shakespeare or 论语.",
     ),
+    "babygpt": Preset(
+        "babygpt",
+        GPTConfig(vocab_size=65, context_length=64, emb_dim=64, n_heads=4, n_layers=4, drop_rate=0.0),
+        "char",
+        "The BabyGPT notebook: 4 layers, 4 heads, 64 wide, context 64, no dropout; characters, "
+        "80/20 split, 3,000 iterations over random windows of batch 128 (babygpt.py).",
+    ),
     "book-124M": Preset(
         "book-124M",
         GPTConfig.from_dict(GPT_CONFIG_124M),
@@ -230,6 +237,10 @@ class TrainConfig:
     train_ratio: float = 0.9
     shuffle: bool = True
     checkpoint_every: int | None = None  # optimizer steps between checkpoints (and each epoch)
+    # "epochs": the book's epochs over sliding windows. "random_windows": the BabyGPT
+    # notebook's `max_steps` iterations, each over `batch_size` windows at random starts
+    # (babygpt.RandomWindowSchedule); the train/val split is then of the token ids.
+    batching: str = "epochs"
 
     def __post_init__(self) -> None:
         def integer(name: str, lo: int, hi: int | None = None, *, optional: bool = False) -> None:
@@ -291,6 +302,10 @@ class TrainConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         integer("checkpoint_every", 1, optional=True)
+        if self.batching not in ("epochs", "random_windows"):
+            raise ValueError(f"batching must be 'epochs' or 'random_windows', got {self.batching!r}")
+        if self.batching == "random_windows" and self.max_steps is None:
+            raise ValueError("batching 'random_windows' trains for max_steps iterations: set max_steps")
 
     @property
     def warmup_start_lr(self) -> float:
