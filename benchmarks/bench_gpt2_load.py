@@ -171,8 +171,9 @@ def main() -> None:
             results[name].append(r)
             print(f"rep {rep + 1} {name:12s} load {r['load']:6.2f} s  +fwd {r['fwd']:6.2f} s  "
                   f"tree peak {r['tree_kb'] / 1e6:5.2f} GB", flush=True)
-    sums = {k: {v["checksum"] for v in rs} for k, rs in results.items()}
-    agree = len({round(x, 3) for s in sums.values() for x in s}) == 1
+    # Same weights, same numbers up to float32 rounding (SDPA vs the book's explicit softmax).
+    sums = [r["checksum"] for rs in results.values() for r in rs]
+    agree = max(sums) - min(sums) <= 1e-4 * max(1.0, max(abs(x) for x in sums))
     med = {k: {m: statistics.median(r[m] for r in rs) for m in ("load", "fwd", "tree_kb", "self_kb", "child_kb")}
            for k, rs in results.items()}
     book = med["book"]

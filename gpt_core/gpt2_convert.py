@@ -270,6 +270,10 @@ def convert_tf_checkpoint(prefix: str, hp: Mapping[str, int], out_path: str, sou
 def main(argv: Sequence[str] | None = None) -> int:
     """`python gpt2_convert.py PREFIX OUT JSON` where JSON = {"hparams": ..., "source": ...}."""
     args = list(sys.argv[1:] if argv is None else argv)
+    # This process only reads a checkpoint. TensorFlow's import eagerly loads Keras' optimizers
+    # inside a try/except ImportError (a third of its import time); blocking Keras here skips
+    # that. Only in this child: the app's own process never changes.
+    sys.modules.setdefault("keras", None)  # type: ignore[arg-type]
     try:
         prefix, out_path, spec = args
         spec = json.loads(spec)
