@@ -1,17 +1,24 @@
 """gpt_core: pretraining a GPT on unlabeled text, faithful to "Build a Large Language Model
 (From Scratch)" and fast underneath. No gradio here; usable from notebooks and the CLI."""
-from .config import GPT2_SIZES, GPT_CONFIG_124M, PRESETS, GPTConfig, get_preset
+from .checkpoint import CheckpointError, inspect_checkpoint, load_model, read_checkpoint, save_checkpoint
+from .config import GPT2_SIZES, GPT_CONFIG_124M, PRESETS, GPTConfig, TrainConfig, get_preset
 from .corpus import CorpusError, corpus_stats, decode_text, split_text
 from .data import GPTDatasetV1, create_dataloader_v1, create_train_val_loaders
 from .losses import calc_loss_batch, calc_loss_loader, perplexity
 from .model import GPTModel
+from .prepare import prepare_training, select_device
+from .schedule import BatchSchedule, EpochLoaderSchedule
 from .tokenizers import CharTokenizer, GPT2Tokenizer, get_tokenizer, text_to_token_ids, token_ids_to_text
+from .train import Trainer, TrainState, train, train_model_simple
 
 __all__ = [
-    "GPT2_SIZES", "GPT_CONFIG_124M", "PRESETS", "GPTConfig", "get_preset",
+    "CheckpointError", "inspect_checkpoint", "load_model", "read_checkpoint", "save_checkpoint",
+    "GPT2_SIZES", "GPT_CONFIG_124M", "PRESETS", "GPTConfig", "TrainConfig", "get_preset",
     "CorpusError", "corpus_stats", "decode_text", "split_text",
     "GPTDatasetV1", "create_dataloader_v1", "create_train_val_loaders",
     "calc_loss_batch", "calc_loss_loader", "perplexity",
     "GPTModel",
+    "prepare_training", "select_device", "BatchSchedule", "EpochLoaderSchedule",
     "CharTokenizer", "GPT2Tokenizer", "get_tokenizer", "text_to_token_ids", "token_ids_to_text",
+    "Trainer", "TrainState", "train", "train_model_simple",
 ]
