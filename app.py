@@ -16,7 +16,8 @@ from gpt_core.corpus import DEFAULT_CORPUS, SAMPLE_CORPORA  # noqa: E402
 from gpt_core.plots import loss_figure  # noqa: E402
 from playground import data_tab, evaluate_tab, generate_tab, gpt2_tab, train_tab  # noqa: E402
 from playground.common import LIMITS, SETTINGS, bind, bind_progress, release_session  # noqa: E402
-from playground.options import DEFAULT_PRESET_LABEL, PRESET_CHOICES, START_FROM, TRAIN_DEFAULTS  # noqa: E402
+from playground.options import (DEFAULT_PRESET_LABEL, MODEL_FIELDS, PRESET_CHOICES, START_FROM,  # noqa: E402
+                                TRAIN_DEFAULTS, TRAIN_FIELDS)  # noqa: E402
 
 CSS = """
 .gradio-container {max-width: 1400px !important}
@@ -24,6 +25,10 @@ CSS = """
 .token-view {max-height: 360px; overflow-y: auto; padding: 6px; border: 1px solid #e5e7eb; border-radius: 6px}
 #eval-a .token-view, #eval-b .token-view {max-height: 480px}
 """
+
+# System fonts only: a classroom server may have no internet for web fonts.
+THEME = gr.themes.Default(primary_hue="blue", font=["ui-sans-serif", "system-ui", "sans-serif"],
+                          font_mono=["ui-monospace", "Consolas", "monospace"])
 
 INTRO = """# Watch a GPT learn
 Pick a text in **Data**, press **Train** and watch the loss fall while the model learns to
@@ -155,7 +160,6 @@ def build_app() -> gr.Blocks:
                 with gr.Row():
                     with gr.Column(scale=1, min_width=320):
                         gpt2_size = gr.Radio(gpt2_tab.SIZES, value="124M", label="GPT-2 size")
-                        gpt2_sizes_md = gr.Markdown(gpt2_tab.sizes_table())
                         download_btn = gr.Button("Download and load", variant="primary", elem_id="gpt2-download")
                         with gr.Accordion("Offline? Import from a folder or upload", open=False):
                             gr.Markdown(gpt2_tab.import_help())
@@ -165,6 +169,7 @@ def build_app() -> gr.Blocks:
                                                  file_count="multiple", type="filepath", height=120)
                     with gr.Column(scale=2):
                         gpt2_status = gr.Markdown(elem_id="gpt2-status")
+                        gr.Markdown(gpt2_tab.sizes_table())
                         gpt2_info = gr.Markdown(gpt2_tab.loaded_models_md())
 
             # --- Evaluate -----------------------------------------------------------------
@@ -189,47 +194,57 @@ def build_app() -> gr.Blocks:
         data_inputs = [data_tokenizer, context_length, batch_size, stride]
         data_outputs = [summary, data_warnings, token_view, preview]
         model_fields = [context_length, emb_dim, n_heads, n_layers, drop_rate, qkv_bias]
-        train_fields = [num_epochs, batch_size, learning_rate, weight_decay, eval_freq, eval_iter,
-                        warmup_steps, cosine, grad_clip, label_smoothing, seed, start_context, stride]
+        by_name = dict(num_epochs=num_epochs, batch_size=batch_size, learning_rate=learning_rate,
+                       weight_decay=weight_decay, eval_freq=eval_freq, eval_iter=eval_iter,
+                       warmup_steps=warmup_steps, cosine=cosine, grad_clip=grad_clip,
+                       label_smoothing=label_smoothing, seed=seed, start_context=start_context, stride=stride)
+        train_fields = [by_name[k] for k in TRAIN_FIELDS]  # the handlers' order
         spec_inputs = [tokenizer, preset, *model_fields, *train_fields]
+        spec_names = ["tokenizer", "preset", *MODEL_FIELDS, *TRAIN_FIELDS]
 
         demo.load(bind(data_tab.view), data_inputs, data_outputs, api_name=False)
-        demo.load(bind(train_tab.estimate), spec_inputs, estimate, api_name=False)
+        demo.load(bind(train_tab.estimate, spec_names), spec_inputs, estimate, api_name=False)
         sample.input(bind(data_tab.choose_sample), [sample, *data_inputs], data_outputs, api_name="choose_sample")
         upload.upload(bind(data_tab.upload_text), [upload, *data_inputs], data_outputs, api_name="upload_text")
         paste_btn.click(bind(data_tab.use_pasted), [pasted, *data_inputs], data_outputs, api_name="use_text")
         # The two tokenizer radios mirror each other (.input: only what the user did).
         data_tokenizer.input(lambda v: v, data_tokenizer, tokenizer, api_name=False).then(
             bind(data_tab.view), data_inputs, data_outputs, api_name=False).then(
-            bind(train_tab.estimate), spec_inputs, estimate, api_name=False)
+            bind(train_tab.estimate, spec_names), spec_inputs, estimate, api_name=False)
         tokenizer.input(lambda v: v, tokenizer, data_tokenizer, api_name=False).then(
             bind(data_tab.view), data_inputs, data_outputs, api_name=False).then(
-            bind(train_tab.estimate), spec_inputs, estimate, api_name=False)
+            bind(train_tab.estimate, spec_names), spec_inputs, estimate, api_name=False)
 
         preset.input(train_tab.apply_preset, preset, [*model_fields, *train_fields, tokenizer, data_tokenizer],
                      api_name=False).then(
-            bind(train_tab.estimate), spec_inputs, estimate, api_name=False).then(
+            bind(train_tab.estimate, spec_names), spec_inputs, estimate, api_name=False).then(
             bind(data_tab.view), data_inputs, data_outputs, api_name=False)
         for field in model_fields:
             field.input(train_tab.mark_custom, preset, preset, api_name=False)
         for field in [*model_fields, *train_fields]:
             # Numbers re-estimate when the user leaves the field, not at every keystroke.
             trigger = field.input if isinstance(field, gr.Checkbox) else field.blur
-            trigger(bind(train_tab.estimate), spec_inputs, estimate, api_name=False, trigger_mode="always_last")
-        measure_btn.click(bind(train_tab.measure), spec_inputs, estimate, api_name="measure",
+            trigger(bind(train_tab.estimate, spec_names), spec_inputs, estimate, api_name=False, trigger_mode="always_last")
+        measure_btn.click(bind(train_tab.measure, spec_names), spec_inputs, estimate, api_name="measure",
                           concurrency_id="train", concurrency_limit=SETTINGS.train_concurrency)
 
         run_outputs = [status, progress, chart, metrics, samples, download_ckpt, train_btn, resume_btn]
         train_event = train_btn.click(
-            bind(train_tab.train), [*spec_inputs, start_from], run_outputs, api_name="train",
+            bind(train_tab.train, [*spec_names, "start_from"]), [*spec_inputs, start_from], run_outputs,
+            api_name="train",
             concurrency_id="train", concurrency_limit=SETTINGS.train_concurrency,
             show_progress="minimal", show_progress_on=[status])
         resume_event = resume_btn.click(
             bind(train_tab.resume), None, run_outputs, api_name="resume",
             concurrency_id="train", concurrency_limit=SETTINGS.train_concurrency,
             show_progress="minimal", show_progress_on=[status])
-        stop_btn.click(bind(train_tab.stop), None, [status, train_btn, resume_btn], api_name="stop",
-                       cancels=[train_event, resume_event], queue=False)
+        # Stop: the flag at once (the trainer ends after its current step), the queued or
+        # running event cancelled, then the final view once the run has ended.
+        stop_btn.click(bind(train_tab.request_stop), None, status, api_name=False, queue=False,
+                       cancels=[train_event, resume_event]).then(
+            bind(train_tab.after_stop), None, run_outputs, api_name=False, queue=False,
+            show_progress="hidden")
+        gr.api(bind(train_tab.stop), api_name="stop")
         upload_ckpt.upload(bind(train_tab.upload_checkpoint), upload_ckpt,
                            [ckpt_status, status, chart, download_ckpt, train_btn, resume_btn],
                            api_name="upload_checkpoint")
@@ -237,15 +252,20 @@ def build_app() -> gr.Blocks:
                         api_name="save_checkpoint")
 
         # Generate
-        for tab in (generate_tab_ui, evaluate_tab_ui):
-            tab.select(bind(train_tab.model_dropdowns), [gen_model, model_a, model_b],
-                       [gen_model, model_a, model_b], api_name=False)
+        cand_inputs = [gen_model, prompt, temperature, top_k, top_p]
+        evaluate_tab_ui.select(bind(train_tab.model_dropdowns), [gen_model, model_a, model_b],
+                               [gen_model, model_a, model_b], api_name=False)
+        generate_tab_ui.select(bind(train_tab.model_dropdowns), [gen_model, model_a, model_b],
+                               [gen_model, model_a, model_b], api_name=False).then(
+            bind(generate_tab.candidates_or_note), cand_inputs, cand_chart, api_name=False,
+            show_progress="hidden")
         gen_inputs = [gen_model, prompt, max_new, temperature, top_k, top_p, gen_seed, stop_eot]
         gen_event = gen_btn.click(bind(generate_tab.generate_text), gen_inputs, gen_output, api_name="generate",
                                   concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency,
                                   show_progress="minimal")
+        gen_event.then(bind(generate_tab.candidates_or_note), cand_inputs, cand_chart, api_name=False,
+                       show_progress="hidden")
         gen_stop.click(None, None, None, cancels=[gen_event], api_name=False)
-        cand_inputs = [gen_model, prompt, temperature, top_k, top_p]
         cand_btn.click(bind(generate_tab.candidates), cand_inputs, cand_chart, api_name="candidates",
                        concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency)
         for slider in (temperature, top_k, top_p):
@@ -286,7 +306,7 @@ def main() -> None:
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0" if SETTINGS.on_spaces else "127.0.0.1"),
         max_file_size=f"{SETTINGS.max_upload_mb}mb",
-        css=CSS, theme=gr.themes.Soft(), show_error=True,
+        css=CSS, theme=THEME, show_error=True,
     )
 
 

@@ -131,7 +131,9 @@ def candidates_figure(tokens: Sequence[str], stages: "dict[str, Sequence[float]]
                              marker_color=color, hovertemplate="%{y}: %{x:.3f}<extra>" + legend + "</extra>"))
     title = "Next-token candidates" + (f" <span style='font-size:12px'>({settings})</span>" if settings else "")
     _layout(fig, title=title, height=height)
-    fig.update_layout(barmode="group", xaxis=dict(title="Probability", range=[0, 1.0]),
+    # Room for the largest bar; never so zoomed that a flat distribution looks peaked.
+    top = max((max(p) for p in stages.values() if len(p)), default=1.0)
+    fig.update_layout(barmode="group", xaxis=dict(title="Probability", range=[0, min(1.0, max(0.1, 1.1 * top))]),
                       yaxis=dict(autorange="reversed", type="category"), bargap=0.2,
                       legend=dict(y=-0.15))
     return fig
@@ -171,6 +173,19 @@ def probability_bars_figure(labels: Sequence[str], values: Sequence[float], *, t
                            text=[f"{v:.3f}" if math.isfinite(v) else "n/a" for v in values],
                            textposition="outside"))
     _layout(fig, title=title, height=height)
+    return fig
+
+
+def message_figure(text: str, *, title: str = "", height: int = 300) -> "go.Figure":
+    """An empty chart that says why it is empty (no model yet, ...)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.add_annotation(text=text, xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
+                       font=dict(color="#6b7280", size=14))
+    _layout(fig, title=title, height=height)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
     return fig
 
 

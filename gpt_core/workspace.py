@@ -211,6 +211,8 @@ class Workspace:
         self.closed = False
         # Measured seconds per training step, by (model config, batch size), for estimates.
         self.step_seconds: BoundedDict = BoundedDict(32)
+        # What the app's view of this session last showed (e.g. the latest metrics): small.
+        self.ui: dict[str, Any] = {}
 
     # --- housekeeping --------------------------------------------------------------------
     def touch(self) -> None:
@@ -459,11 +461,16 @@ class Workspace:
         step = own.trainer.state.step + 1 if own.trainer is not None else 0
         path = folder / f"gpt-{own.config.n_layers}x{own.config.emb_dim}-step{step}.pt"
         with self.lock:
-            self._drop_checkpoints()
+            if self.closed:  # a run ending after its tab closed must not leave files behind
+                raise WorkspaceError("This session has ended. Reload the page to start again.")
             if own.trainer is not None:
                 own.trainer.save_checkpoint(path)
             else:
                 save_checkpoint(path, model=own.model, model_config=own.config, tokenizer=own.tokenizer)
+            # Older files go only once the new one is whole: a failed save (disk full) keeps them.
+            for old in folder.iterdir():
+                if old.name != path.name and old.is_file():
+                    old.unlink(missing_ok=True)
             own.checkpoint_path = str(path)
         return str(path)
 

@@ -7,6 +7,7 @@ values after it, so tests call them directly; `bind` adapts them for Gradio.
 import inspect
 import logging
 import os
+import typing
 from dataclasses import dataclass
 
 import gradio as gr
@@ -95,14 +96,48 @@ def session(request: gr.Request | None) -> Workspace:
     return REGISTRY.get(session_id or "")
 
 
-def bind(fn):
+def _api_signature(fn, names, *, progress: bool = False) -> inspect.Signature:
+    """(request, <fn's parameters after ws>[, progress]): Gradio reads the request and progress
+    slots from it and names the API's parameters after the rest (not param_0, param_1...)."""
+    P = inspect.Parameter
+    params = [P("request", P.POSITIONAL_OR_KEYWORD, annotation=gr.Request)]
+    if names is not None:
+        params += [P(n, P.POSITIONAL_OR_KEYWORD) for n in names]
+    else:
+        skip = 2 if progress else 1  # ws (and progress) are supplied here, not by the caller
+        for p in list(inspect.signature(fn).parameters.values())[skip:]:
+            if p.kind in (P.VAR_POSITIONAL, P.VAR_KEYWORD):
+                raise TypeError(f"{fn.__name__} takes *args: give bind() the parameter names")
+            params.append(p.replace(kind=P.POSITIONAL_OR_KEYWORD, annotation=P.empty))
+    if progress:
+        params.append(P("progress", P.POSITIONAL_OR_KEYWORD, default=gr.Progress()))
+    return inspect.Signature(params)
+
+
+def _finish(handler, fn, signature):
+    handler.__name__ = fn.__name__
+    handler.__doc__ = fn.__doc__
+    handler.__annotations__ = {"request": gr.Request}
+    try:  # a declared return type tells gr.api what the endpoint returns
+        returns = typing.get_type_hints(fn).get("return")
+    except (NameError, TypeError):
+        returns = None
+    if returns is not None:
+        handler.__annotations__["return"] = returns
+        signature = signature.replace(return_annotation=returns)
+    handler.__signature__ = signature
+    return handler
+
+
+def bind(fn, names=None):
     """Adapt `fn(ws, *values)` into a Gradio handler `(request, *values)`.
 
     Generator functions stay generators (Gradio streams them). Exceptions become `gr.Error`
-    with a sentence; unexpected ones are logged on the server with their traceback.
+    with a sentence; unexpected ones are logged on the server with their traceback. `names`
+    names the values for the API when `fn` takes them as *args.
     """
     if inspect.isgeneratorfunction(fn):
-        def handler(request: gr.Request, *values):
+        def handler(request, *values):
             try:
                 ws = session(request)
                 yield from fn(ws, *values)
@@ -111,26 +146,24 @@ def bind(fn):
             except Exception as exc:
                 raise to_gr_error(exc) from None
     else:
-        def handler(request: gr.Request, *values):
+        def handler(request, *values):
             try:
                 return fn(session(request), *values)
             except Exception as exc:
                 raise to_gr_error(exc) from None
-    handler.__name__ = fn.__name__
-    handler.__doc__ = fn.__doc__
-    return handler
+    return _finish(handler, fn, _api_signature(fn, names))
 
 
 def bind_progress(fn):
-    """Like `bind` for a function taking `progress` (a callable(fraction, desc)) after `ws`."""
-    def handler(request: gr.Request, progress=gr.Progress(), *values):
+    """Like `bind` for `fn(ws, progress, *values)`: `progress(fraction or (done, total) or None,
+    desc=...)` reports to the browser's progress bar."""
+    def handler(request, *values):
+        *values, progress = values
         try:
             return fn(session(request), progress, *values)
         except Exception as exc:
             raise to_gr_error(exc) from None
-    handler.__name__ = fn.__name__
-    handler.__doc__ = fn.__doc__
-    return handler
+    return _finish(handler, fn, _api_signature(fn, None, progress=True))
 
 
 def release_session(request: gr.Request) -> None:

@@ -36,7 +36,7 @@ def score_one(ws: Workspace, model_choice: str, text: str) -> tuple[str, str]:
     accuracy_hint = sum(p > 0.5 for p in probs) / len(probs)
     metrics = "\n".join([
         f"### {model_choice}",
-        "| | |", "|---|---|",
+        "| Measure | Value |", "|---|---|",
         f"| Loss (cross-entropy) | **{score.cross_entropy:.3f}** |",
         f"| Perplexity | **{score.perplexity:,.1f}** |",
         f"| Bits per character | {bits_per_char:.3f} |",

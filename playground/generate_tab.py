@@ -7,7 +7,7 @@ import time
 import torch
 
 from gpt_core.generate import next_token_distribution, stream_generate
-from gpt_core.plots import candidates_figure, sampling_lab_figure
+from gpt_core.plots import candidates_figure, message_figure, sampling_lab_figure
 from gpt_core.sampling import STAGES, TOY_INVERSE_VOCAB, temperature_lab
 from gpt_core.workspace import Workspace
 
@@ -87,6 +87,15 @@ def candidates(ws: Workspace, model_choice, prompt, temperature, top_k, top_p, s
                 + f", top-k {options['top_k'] or 'off'}, top-p {options['top_p'] or 'off'}; "
                 + f"{dist.kept.get('top_p', dist.kept.get('temperature', 0)):,} tokens can be drawn")
     return candidates_figure(labels, stages, settings=settings)
+
+
+def candidates_or_note(ws: Workspace, model_choice, prompt, temperature, top_k, top_p):
+    """The candidates chart, or an empty chart saying why there is none (no model yet, an
+    empty prompt): shown without a pop-up when the tab opens or after generating."""
+    try:
+        return candidates(ws, model_choice, prompt, temperature, top_k, top_p)
+    except ValueError as e:
+        return message_figure(str(e), title="Next-token candidates")
 
 
 def sampling_lab(temperature, draws, seed):

@@ -31,7 +31,9 @@ def default_choice(ws: Workspace, *, prefer_own: bool = True) -> str | None:
 
 
 def resolve(ws: Workspace, choice: str | None) -> tuple[Any, Any, Any]:
-    """(model, tokenizer, config) for a dropdown choice, ready for inference."""
+    """(model, tokenizer, config) for a dropdown choice, ready for inference. No choice (a
+    dropdown not yet filled) means the session's first model."""
+    choice = choice or default_choice(ws)
     if not choice:
         raise WorkspaceError(
             "No model yet: train one in the Train tab, upload a checkpoint there, or load GPT-2 "

@@ -182,6 +182,7 @@ class _View:
 def _drive(ws: Workspace, job, view: _View):
     """Run the session's trainer, yielding the view a few times a second and at every
     evaluation and sample. Stops between steps when the job's stop flag is set."""
+    ws.ui["view"] = view
     own = ws.own
     trainer = own.trainer
     total = trainer.total_steps
@@ -232,6 +233,7 @@ def _drive(ws: Workspace, job, view: _View):
     else:
         view.status = f"Training failed: {error}"
     download = ws.save_checkpoint() if _small_enough_to_autosave(own) else None
+    ws.ui["view"] = view
     yield view.outputs(running=False, download=download)
     if error:
         raise WorkspaceError(f"Training stopped with an error: {error}")
@@ -283,23 +285,41 @@ def resume(ws: Workspace):
         ws.end_job(job)
 
 
-def stop(ws: Workspace):
-    """Ask this session's run to stop after its current step and show where it stopped."""
-    had_job = ws.request_stop()
+def request_stop(ws: Workspace) -> str:
+    """The Stop button, at once: raise the stop flag (the trainer stops after its step)."""
+    if ws.request_stop():
+        return "Stopping after the current step..."
+    return "Nothing is training in this session."
+
+
+def after_stop(ws: Workspace):
+    """Once the run has stopped: the whole view as it ended, with a checkpoint to download."""
     finished = ws.wait_idle(STOP_WAIT_S)
+    view = ws.ui.get("view") or _View(ws)
     own = ws.own
-    if not had_job:
-        status = "Nothing is training in this session."
-    elif not finished:
-        status = "Stopping: the current step is still running; it stops right after it."
-    elif own is not None and own.trainer is not None:
-        st = own.trainer.state
-        status = (f"Stopped after step {st.step + 1:,} of {own.trainer.total_steps:,}. "
-                  + ("Press **Resume** to continue." if own.resumable else ""))
+    if not finished:
+        view.status = "Stopping: the current step is still running; the run ends right after it."
+        return view.outputs(running=True)
+    if own is None or own.trainer is None:
+        return (gr.update(),) * 5 + (gr.update(), gr.update(interactive=True), gr.update())
+    st = own.trainer.state
+    if own.trainer.finished:
+        view.status = f"Done: {st.step + 1:,} steps. Try your model in **Generate**."
+        view.progress = dict(view.progress, fraction=1.0, state="done")
     else:
-        status = "Stopped."
-    resumable = bool(own is not None and own.resumable and finished)
-    return status, gr.update(interactive=finished), gr.update(interactive=resumable)
+        view.status = (f"Stopped after step {st.step + 1:,} of {own.trainer.total_steps:,}. "
+                       "Press **Resume** to continue.")
+        view.progress = dict(view.progress, state="stopped")
+    download = own.checkpoint_path or (ws.save_checkpoint() if _small_enough_to_autosave(own) else None)
+    return view.outputs(running=False, download=download)
+
+
+def stop(ws: Workspace) -> str:
+    """Stop this session's run (the API route): raise the flag, wait for the run to end, and
+    say where it stopped."""
+    if not ws.request_stop():
+        return "Nothing is training in this session."
+    return after_stop(ws)[0]
 
 
 def prepare_download(ws: Workspace):

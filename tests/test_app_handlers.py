@@ -207,7 +207,7 @@ def test_one_run_at_a_time_per_session_and_stop_with_nothing_running(ws):
     last = list(gen)[-1]
     stopper.join()
     assert "Stopped" in last[0] and ws.job is None
-    assert train_tab.stop(ws)[0] == "Nothing is training in this session."
+    assert train_tab.stop(ws) == "Nothing is training in this session."
 
 
 def test_resume_without_a_run_says_what_to_do(ws):
