@@ -361,5 +361,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 register("inspect", "what a checkpoint holds: model, tokenizer, progress, losses", _add_inspect_args, cmd_inspect)
 
 
+# --- download / import: OpenAI GPT-2 weights (gpt_core/download.py; standard library only) --------
+from .download import register_gpt2_commands  # noqa: E402
+
+register_gpt2_commands(register)
+
+
 if __name__ == "__main__":
     sys.exit(main())

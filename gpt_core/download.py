@@ -43,6 +43,12 @@ _OFFLINE_HINT = ("If this machine is offline, copy the GPT-2 files from a machin
                  "import the folder: python -m gpt_core import FOLDER")
 
 
+def default_models_dir() -> Path:
+    """$GPT2_MODELS_DIR, else ~/.cache/gpt-playground/gpt2."""
+    env = os.environ.get("GPT2_MODELS_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "gpt-playground" / "gpt2"
+
+
 class DownloadError(RuntimeError):
     """A file could not be fetched; the message names the URL(s) and what to do next."""
 
@@ -367,34 +373,34 @@ def _mb(n: float | None) -> str:
     return "?" if n is None else f"{n / 1e6:.1f} MB"
 
 
-def add_gpt2_commands(subparsers: Any) -> None:
-    """Register `download SIZE` and `import SOURCE` on an argparse subparsers object."""
-    d = subparsers.add_parser("download", help="download OpenAI's GPT-2 weights (resumable)")
-    d.add_argument("size", choices=GPT2_MODEL_SIZES)
-    d.add_argument("--models-dir", default=None, help="where models live (default: $GPT2_MODELS_DIR or ~/.cache/gpt-playground/gpt2)")
+def add_download_args(d: Any) -> None:
+    d.add_argument("size", choices=GPT2_MODEL_SIZES, help="which GPT-2")
+    d.add_argument("--models-dir", default=str(default_models_dir()),
+                   help="where models live ($GPT2_MODELS_DIR sets the default)")
     d.add_argument("--timeout", type=float, default=30.0, help="seconds without data before retrying")
-    d.add_argument("--retries", type=int, default=5)
+    d.add_argument("--retries", type=int, default=5, help="retries per file (each resumes)")
     d.add_argument("--no-cache", action="store_true", help="do not convert to the fast-loading cache afterwards")
     d.add_argument("--base-url", action="append", default=None, metavar="URL",
                    help="a mirror holding SIZE/FILE (e.g. a classroom server); repeat to add more; "
                         "replaces OpenAI's storage and the book's mirror")
-    d.set_defaults(func=_cmd_download)
-    i = subparsers.add_parser("import", help="import GPT-2 weights from a folder or a transformers model.safetensors")
+
+
+def add_import_args(i: Any) -> None:
     i.add_argument("source", nargs="+", help="a folder in the release layout, its files, or a model.safetensors")
-    i.add_argument("--name", default=None, help="folder name under models-dir (default: the size, e.g. 124M)")
-    i.add_argument("--models-dir", default=None)
-    i.set_defaults(func=_cmd_import)
+    i.add_argument("--name", default=None, help="folder name under --models-dir (default: the size, e.g. 124M)")
+    i.add_argument("--models-dir", default=str(default_models_dir()),
+                   help="where models live ($GPT2_MODELS_DIR sets the default)")
 
 
-def _cmd_download(args: Any) -> int:
-    from .gpt2 import GPT2LoadError, default_models_dir, prepare_cache
+def cmd_download(args: Any) -> int:
+    """Exit 0 with the folder printed; 1 if the download or the conversion failed."""
+    from .gpt2 import GPT2LoadError, prepare_cache
 
-    models_dir = args.models_dir or default_models_dir()
     try:
-        folder = download_gpt2(args.size, models_dir, progress=ProgressBar(), timeout=args.timeout,
+        folder = download_gpt2(args.size, args.models_dir, progress=ProgressBar(), timeout=args.timeout,
                                retries=args.retries, base_urls=args.base_url)
         if not args.no_cache:
-            print("converting to the fast-loading cache (TensorFlow, once) ...", file=sys.stderr)
+            print("converting to the fast-loading cache (TensorFlow, once) ...", file=sys.stderr, flush=True)
             prepare_cache(folder)
     except (DownloadError, GPT2LoadError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -403,14 +409,34 @@ def _cmd_download(args: Any) -> int:
     return 0
 
 
-def _cmd_import(args: Any) -> int:
-    from .gpt2 import GPT2LoadError, default_models_dir, import_gpt2
+def cmd_import(args: Any) -> int:
+    """Exit 0 with the folder printed; 2 if the source is not usable GPT-2 weights."""
+    from .gpt2 import GPT2LoadError, import_gpt2
 
     source = args.source[0] if len(args.source) == 1 else args.source
     try:
-        folder = import_gpt2(source, models_dir=args.models_dir or default_models_dir(), name=args.name)
+        folder = import_gpt2(source, models_dir=args.models_dir, name=args.name)
     except (GPT2LoadError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return 2
     print(folder)
     return 0
+
+
+DOWNLOAD_HELP = "download OpenAI's GPT-2 weights (resumable, verified) and prepare them for fast loading"
+IMPORT_HELP = "import GPT-2 weights from a folder, its files, or a transformers model.safetensors (offline)"
+
+
+def register_gpt2_commands(register: Callable[..., None]) -> None:
+    """For gpt_core.__main__: register(name, help, add_arguments, run)."""
+    register("download", DOWNLOAD_HELP, add_download_args, cmd_download)
+    register("import", IMPORT_HELP, add_import_args, cmd_import)
+
+
+def add_gpt2_commands(subparsers: Any) -> None:
+    """The same commands on any argparse subparsers object."""
+    for name, text, add, run in (("download", DOWNLOAD_HELP, add_download_args, cmd_download),
+                                 ("import", IMPORT_HELP, add_import_args, cmd_import)):
+        p = subparsers.add_parser(name, help=text, description=text)
+        add(p)
+        p.set_defaults(func=run)

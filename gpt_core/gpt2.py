@@ -33,7 +33,8 @@ from torch.overrides import TorchFunctionMode
 
 from . import gpt2_convert as conv
 from .config import GPT2_SIZES, GPTConfig
-from .download import GPT2_MODEL_SIZES, ProgressFn, download_gpt2, file_lock, looks_like_markup
+from .download import (GPT2_MODEL_SIZES, ProgressFn, default_models_dir, download_gpt2, file_lock,
+                       looks_like_markup)
 from .gpt2_convert import GPT2LoadError, WeightError
 from .model import GPTModel
 from .tokenizers import GPT2Tokenizer
@@ -48,12 +49,6 @@ REQUIRED_FILES = ("hparams.json", INDEX_FILE, DATA_FILE)
 # LevelDB/TensorFlow table footer magic: the last 8 bytes of a whole .index file.
 _TABLE_MAGIC = struct.pack("<Q", 0xDB4775248B80FB57)
 _HF_IGNORED = (".attn.bias", ".attn.masked_bias")  # causal-mask buffers some versions save
-
-
-def default_models_dir() -> Path:
-    """$GPT2_MODELS_DIR, else ~/.cache/gpt-playground/gpt2."""
-    env = os.environ.get("GPT2_MODELS_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "gpt-playground" / "gpt2"
 
 
 def config_from_hparams(hp: Mapping[str, Any], *, drop_rate: float = 0.1) -> GPTConfig:
@@ -232,6 +227,8 @@ def _run_child(cmd: Sequence[str], *, what: str, timeout: float | None = None) -
     if proc.returncode < 0:
         try:
             how = f"crashed ({signal.Signals(-proc.returncode).name})"
+            if -proc.returncode == signal.SIGKILL:
+                how += " -- killed, most likely for lack of memory"
         except ValueError:
             how = f"was killed by signal {-proc.returncode}"
     else:
@@ -260,6 +257,8 @@ def prepare_cache(source: str | os.PathLike, *, cache_dir: str | os.PathLike | N
     with file_lock(target.with_name(f".{target.name}.lock"), what=f"converting {src}"):
         if _valid_cache(target, fingerprint):  # another process finished it while we waited
             return target
+        for stale in target.parent.glob(f"{target.name}.tmp-*"):  # left by a killed process
+            stale.unlink(missing_ok=True)
         tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
         try:
             spec = json.dumps({"hparams": hp, "source": fingerprint})

@@ -188,9 +188,13 @@ def test_bad_arguments_are_refused(tmp_path):
     assert looks_like_markup(b"  <!DOCTYPE html>") and not looks_like_markup(b"\x00\x01<html")
 
 
+# The child loads download.py by path: the same code, without importing torch via gpt_core.
 _CHILD = """
-import sys
-from gpt_core.download import download_gpt2
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("gpt_download", sys.argv[4])
+mod = sys.modules["gpt_download"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mod)
+download_gpt2 = mod.download_gpt2
 def show(p):
     print(p.status, p.file, flush=True)
 download_gpt2(sys.argv[1], sys.argv[2], progress=show, base_urls=[sys.argv[3]], backoff=0.01)
@@ -202,7 +206,8 @@ def test_two_processes_fetching_the_same_model_share_one_download(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with serve() as server:
         server.faults[f"/primary/{SIZE}/{DATA}"] = ["hold"]  # the first download waits mid-file
-        args = [sys.executable, "-c", _CHILD, SIZE, str(tmp_path), server.url("/primary")]
+        args = [sys.executable, "-c", _CHILD, SIZE, str(tmp_path), server.url("/primary"),
+                str(ROOT / "gpt_core" / "download.py")]
         a = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
         assert wait_until(lambda: server.count(f"/primary/{SIZE}/{DATA}") == 1, timeout=60)
         b = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
@@ -218,16 +223,20 @@ def test_two_processes_fetching_the_same_model_share_one_download(tmp_path):
 
 
 def test_cli_download_command_uses_a_mirror_and_prints_the_folder(tmp_path, capsys):
-    parser = argparse.ArgumentParser()
-    add_gpt2_commands(parser.add_subparsers(dest="command"))
+    from gpt_core.__main__ import main
+
     with serve() as server:
-        args = parser.parse_args(["download", SIZE, "--models-dir", str(tmp_path), "--no-cache",
-                                  "--base-url", server.url("/backup")])
-        assert args.func(args) == 0
+        code = main(["download", SIZE, "--models-dir", str(tmp_path), "--no-cache",
+                     "--base-url", server.url("/backup")])
+    assert code == 0
     out, err = capsys.readouterr()
     assert out.strip() == str(tmp_path / SIZE) and DATA in err
     assert_release(tmp_path / SIZE)
-    args = parser.parse_args(["download", SIZE, "--models-dir", str(tmp_path / "x"), "--no-cache",
-                              "--base-url", "http://127.0.0.1:9/none", "--retries", "0"])
-    assert args.func(args) == 1
-    assert "error:" in capsys.readouterr().err
+    code = main(["download", SIZE, "--models-dir", str(tmp_path / "x"), "--no-cache",
+                 "--base-url", "http://127.0.0.1:9/none", "--retries", "0"])
+    assert code == 1
+    assert "error: could not download" in capsys.readouterr().err
+    parser = argparse.ArgumentParser()  # the same commands on a plain argparse parser
+    add_gpt2_commands(parser.add_subparsers())
+    args = parser.parse_args(["import", str(tmp_path / "missing")])
+    assert args.func(args) == 2

@@ -3,7 +3,6 @@ transformers' GPT2LMHeadModel and the book's own loader. TensorFlow work is kept
 module-scoped fixtures and a handful of conversions."""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -20,7 +19,7 @@ from gpt2_fixtures import (ROOT, TINY_HPARAMS, FaultyServer, book_params, hf_mod
 from gpt_core import GPTModel
 from gpt_core import gpt2_convert as conv
 from gpt_core.config import GPTConfig
-from gpt_core.download import GPT2_FILES, add_gpt2_commands
+from gpt_core.download import GPT2_FILES
 from gpt_core.gpt2 import (CACHE_NAME, DATA_FILE, INDEX_FILE, GPT2LoadError, WeightError, _run_child,
                            _source_fingerprint, _valid_cache, config_from_hparams, import_gpt2, load_gpt2,
                            load_gpt2_params_from_tf_ckpt, load_weights_into_gpt)
@@ -258,10 +257,9 @@ def test_import_from_a_folder_or_uploaded_files(release, reference_logits, tmp_p
         import_gpt2([folder / "hparams.json", folder / DATA_FILE], models_dir=models, name="up")
     assert not models.exists() or not any(models.iterdir())
     # The folder was converted already: its cache comes along and no TensorFlow runs again.
-    parser = argparse.ArgumentParser()
-    add_gpt2_commands(parser.add_subparsers())
-    args = parser.parse_args(["import", str(folder), "--name", "tiny", "--models-dir", str(models)])
-    assert args.func(args) == 0
+    from gpt_core.__main__ import main
+
+    assert main(["import", str(folder), "--name", "tiny", "--models-dir", str(models)]) == 0
     uploads = [folder / n for n in GPT2_FILES] + [folder / CACHE_NAME]
     up = import_gpt2(uploads, models_dir=models, name="up")
     for name in ("tiny", "up"):
@@ -329,3 +327,24 @@ def test_config_from_hparams_matches_the_gpt2_presets():
     with pytest.raises(ValueError, match="divisible"):
         config_from_hparams({"n_vocab": 5, "n_ctx": 4, "n_embd": 10, "n_head": 3, "n_layer": 1})
     assert isinstance(config_from_hparams(HP), GPTConfig)
+
+
+def test_skipping_init_while_loading_does_not_touch_models_built_in_other_threads():
+    import threading
+
+    from gpt_core.gpt2 import _SkipInit
+
+    built, go = {}, threading.Event()
+
+    def other_session() -> None:
+        go.wait()
+        torch.manual_seed(0)
+        built["w"] = torch.nn.Linear(8, 8).weight.detach().clone()
+
+    t = threading.Thread(target=other_session)
+    t.start()
+    with _SkipInit():
+        go.set()
+        t.join()
+    torch.manual_seed(0)
+    assert torch.equal(built["w"], torch.nn.Linear(8, 8).weight)
