@@ -179,7 +179,11 @@ class Trainer:
 
     @property
     def finished(self) -> bool:
-        return self.state.step + 1 >= self.total_steps or self.state.epoch >= self.schedule.num_epochs
+        st = self.state
+        if st.epoch >= self.schedule.num_epochs:
+            return True
+        # max_steps reached; an epoch whose batches are all done still gets its sample first.
+        return st.step + 1 >= self.total_steps and st.position < self.batches_per_epoch
 
     # --- the loop -------------------------------------------------------------------------
     def run(self, stop=None) -> Iterator[Event]:
@@ -193,6 +197,9 @@ class Trainer:
         epoch_start = run_start
         try:
             while not self.finished:
+                if self.state.position >= self.batches_per_epoch:  # also on resume at an epoch's end
+                    yield from self._end_epoch(time.perf_counter() - epoch_start)
+                    continue
                 if self._should_stop(stop):
                     yield StoppedEvent("stopped on request", self.state.step)
                     yield from self._autosave()
@@ -218,10 +225,9 @@ class Trainer:
                             cause="early_stopping")
                         yield from self._autosave()
                         return
-                if st.position >= self.batches_per_epoch:
-                    yield from self._end_epoch(time.perf_counter() - epoch_start)
-                elif self.config.checkpoint_every and (st.step + 1) % self.config.checkpoint_every == 0:
-                    yield from self._autosave()
+                every = self.config.checkpoint_every
+                if every and (st.step + 1) % every == 0 and st.position < self.batches_per_epoch:
+                    yield from self._autosave()  # (an epoch's end saves anyway)
             yield from self._autosave()
             st = self.state
             yield DoneEvent(st.step, st.epoch, st.tokens_seen, time.perf_counter() - run_start,

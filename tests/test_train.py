@@ -19,7 +19,7 @@ from gpt_core.model import GPTModel
 from gpt_core.prepare import make_optimizer, prepare_training, select_device
 from gpt_core.schedule import EpochLoaderSchedule, lr_at
 from gpt_core.tokenizers import CharTokenizer
-from gpt_core.train import Trainer, is_overfitting, train_model_simple
+from gpt_core.train import Trainer, TrainState, is_overfitting, train_model_simple
 from gpt_core.train_events import (DoneEvent, EpochEvent, EvalEvent, SampleEvent, StepEvent, StoppedEvent,
                                    format_event)
 
@@ -370,3 +370,16 @@ def test_bad_runs_fail_before_any_work(text, tok):
 def test_train_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value})
+
+
+def test_resume_at_the_end_of_an_epoch_samples_then_goes_on(text, tok):
+    """A run stopped (early stopping) right after an epoch's last batch resumes with that
+    epoch's sample, not with an exhausted batch iterator."""
+    first = small_trainer(text, tok, num_epochs=2)
+    per_epoch = first.batches_per_epoch
+    state = TrainState(step=per_epoch - 1, epoch=0, position=per_epoch, tokens_seen=per_epoch * 64)
+    trainer = Trainer(first.model, first.optimizer, first.schedule, config=first.config, tokenizer=tok, state=state)
+    events = list(trainer.run())
+    assert [type(e) for e in events[:3]] == [SampleEvent, EpochEvent, StepEvent]
+    assert events[0].epoch == 1 and events[2].step == per_epoch and events[2].epoch == 2
+    assert isinstance(events[-1], DoneEvent) and events[-1].step == 2 * per_epoch - 1
