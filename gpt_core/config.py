@@ -38,7 +38,8 @@ class GPTConfig:
             raise ValueError(
                 f"emb_dim ({self.emb_dim}) must be divisible by n_heads ({self.n_heads})"
             )
-        if not isinstance(self.drop_rate, (int, float)) or not (0.0 <= self.drop_rate < 1.0):
+        if (isinstance(self.drop_rate, bool) or not isinstance(self.drop_rate, (int, float))
+                or not (0.0 <= self.drop_rate < 1.0)):
             raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate!r}")
         for name in ("qkv_bias", "tie_weights"):
             if not isinstance(getattr(self, name), bool):

@@ -41,7 +41,7 @@ def test_emb_dim_must_divide_by_n_heads():
         GPTConfig(**{**TINY, "emb_dim": 30})
 
 
-@pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5, float("nan"), float("inf"), "0.1", None, True])
+@pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5, float("nan"), float("inf"), "0.1", None, True, False])
 def test_drop_rate_range(bad):
     with pytest.raises(ValueError, match="drop_rate"):
         GPTConfig(**{**TINY, "drop_rate": bad})
