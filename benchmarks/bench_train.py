@@ -9,7 +9,7 @@ with each trainer's own per-step work (ours also measures the gradient norm).
 Also: seconds from nothing to the first evaluation event for the demo preset (tokenizer,
 data, model, the first step and its evaluation), as a user of the app waits for it.
 
-    python benchmarks/bench_train.py [--steps 4] [--reps 3]
+    python benchmarks/bench_train.py [--steps 4] [--reps 3] [--threads N]
 """
 from __future__ import annotations
 
@@ -88,7 +88,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from llms_from_scratch.ch04 import GPTModel as BookGPTModel
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; book GPT_CONFIG_124M, batch 2, "
