@@ -322,7 +322,7 @@ class Trainer:
         st, cfg = self.state, self.config
         if self.is_main and self.tokenizer is not None and cfg.sample_tokens > 0 and cfg.start_context:
             text = generate_sample(self.model, self.tokenizer, self.device, cfg.start_context, cfg.sample_tokens)
-            yield SampleEvent(st.epoch + 1, st.step, text)
+            yield SampleEvent(st.epoch + 1, text, st.step)
         yield EpochEvent(st.epoch + 1, st.step, seconds)
         st.epoch, st.position, self._iterator = st.epoch + 1, 0, None
         if not self.finished:  # the final checkpoint follows at the end of the run anyway

@@ -48,8 +48,8 @@ class EvalEvent:
 class SampleEvent:
     """Greedy continuation of the start context after an epoch (the book prints it)."""
     epoch: int
-    step: int
     text: str
+    step: int = -1
     kind: ClassVar[str] = "sample"
 
 
