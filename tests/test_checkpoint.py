@@ -62,6 +62,8 @@ def test_exact_resume_in_a_new_process(tmp_path, text, tok):
             first.request_stop()
     assert isinstance(event, StoppedEvent) and first.state.step == 24
     half = first.save_checkpoint(tmp_path / "half.pt")
+    with pytest.raises(ValueError, match="same batch_size"):  # mid-epoch: the batches must be the same
+        prepare_training(text, resume=half, config=TrainConfig(**{**RESUME_CONFIG, "batch_size": 8}))
 
     (tmp_path / "corpus.txt").write_text(text, encoding="utf-8")
     script = textwrap.dedent(f"""
