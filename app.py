@@ -71,33 +71,33 @@ def build_app() -> gr.Blocks:
                         start_from = gr.Radio(list(START_FROM), value=START_FROM[0], label="Start from")
                         with gr.Accordion("Model (the book's GPT_CONFIG fields)", open=False):
                             with gr.Row():
-                                context_length = gr.Number(64, label="context_length", precision=0, minimum=4)
-                                emb_dim = gr.Number(128, label="emb_dim", precision=0, minimum=8)
+                                context_length = gr.Number(64, label="context_length", precision=0)
+                                emb_dim = gr.Number(128, label="emb_dim", precision=0)
                             with gr.Row():
-                                n_heads = gr.Number(4, label="n_heads", precision=0, minimum=1)
-                                n_layers = gr.Number(2, label="n_layers", precision=0, minimum=1)
+                                n_heads = gr.Number(4, label="n_heads", precision=0)
+                                n_layers = gr.Number(2, label="n_layers", precision=0)
                             with gr.Row():
-                                drop_rate = gr.Number(0.1, label="drop_rate", minimum=0, maximum=0.9)
+                                drop_rate = gr.Number(0.1, label="drop_rate")
                                 qkv_bias = gr.Checkbox(False, label="qkv_bias")
                         with gr.Accordion("Training options", open=False):
                             with gr.Row():
-                                num_epochs = gr.Number(demo_train["num_epochs"], label="Epochs", precision=0, minimum=1)
-                                batch_size = gr.Number(demo_train["batch_size"], label="Batch size", precision=0, minimum=1)
+                                num_epochs = gr.Number(demo_train["num_epochs"], label="Epochs", precision=0)
+                                batch_size = gr.Number(demo_train["batch_size"], label="Batch size", precision=0)
                             with gr.Row():
                                 learning_rate = gr.Number(demo_train["learning_rate"], label="Learning rate")
-                                weight_decay = gr.Number(demo_train["weight_decay"], label="Weight decay", minimum=0)
+                                weight_decay = gr.Number(demo_train["weight_decay"], label="Weight decay")
                             with gr.Row():
-                                stride = gr.Number(0, label="Stride (0 = context length)", precision=0, minimum=0)
-                                warmup_steps = gr.Number(0, label="Warmup steps", precision=0, minimum=0)
+                                stride = gr.Number(0, label="Stride (0 = context length)", precision=0)
+                                warmup_steps = gr.Number(0, label="Warmup steps", precision=0)
                             with gr.Row():
                                 cosine = gr.Checkbox(False, label="Cosine decay")
-                                grad_clip = gr.Number(0, label="Gradient clipping (0 = off)", minimum=0)
+                                grad_clip = gr.Number(0, label="Gradient clipping (0 = off)")
                             with gr.Row():
-                                label_smoothing = gr.Number(0, label="Label smoothing", minimum=0, maximum=0.5)
-                                seed = gr.Number(123, label="Seed", precision=0, minimum=0)
+                                label_smoothing = gr.Number(0, label="Label smoothing")
+                                seed = gr.Number(123, label="Seed", precision=0)
                             with gr.Row():
-                                eval_freq = gr.Number(demo_train["eval_freq"], label="Evaluate every (steps)", precision=0, minimum=1)
-                                eval_iter = gr.Number(demo_train["eval_iter"], label="Evaluation batches", precision=0, minimum=1)
+                                eval_freq = gr.Number(demo_train["eval_freq"], label="Evaluate every (steps)", precision=0)
+                                eval_iter = gr.Number(demo_train["eval_iter"], label="Evaluation batches", precision=0)
                             start_context = gr.Textbox(demo_train["start_context"], label="Start context (sampled after each epoch)")
                         estimate = gr.Markdown()
                         measure_btn = gr.Button("Measure speed on this machine", size="sm")
@@ -135,7 +135,7 @@ def build_app() -> gr.Blocks:
                         top_k = gr.Slider(0, 200, value=25, step=1, label="Top-k (0 = off)")
                         top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p (1 = off)")
                         with gr.Row():
-                            gen_seed = gr.Number(123, label="Seed (empty = random)", precision=0, minimum=0)
+                            gen_seed = gr.Number(123, label="Seed (empty = random)", precision=0)
                             stop_eot = gr.Checkbox(True, label="Stop at end-of-text")
                         with gr.Row():
                             gen_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn")
@@ -151,8 +151,8 @@ def build_app() -> gr.Blocks:
                                 "of 1,000 draws change.")
                     with gr.Row():
                         lab_temp = gr.Slider(0.05, 5, value=1.0, step=0.05, label="Temperature", scale=2)
-                        lab_draws = gr.Number(1000, label="Draws", precision=0, minimum=1, maximum=10000, scale=1)
-                        lab_seed = gr.Number(123, label="Seed", precision=0, minimum=0, scale=1)
+                        lab_draws = gr.Number(1000, label="Draws", precision=0, scale=1)
+                        lab_seed = gr.Number(123, label="Seed", precision=0, scale=1)
                     lab_chart = gr.Plot(label="Sampling lab", elem_id="lab-chart")
 
             # --- GPT-2 --------------------------------------------------------------------
