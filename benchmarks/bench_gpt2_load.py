@@ -178,8 +178,8 @@ def main() -> None:
            for k, rs in results.items()}
     book = med["book"]
     print(f"\nGPT-2 {args.size}, {args.reps} reps (median), {os.cpu_count()} CPUs; logits agree: {agree}")
-    print(f"| loader      | load s | +1st fwd s | vs book (load) | peak RSS tree GB | vs book | own maxrss GB | TF child maxrss GB |")
-    print(f"|-------------|-------:|-----------:|---------------:|-----------------:|--------:|--------------:|-------------------:|")
+    print("| loader      | load s | +1st fwd s | vs book (load) | peak RSS tree GB | vs book | own maxrss GB | TF child maxrss GB |")
+    print("|-------------|-------:|-----------:|---------------:|-----------------:|--------:|--------------:|-------------------:|")
     for k, m in med.items():
         print(f"| {k:11s} | {m['load']:6.2f} | {m['fwd']:10.2f} | {book['load'] / m['load']:13.1f}x | "
               f"{m['tree_kb'] / 1e6:16.2f} | {m['tree_kb'] / book['tree_kb']:6.2f}x | {m['self_kb'] / 1e6:13.2f} | "

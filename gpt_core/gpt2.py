@@ -8,203 +8,41 @@ memory-mapped copy-on-write: one copy of the weights, shared page cache between 
 that load the same model, and later loads take a fraction of a second. TensorFlow is never
 imported by this process on that path, and a TensorFlow crash is an error message.
 
-The book's `load_gpt2_params_from_tf_ckpt` and `load_weights_into_gpt` are here too, with
-the book's signatures, driven by the same name table.
+Here: the converter child's runner, the cache's preparation (TensorFlow checkpoint or a
+transformers model.safetensors), `load_gpt2` and `import_gpt2`. gpt2_files.py holds the checks
+and the cache mapping, gpt2_convert.py the name table and the converter, gpt2_book.py the
+book's `load_gpt2_params_from_tf_ckpt` and `load_weights_into_gpt` (re-exported here).
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import mmap
 import os
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
-import numpy as np
 import torch
-from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from . import gpt2_convert as conv
-from .config import GPT2_SIZES, GPTConfig
-from .download import (GPT2_MODEL_SIZES, ProgressFn, default_models_dir, download_gpt2, file_lock,
-                       looks_like_markup)
+from .config import GPTConfig
+from .download import GPT2_MODEL_SIZES, ProgressFn, default_models_dir, download_gpt2, file_lock
+from .gpt2_book import load_gpt2_params_from_tf_ckpt, load_weights_into_gpt
 from .gpt2_convert import GPT2LoadError, WeightError
+from .gpt2_files import (CACHE_NAME, DATA_FILE, INDEX_FILE, REQUIRED_FILES, cache_candidates, cache_hparams,
+                         check_release_files, check_release_folder, config_from_hparams, hparams_size_name,
+                         model_from_cache, read_hparams, read_header, source_fingerprint, valid_cache, writable_dir)
 from .model import GPTModel
 from .tokenizers import GPT2Tokenizer
 
 __all__ = ["GPT2LoadError", "WeightError", "load_gpt2", "import_gpt2", "prepare_cache", "default_models_dir",
-           "config_from_hparams", "load_gpt2_params_from_tf_ckpt", "load_weights_into_gpt", "CACHE_NAME"]
+           "config_from_hparams", "read_hparams", "check_release_folder", "check_release_files",
+           "load_gpt2_params_from_tf_ckpt", "load_weights_into_gpt", "CACHE_NAME"]
 
-CACHE_NAME = "gpt_core_weights.safetensors"
-INDEX_FILE = "model.ckpt.index"
-DATA_FILE = "model.ckpt.data-00000-of-00001"
-REQUIRED_FILES = ("hparams.json", INDEX_FILE, DATA_FILE)
-# LevelDB/TensorFlow table footer magic: the last 8 bytes of a whole .index file.
-_TABLE_MAGIC = struct.pack("<Q", 0xDB4775248B80FB57)
 _HF_IGNORED = (".attn.bias", ".attn.masked_bias")  # causal-mask buffers some versions save
-
-
-def config_from_hparams(hp: Mapping[str, Any], *, drop_rate: float = 0.1) -> GPTConfig:
-    """hparams.json -> GPTConfig as the book builds it for GPT-2: qkv bias, tied head."""
-    hp = conv.check_hparams(hp)
-    return GPTConfig(vocab_size=hp["n_vocab"], context_length=hp["n_ctx"], emb_dim=hp["n_embd"],
-                     n_heads=hp["n_head"], n_layers=hp["n_layer"], drop_rate=drop_rate,
-                     qkv_bias=True, tie_weights=True)
-
-
-def _hparams_size_name(hp: Mapping[str, int]) -> str | None:
-    for size, cfg in GPT2_SIZES.items():
-        if (cfg.vocab_size, cfg.context_length, cfg.emb_dim, cfg.n_heads, cfg.n_layers) == tuple(
-                hp[k] for k in conv.HPARAMS_KEYS):
-            return size
-    return None
-
-
-def _n_floats(hp: Mapping[str, int]) -> int:
-    return sum(int(np.prod(r.shape)) for r in conv.weight_rows(hp))
-
-
-# --- checks before TensorFlow reads anything ---------------------------------------------
-def read_hparams(path: str | os.PathLike) -> dict[str, int]:
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise GPT2LoadError(f"{path} is missing; a GPT-2 folder needs hparams.json") from None
-    if looks_like_markup(raw[:64]):
-        raise GPT2LoadError(f"{path} is an HTML/XML page (a server's error message), not hparams.json; download it again")
-    try:
-        hp = json.loads(raw)
-    except ValueError:
-        raise GPT2LoadError(f"{path} is not valid JSON") from None
-    try:
-        return conv.check_hparams(hp, where=str(path))
-    except ValueError as e:
-        raise GPT2LoadError(str(e)) from None
-
-
-def check_release_folder(folder: str | os.PathLike) -> dict[str, int]:
-    """Sizes and consistency of a release folder, without TensorFlow. Returns its hparams."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise GPT2LoadError(f"{folder} is not a folder")
-    return check_release_files({n: folder / n for n in REQUIRED_FILES if (folder / n).is_file()}, where=str(folder))
-
-
-def check_release_files(files: Mapping[str, Path], *, where: str = "the given files") -> dict[str, int]:
-    """The same checks on {release file name: path}, e.g. uploaded files."""
-    missing = [n for n in REQUIRED_FILES if n not in files]
-    if missing:
-        raise GPT2LoadError(f"{where} lacks {', '.join(missing)}; a GPT-2 release folder has hparams.json, "
-                            f"{INDEX_FILE} and {DATA_FILE} (download it, or copy the release's 7 files there)")
-    hp = read_hparams(files["hparams.json"])
-    for name in (INDEX_FILE, DATA_FILE):
-        with open(files[name], "rb") as f:
-            if looks_like_markup(f.read(64)):
-                raise GPT2LoadError(f"{files[name]} is an HTML/XML page (a server's error message), "
-                                    "not part of the checkpoint; download it again")
-    need = 4 * _n_floats(hp)
-    have = files[DATA_FILE].stat().st_size
-    if have < need:
-        raise GPT2LoadError(
-            f"{files[DATA_FILE]} has {have:,} bytes but the GPT-2 in hparams.json needs {need:,} "
-            f"(float32): the file is incomplete (an interrupted download or copy). Download it again "
-            f"(python -m gpt_core download SIZE) or copy it again.")
-    with open(files[INDEX_FILE], "rb") as f:
-        f.seek(0, os.SEEK_END)
-        n = f.tell()
-        f.seek(max(0, n - 8))
-        tail = f.read(8)
-    if n < 48 or tail != _TABLE_MAGIC:
-        raise GPT2LoadError(f"{files[INDEX_FILE]} is damaged or incomplete (it does not end like a TensorFlow "
-                            "index); download or copy it again")
-    return hp
-
-
-def _source_fingerprint(folder: Path) -> dict[str, Any]:
-    """What the cache was made from: sizes and mtimes, and the hash of the small files."""
-    fp: dict[str, Any] = {"kind": "tensorflow"}
-    for name in REQUIRED_FILES:
-        st = (folder / name).stat()
-        fp[name] = [st.st_size, st.st_mtime_ns]
-    for name in ("hparams.json", INDEX_FILE):
-        fp[name].append(hashlib.sha256((folder / name).read_bytes()).hexdigest())
-    return fp
-
-
-# --- safetensors cache: header checks and zero-copy mapping ------------------------------
-def _read_header(path: Path) -> tuple[dict[str, Any], int]:
-    """(header, data start) of a safetensors file; GPT2LoadError if it is not one."""
-    with open(path, "rb") as f:
-        raw = f.read(8)
-        if len(raw) < 8:
-            raise GPT2LoadError(f"{path} is too short to be a safetensors file")
-        (n,) = struct.unpack("<Q", raw)
-        size = os.fstat(f.fileno()).st_size
-        if n > min(size - 8, 100 << 20):
-            raise GPT2LoadError(f"{path} is not a safetensors file (header length {n:,})")
-        try:
-            header = json.loads(f.read(n))
-        except ValueError:
-            raise GPT2LoadError(f"{path} is not a safetensors file (unreadable header)") from None
-    if not isinstance(header, dict):
-        raise GPT2LoadError(f"{path} is not a safetensors file")
-    return header, 8 + n
-
-
-def _cache_hparams(path: Path, header: Mapping[str, Any], data_start: int) -> dict[str, int] | None:
-    """hparams if `path` is a complete cache of ours whose layout matches them, else None."""
-    meta = header.get("__metadata__") or {}
-    if meta.get("format") != conv.CACHE_FORMAT or meta.get("version") != conv.CACHE_VERSION:
-        return None
-    try:
-        hp = conv.check_hparams(json.loads(meta["hparams"]))
-    except (KeyError, ValueError, TypeError):
-        return None
-    expected_header, data_bytes = conv.safetensors_header(conv.our_layout(hp), meta)
-    tensors = {k: v for k, v in header.items() if k != "__metadata__"}
-    if data_start + data_bytes != path.stat().st_size or tensors != {
-            k: v for k, v in json.loads(expected_header[8:]).items() if k != "__metadata__"}:
-        return None
-    return hp
-
-
-def _valid_cache(path: Path, fingerprint: Mapping[str, Any] | None) -> bool:
-    try:
-        header, start = _read_header(path)
-    except (OSError, GPT2LoadError):
-        return False
-    if _cache_hparams(path, header, start) is None:
-        return False
-    if fingerprint is None:
-        return True
-    try:
-        return json.loads(header["__metadata__"]["source"]) == json.loads(json.dumps(fingerprint))
-    except (KeyError, ValueError, TypeError):
-        return False
-
-
-def _user_cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gpt-playground" / "gpt2-cache"
-
-
-def _cache_candidates(folder: Path, cache_dir: str | os.PathLike | None, stem: str = "") -> list[Path]:
-    """Beside the source first; a per-user cache folder when that one is read-only."""
-    key = hashlib.sha256(str(folder.resolve() / stem).encode()).hexdigest()[:16]
-    fallback = Path(cache_dir or _user_cache_dir()) / f"{key}-{CACHE_NAME}"
-    beside = folder / (f"{stem}.{CACHE_NAME}" if stem else CACHE_NAME)
-    return [fallback] if cache_dir else [beside, fallback]
-
-
-def _writable(folder: Path) -> bool:
-    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
 
 
 def _run_child(cmd: Sequence[str], *, what: str, timeout: float | None = None) -> None:
@@ -247,15 +85,15 @@ def prepare_cache(source: str | os.PathLike, *, cache_dir: str | os.PathLike | N
     if src.is_file() and src.suffix == ".safetensors":
         return _prepare_hf_cache(src, cache_dir=cache_dir)
     hp = check_release_folder(src)
-    fingerprint = _source_fingerprint(src)
-    candidates = _cache_candidates(src, cache_dir)
+    fingerprint = source_fingerprint(src)
+    candidates = cache_candidates(src, cache_dir)
     for c in candidates:
-        if _valid_cache(c, fingerprint):
+        if valid_cache(c, fingerprint):
             return c
-    target = next((c for c in candidates if _writable(c.parent) or not c.parent.exists()), candidates[-1])
+    target = next((c for c in candidates if writable_dir(c.parent) or not c.parent.exists()), candidates[-1])
     target.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(target.with_name(f".{target.name}.lock"), what=f"converting {src}"):
-        if _valid_cache(target, fingerprint):  # another process finished it while we waited
+        if valid_cache(target, fingerprint):  # another process finished it while we waited
             return target
         for stale in target.parent.glob(f"{target.name}.tmp-*"):  # left by a killed process
             stale.unlink(missing_ok=True)
@@ -264,63 +102,12 @@ def prepare_cache(source: str | os.PathLike, *, cache_dir: str | os.PathLike | N
             spec = json.dumps({"hparams": hp, "source": fingerprint})
             _run_child([sys.executable, conv.__file__, str(src / "model.ckpt"), str(tmp), spec],
                        what=f"reading the TensorFlow checkpoint in {src}", timeout=timeout)
-            if not _valid_cache(tmp, fingerprint):
+            if not valid_cache(tmp, fingerprint):
                 raise GPT2LoadError(f"the converted cache {tmp} is incomplete (is the disk full?)")
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
     return target
-
-
-class _SkipInit(TorchFunctionMode):
-    """Skips random initialisation while a model is built whose weights are replaced right
-    after. Tensors are then only allocated (untouched pages cost no memory). Thread-local, so
-    a model built at the same time in another thread (another session) is unaffected."""
-
-    _SKIP = {torch.Tensor.normal_, torch.Tensor.uniform_, nn.init.normal_, nn.init.uniform_,
-             nn.init.kaiming_uniform_, nn.init.trunc_normal_, nn.init.xavier_uniform_}
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
-        if func in self._SKIP:  # the tensor comes back unchanged, as the in-place init would return it
-            return args[0] if args else (kwargs or {}).get("tensor")
-        return func(*args, **(kwargs or {}))
-
-
-def _model_from_cache(path: Path, *, device: str | torch.device | None = None) -> tuple[GPTModel, GPTConfig]:
-    """Build GPTModel without initialising it and make its parameters views of the mapped file.
-
-    (Not the meta device: there, `normal_` and `triu` run torch's Python decompositions, whose
-    first use imports the compiler stack -- seconds.)"""
-    header, start = _read_header(path)
-    hp = _cache_hparams(path, header, start)
-    if hp is None:
-        raise GPT2LoadError(f"{path} is not a complete GPT-2 weights cache of this program")
-    cfg = config_from_hparams(hp)
-    with open(path, "rb") as f:
-        # Copy-on-write: pages are shared with the page cache (and other processes loading the
-        # same file) until someone writes to a parameter, e.g. when fine-tuning.
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
-    with torch.device("cpu"), _SkipInit():
-        model = GPTModel(cfg)  # allocated, never written: replaced below
-    loaded = set()
-    for name, shape in conv.our_layout(hp):
-        s, e = header[name]["data_offsets"]
-        tensor = torch.frombuffer(mm, dtype=torch.float32, count=(e - s) // 4, offset=start + s).view(shape)
-        module_name, _, attr = name.rpartition(".")
-        module = model.get_submodule(module_name)
-        module._parameters[attr] = param = nn.Parameter(tensor)
-        loaded.add(id(param))
-    model.out_head.weight = model.tok_emb.weight  # GPT-2's tied head: the same Parameter
-    # The causal mask buffer only mirrors the book's state dict; one tensor serves every block.
-    mask = torch.triu(torch.ones(cfg.context_length, cfg.context_length, dtype=torch.bool), diagonal=1)
-    for block in model.trf_blocks:
-        block.att.register_buffer("mask", mask)
-    left = [n for n, p in model.named_parameters() if id(p) not in loaded]
-    if left:  # never leave uninitialised memory in a model
-        raise GPT2LoadError(f"internal error: {', '.join(left[:3])} not loaded")
-    if device is not None and torch.device(device).type != "cpu":
-        model.to(device)
-    return model.eval(), cfg
 
 
 # --- transformers' model.safetensors -------------------------------------------------------
@@ -357,11 +144,11 @@ def _prepare_hf_cache(path: Path, *, cache_dir: str | os.PathLike | None = None,
 
     st = path.stat()
     fingerprint = {"kind": "transformers", "file": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    candidates = [target] if target else _cache_candidates(path.parent, cache_dir, stem=path.stem)
+    candidates = [target] if target else cache_candidates(path.parent, cache_dir, stem=path.stem)
     for c in candidates:
-        if _valid_cache(c, fingerprint):
+        if valid_cache(c, fingerprint):
             return c
-    out = target or next((c for c in candidates if _writable(c.parent)), candidates[-1])
+    out = target or next((c for c in candidates if writable_dir(c.parent)), candidates[-1])
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         f = safe_open(str(path), framework="pt")
@@ -394,7 +181,7 @@ def _locate(folder: Path) -> Path | None:
     """The weights a folder offers: release checkpoint, our standalone cache, or transformers'."""
     if (folder / INDEX_FILE).exists() or (folder / DATA_FILE).exists():
         return folder
-    if _valid_cache(folder / CACHE_NAME, None):
+    if valid_cache(folder / CACHE_NAME, None):
         return folder / CACHE_NAME
     if (folder / "model.safetensors").is_file():
         return folder / "model.safetensors"
@@ -435,11 +222,11 @@ def load_gpt2(source: str | os.PathLike = "124M", *, models_dir: str | os.PathLi
     tok_thread = threading.Thread(target=lambda: tokenizer.append(GPT2Tokenizer()), daemon=True)
     tok_thread.start()
     if src.is_file():
-        header, start = _read_header(src)
-        cache = src if _cache_hparams(src, header, start) is not None else prepare_cache(src, cache_dir=cache_dir)
+        header, start = read_header(src)
+        cache = src if cache_hparams(src, header, start) is not None else prepare_cache(src, cache_dir=cache_dir)
     else:
         cache = prepare_cache(src, cache_dir=cache_dir, timeout=timeout)
-    model, cfg = _model_from_cache(cache, device=device)
+    model, cfg = model_from_cache(cache, device=device)
     tok_thread.join()
     return model, cfg, tokenizer[0] if tokenizer else GPT2Tokenizer()
 
@@ -488,20 +275,20 @@ def import_gpt2(source: str | os.PathLike | Sequence[str | os.PathLike], *,
             raise GPT2LoadError("give one model.safetensors at a time")
         config = files.get("config.json") or hf[0].parent / "config.json"
         hp = _hf_hparams(hf[0], _safetensors_shapes(hf[0]), config if config.is_file() else None)
-        dest = root / (name or _hparams_size_name(hp) or _no_name(hp))
+        dest = root / (name or hparams_size_name(hp) or _no_name(hp))
         dest.mkdir(parents=True, exist_ok=True)
         _prepare_hf_cache(hf[0], target=dest / CACHE_NAME, hparams=hp)
         (dest / "hparams.json").write_text(json.dumps(hp))
         return dest
     hp = check_release_files(files, where=str(source) if not isinstance(source, (list, tuple)) else "the given files")
-    dest = root / (name or _hparams_size_name(hp) or _no_name(hp))
+    dest = root / (name or hparams_size_name(hp) or _no_name(hp))
     dest.mkdir(parents=True, exist_ok=True)
     with file_lock(dest / ".download.lock", what=f"importing into {dest}"):
         for n in ("checkpoint", "encoder.json", "hparams.json", INDEX_FILE, "model.ckpt.meta", "vocab.bpe", DATA_FILE):
             if n in files:
                 _copy_atomic(files[n], dest / n)
         # A folder converted before brings its cache along (still valid: same sizes and mtimes).
-        if CACHE_NAME in files and _valid_cache(files[CACHE_NAME], _source_fingerprint(dest)):
+        if CACHE_NAME in files and valid_cache(files[CACHE_NAME], source_fingerprint(dest)):
             _copy_atomic(files[CACHE_NAME], dest / CACHE_NAME)
     prepare_cache(dest)
     return dest
@@ -513,96 +300,8 @@ def _no_name(hp: Mapping[str, int]) -> str:
 
 def _safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     """{key without 'transformer.': shape} from a safetensors header (no tensor is read)."""
-    header, _ = _read_header(path)
+    header, _ = read_header(path)
     try:
         return {k.removeprefix("transformer."): tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
     except (TypeError, KeyError):
         raise GPT2LoadError(f"{path} is not a safetensors file (bad header)") from None
-
-
-# --- the book's functions, table-driven ----------------------------------------------------
-def _prefix(ckpt_path: str | os.PathLike) -> Path:
-    p = Path(ckpt_path)
-    return p / "model.ckpt" if p.is_dir() else p
-
-
-def load_gpt2_params_from_tf_ckpt(ckpt_path: str | os.PathLike, settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The book's params dict ({"wte", "wpe", "g", "b", "blocks": [...]}, numpy float32) read
-    with TensorFlow in this process, every tensor's shape checked first. `ckpt_path` is the
-    prefix (".../124M/model.ckpt", as tf.train.latest_checkpoint gives) or the folder.
-    Holds the whole model in memory: `load_gpt2` is the lean path."""
-    prefix = _prefix(ckpt_path)
-    try:
-        hp = conv.check_hparams(settings, where="settings")
-    except ValueError as e:
-        raise GPT2LoadError(str(e)) from None
-    folder_hp = check_release_folder(prefix.parent)
-    if folder_hp != hp:
-        raise GPT2LoadError(f"settings {hp} differ from {prefix.parent / 'hparams.json'} {folder_hp}")
-    reader = conv.open_tf_checkpoint(str(prefix))
-    rows = conv.weight_rows(hp)
-    conv.check_source_shapes(conv.tf_variable_shapes(reader), rows, kind="tf", what=str(prefix))
-    params: dict[str, Any] = {"blocks": [{} for _ in range(hp["n_layer"])]}
-    for row in rows:
-        *path, last = row.book
-        d = params
-        for key in path:
-            d = d[key] if isinstance(key, int) else d.setdefault(key, {})
-        d[last] = conv.read_tf_row(reader, row)
-    return params
-
-
-def _book_get(params: Mapping[str, Any], row: conv.Row) -> np.ndarray:
-    node: Any = params
-    try:
-        for key in row.book:
-            node = node[key]
-    except (KeyError, IndexError, TypeError):
-        raise WeightError(f"params has no {row.book_name} (OpenAI's {row.tf})") from None
-    if isinstance(node, torch.Tensor):
-        node = node.detach().cpu().numpy()
-    array = np.asarray(node)
-    if tuple(array.shape) != row.shape:
-        raise WeightError(f"params {row.book_name} ({row.tf}) has shape "
-                          f"{list(array.shape)} but the model needs {list(row.shape)}")
-    return array
-
-
-def load_weights_into_gpt(gpt: nn.Module, params: Mapping[str, Any]) -> None:
-    """Copy the book's GPT-2 `params` into `gpt` (ours or the book's GPTModel), in place.
-
-    Every tensor's shape is checked before anything is written, so on error the model is
-    unchanged. A tied head stays tied; an untied one gets `wte` as the book does."""
-    V, d = gpt.tok_emb.weight.shape
-    hp = {"n_vocab": V, "n_ctx": gpt.pos_emb.weight.shape[0], "n_embd": d, "n_head": 1, "n_layer": len(gpt.trf_blocks)}
-    blocks = params.get("blocks") if isinstance(params, Mapping) else None
-    if not isinstance(blocks, Sequence) or len(blocks) != hp["n_layer"]:
-        n = len(blocks) if isinstance(blocks, Sequence) else "no"
-        raise WeightError(f"params has {n} blocks but the model has {hp['n_layer']} layers")
-    plan: list[tuple[nn.Module, str, torch.Tensor | np.ndarray]] = []
-    for row in conv.weight_rows(hp):
-        array = _book_get(params, row)
-        for t in row.targets:
-            module_name, _, attr = t.name.rpartition(".")
-            module = gpt.get_submodule(module_name)
-            current = getattr(module, attr, None)
-            if current is None:
-                raise WeightError(f"the model has no {t.name}: GPT-2 needs qkv_bias=True")
-            if tuple(current.shape) != conv.target_shape(row, t):
-                raise WeightError(f"model parameter {t.name} has shape {list(current.shape)}, GPT-2's "
-                                  f"{row.tf} gives {list(conv.target_shape(row, t))}")
-            plan.append((module, attr, conv.apply_target(row, t, array)))
-    if gpt.out_head.weight is not gpt.tok_emb.weight:
-        if tuple(gpt.out_head.weight.shape) != (V, d):
-            raise WeightError(f"out_head.weight has shape {list(gpt.out_head.weight.shape)}, expected {[V, d]}")
-        plan.append((gpt.out_head, "weight", plan[0][2]))
-    with torch.no_grad():
-        for module, attr, array in plan:
-            src = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-            param = getattr(module, attr)
-            if param.is_meta:
-                setattr(module, attr, nn.Parameter(src.clone()))
-            else:
-                param.copy_(src)
-    if gpt.out_head.weight is not gpt.tok_emb.weight and getattr(getattr(gpt, "cfg", None), "tie_weights", False):
-        gpt.out_head.weight = gpt.tok_emb.weight

@@ -152,7 +152,7 @@ def test_unreachable_servers_give_an_error_naming_urls_and_the_offline_way(tmp_p
 def test_124M_files_are_checked_against_the_release_sizes(tmp_path):
     assert KNOWN_SIZES["124M"][DATA] == 497_759_232
     short = {"checkpoint": CHECKPOINT_TEXT.encode()[:50]}
-    with FaultyServer({f"/p/124M/checkpoint": short["checkpoint"]}) as server:
+    with FaultyServer({"/p/124M/checkpoint": short["checkpoint"]}) as server:
         with pytest.raises(DownloadError) as err:
             download_gpt2("124M", tmp_path, base_urls=[server.url("/p")], backoff=0.01)
     assert "50 bytes" in str(err.value) and "77" in str(err.value)

@@ -20,9 +20,9 @@ from gpt_core import GPTModel
 from gpt_core import gpt2_convert as conv
 from gpt_core.config import GPTConfig
 from gpt_core.download import GPT2_FILES
-from gpt_core.gpt2 import (CACHE_NAME, DATA_FILE, INDEX_FILE, GPT2LoadError, WeightError, _run_child,
-                           _source_fingerprint, _valid_cache, config_from_hparams, import_gpt2, load_gpt2,
+from gpt_core.gpt2 import (GPT2LoadError, WeightError, _run_child, config_from_hparams, import_gpt2, load_gpt2,
                            load_gpt2_params_from_tf_ckpt, load_weights_into_gpt)
+from gpt_core.gpt2_files import CACHE_NAME, DATA_FILE, INDEX_FILE, SkipInit, source_fingerprint, valid_cache
 
 HP = TINY_HPARAMS
 IDS = torch.tensor([[1, 5, 9, 42, 100, 0, 7, 3, 3, 64], [2, 2, 31, 17, 88, 99, 4, 50, 61, 11]])
@@ -95,15 +95,15 @@ def test_the_cache_holds_each_tensor_once_and_any_safetensors_reader_opens_it(re
 def test_cache_is_tied_to_its_source_files(release, tmp_path):
     folder = copy_release(release[0], tmp_path / "copy")
     shutil.copy2(release[0] / CACHE_NAME, folder / CACHE_NAME)
-    fp = _source_fingerprint(folder)
-    assert not _valid_cache(folder / CACHE_NAME, fp)  # made from files with other mtimes
+    fp = source_fingerprint(folder)
+    assert not valid_cache(folder / CACHE_NAME, fp)  # made from files with other mtimes
     for name in ("hparams.json", INDEX_FILE, DATA_FILE):
         st = (release[0] / name).stat()
         os.utime(folder / name, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert _valid_cache(folder / CACHE_NAME, _source_fingerprint(folder))
+    assert valid_cache(folder / CACHE_NAME, source_fingerprint(folder))
     with open(folder / CACHE_NAME, "r+b") as f:  # a cache cut short is never used
         f.truncate(1000)
-    assert not _valid_cache(folder / CACHE_NAME, _source_fingerprint(folder))
+    assert not valid_cache(folder / CACHE_NAME, source_fingerprint(folder))
 
 
 def test_changed_source_rebuilds_the_cache_and_damaged_data_is_a_clear_error(release, tmp_path):
@@ -332,8 +332,6 @@ def test_config_from_hparams_matches_the_gpt2_presets():
 def test_skipping_init_while_loading_does_not_touch_models_built_in_other_threads():
     import threading
 
-    from gpt_core.gpt2 import _SkipInit
-
     built, go = {}, threading.Event()
 
     def other_session() -> None:
@@ -343,7 +341,7 @@ def test_skipping_init_while_loading_does_not_touch_models_built_in_other_thread
 
     t = threading.Thread(target=other_session)
     t.start()
-    with _SkipInit():
+    with SkipInit():
         go.set()
         t.join()
     torch.manual_seed(0)
