@@ -4,6 +4,7 @@ from .checkpoint import CheckpointError, inspect_checkpoint, load_model, read_ch
 from .config import GPT2_SIZES, GPT_CONFIG_124M, PRESETS, GPTConfig, TrainConfig, get_preset
 from .corpus import CorpusError, corpus_stats, decode_text, split_text
 from .data import GPTDatasetV1, create_dataloader_v1, create_train_val_loaders
+from .generate import generate, next_token_distribution, score_text, stream_generate
 from .losses import calc_loss_batch, calc_loss_loader, perplexity
 from .model import GPTModel
 from .prepare import prepare_training, select_device
@@ -16,6 +17,7 @@ __all__ = [
     "GPT2_SIZES", "GPT_CONFIG_124M", "PRESETS", "GPTConfig", "TrainConfig", "get_preset",
     "CorpusError", "corpus_stats", "decode_text", "split_text",
     "GPTDatasetV1", "create_dataloader_v1", "create_train_val_loaders",
+    "generate", "next_token_distribution", "score_text", "stream_generate",
     "calc_loss_batch", "calc_loss_loader", "perplexity",
     "GPTModel",
     "prepare_training", "select_device", "BatchSchedule", "EpochLoaderSchedule",

@@ -117,7 +117,9 @@ def _token_steps(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int,
     tokens[:, :prompt_len] = idx
     n = prompt_len
     ours = isinstance(model, GPTModel)
-    cache = KVCache.for_model(model, batch_size, max_len=context_size) if ours else None
+    # Never longer than the text will get: a short run on a long-context model stays small.
+    cache_len = min(context_size, prompt_len + max_new_tokens)
+    cache = KVCache.for_model(model, batch_size, max_len=cache_len) if ours else None
     finished = torch.zeros(batch_size, dtype=torch.bool, device=idx.device) if eos_id is not None else None
 
     def logits_for_window() -> torch.Tensor:
@@ -309,7 +311,7 @@ def _target_log_probs(model: torch.nn.Module, ids: torch.Tensor, context_size: i
     # context_size tokens of its own window.
     batch_size, total = ids.shape
     ours = isinstance(model, GPTModel)
-    cache = KVCache.for_model(model, batch_size, max_len=context_size) if ours else None
+    cache = KVCache.for_model(model, batch_size, max_len=min(context_size, total)) if ours else None
     pieces = []
     for start in range(0, total - 1, context_size):
         inputs = ids[:, start:start + context_size]

@@ -40,8 +40,9 @@ class KVCache:
         if batch_size < 1 or max_len < 1:
             raise ValueError(f"a KV cache needs batch_size >= 1 and max_len >= 1, got {batch_size}, {max_len}")
         shape = (n_layers, batch_size, n_heads, max_len, head_dim)  # per layer (B, H, L, hd)
-        self.keys = torch.zeros(shape, device=device, dtype=dtype)
-        self.values = torch.zeros(shape, device=device, dtype=dtype)
+        # Uninitialised on purpose: only the filled prefix [:length] is ever read.
+        self.keys = torch.empty(shape, device=device, dtype=dtype)
+        self.values = torch.empty(shape, device=device, dtype=dtype)
         self.max_len = max_len
         self.length = 0
 
