@@ -39,13 +39,22 @@ def register(name: str, help: str, add_arguments: Callable[[argparse.ArgumentPar
     COMMANDS[name] = Command(help, add_arguments, run)
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: X)" only where there is a default worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gpt_core", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, cmd in COMMANDS.items():
         p = sub.add_parser(name, help=cmd.help, description=cmd.help,
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                           formatter_class=_HelpFormatter)
         cmd.add_arguments(p)
     return parser
 
@@ -120,16 +129,21 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     start.add_argument("--tokenizer", choices=["gpt2", "char"], help="default: the preset's")
     for flag, field in (("--context-length", "context_length"), ("--emb-dim", "emb_dim"),
                         ("--n-layers", "n_layers"), ("--n-heads", "n_heads")):
-        start.add_argument(flag, dest=field, type=_positive_int, help=f"override the preset's {field}")
+        start.add_argument(flag, dest=field, type=_positive_int, metavar="N", help=f"override the preset's {field}")
     start.add_argument("--resume", metavar="CKPT", help="continue this checkpoint's run (or start from "
                        "the weights of the book's model.pth)")
     start.add_argument("--gpt2", metavar="SOURCE", help="start from OpenAI GPT-2 weights: a size "
                        "(124M, 355M, ...) or a folder")
-    opts = p.add_argument_group("training (defaults: the book's chapter 5 run)")
+    opts = p.add_argument_group("training (defaults: the book's chapter 5 run; with --resume: the "
+                                "checkpoint's options, changed only where given)")
     for flag, field, kind, text in TRAIN_OPTIONS:
         default = getattr(defaults, field)
-        opts.add_argument(flag, dest=field, type=kind, default=None,
-                          help=f"{text} [default: {default if default is not None else 'off'}]")
+        if default is not None:
+            text += f" (default: {default})"
+        elif "default" not in text:
+            text += " (default: off)"
+        opts.add_argument(flag, dest=field, type=kind, default=None, help=text,
+                          metavar={int: "N", float: "X", str: "TEXT"}[kind])
     opts.add_argument("--no-shuffle", dest="shuffle", action="store_false", default=None,
                       help="keep the training windows in text order")
     out = p.add_argument_group("output")
