@@ -52,6 +52,10 @@ def _model_limits(model: torch.nn.Module) -> tuple[int | None, int | None]:
     return getattr(cfg, "vocab_size", None), getattr(cfg, "context_length", None)
 
 
+def _device_of(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 def _check_idx(idx: Any, vocab_size: int | None) -> None:
     if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.dtype != torch.long:
         raise ValueError("idx must be a 2-D tensor of token ids (dtype torch.long), shape (batch, tokens)")
@@ -166,6 +170,7 @@ def generate(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, con
     _check_idx(idx, vocab_size)
     context_size, generator = _check_options(model, max_new_tokens, context_size, temperature, top_k,
                                              top_p, eos_id, generator, seed)
+    idx = idx.to(_device_of(model))
     if seed is not None:
         generator = torch.Generator(device=idx.device).manual_seed(seed)
     columns = list(_token_steps(model, idx, max_new_tokens, context_size, temperature=float(temperature),
@@ -219,7 +224,7 @@ def stream_generate(model: torch.nn.Module, tokenizer: Any, prompt: str | Sequen
         idx = torch.tensor([list(prompt)], dtype=torch.long)
     if idx.shape[0] != 1:
         raise ValueError("stream_generate continues one text; give a single prompt")
-    idx = idx.to(next(model.parameters()).device)
+    idx = idx.to(_device_of(model))
     vocab_size, _ = _model_limits(model)
     _check_idx(idx, vocab_size)
     context_size, generator = _check_options(model, max_new_tokens, context_size, temperature, top_k,
@@ -250,8 +255,11 @@ def next_token_logits(model: torch.nn.Module, idx: torch.Tensor, context_size: i
     """(vocab,) logits for the token after the first row of `idx` (last `context_size` tokens)."""
     vocab_size, context_length = _model_limits(model)
     _check_idx(idx, vocab_size)
+    if context_size is not None and (isinstance(context_size, bool) or not isinstance(context_size, int)
+                                     or not 1 <= context_size <= (context_length or context_size)):
+        raise ValueError(f"context_size must be between 1 and the model's context_length, got {context_size!r}")
     context_size = context_size or context_length or idx.shape[1]
-    window = idx[:1, -context_size:]
+    window = idx[:1, -context_size:].to(_device_of(model))
     if isinstance(model, GPTModel):
         cache = KVCache.for_model(model, 1, max_len=window.shape[1])
         return model.out_head(model.hidden_states(window, kv_cache=cache)[0, -1, :]).clone()
@@ -344,7 +352,7 @@ def score_text(model: torch.nn.Module, token_ids: Sequence[int] | torch.Tensor, 
     context_size = context_size or context_length
     if context_size is None or context_size < 1 or (context_length is not None and context_size > context_length):
         raise ValueError(f"context_size must be between 1 and the model's context_length, got {context_size!r}")
-    ids = ids.to(next(model.parameters()).device)
+    ids = ids.to(_device_of(model))
     log_probs = _target_log_probs(model, ids, context_size).clone()
     cross_entropy = float(-log_probs.mean())
     return TextScore(target_ids=ids[:, 1:].clone(), target_probs=log_probs.exp(), log_probs=log_probs,

@@ -112,6 +112,7 @@ def sample_next_token(logits: torch.Tensor, *, temperature: float = 0.0, top_k: 
     With no `generator` the draw uses PyTorch's global RNG, like the book, so the same
     `torch.manual_seed` gives the same tokens.
     """
+    temperature = check_temperature(temperature)
     logits = top_k_filter(logits, top_k)
     if temperature == 0:
         return torch.argmax(logits, dim=-1, keepdim=True)

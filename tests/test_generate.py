@@ -292,6 +292,8 @@ def test_next_token_distribution_greedy(pair):
     assert dist.candidates[0].token_id == int(generate(ours, PROMPT, 1)[0, -1])
     with pytest.raises(ValueError, match="temperature"):
         next_token_distribution(ours, PROMPT, temperature=-1)
+    with pytest.raises(ValueError, match="context_size"):
+        next_token_distribution(ours, PROMPT, context_size=17)
 
 
 # --- scoring ------------------------------------------------------------------------------------
