@@ -6,7 +6,8 @@ our files (`model.load_state_dict(ckpt["model_state_dict"])`):
     model_state_dict      the model's state dict (a tied head is stored under both names)
     optimizer_state_dict  AdamW's state dict, or absent
     format_version        1
-    model_config          GPTConfig.to_dict() (the book's dict plus tie_weights), or None
+    model_config          GPTConfig.to_dict() (the book's dict plus tie_weights), or None;
+                          the bigram baseline's BigramConfig.to_dict() (model_type "bigram")
     tokenizer             tokenizer.to_dict(), e.g. {"type": "gpt2"}, or None
     train_config          TrainConfig.to_dict(), or None
     trainer_state         TrainState.to_dict(): step, epoch, position in the epoch, tokens
@@ -36,6 +37,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from .bigram import BigramConfig, build_model, config_from_dict
 from .config import GPTConfig, TrainConfig
 from .model import GPTModel, load_book_state_dict
 
@@ -118,7 +120,7 @@ def save_checkpoint(path: str | Path, *, model: nn.Module, optimizer: torch.opti
     payload: dict[str, Any] = {
         "model_state_dict": model.state_dict(),
         "format_version": FORMAT_VERSION,
-        "model_config": model_config.to_dict() if isinstance(model_config, GPTConfig) else None,
+        "model_config": model_config.to_dict() if isinstance(model_config, (GPTConfig, BigramConfig)) else None,
         "tokenizer": _tokenizer_dict(tokenizer),
         "train_config": train_config.to_dict() if train_config is not None else None,
         "trainer_state": dict(trainer_state) if trainer_state is not None else None,
@@ -221,7 +223,7 @@ def read_checkpoint(path: str | Path, *, n_heads: int | None = None) -> Checkpoi
     sd = _strip_prefixes(sd)
     inferred = fields.get("model_config") is None
     try:
-        config = infer_config(sd, n_heads=n_heads) if inferred else GPTConfig.from_dict(fields["model_config"])
+        config = infer_config(sd, n_heads=n_heads) if inferred else config_from_dict(fields["model_config"])
     except ValueError as e:
         raise CheckpointError(f"{path}: its model config is not valid: {e}") from None
     train_config = None
@@ -279,7 +281,7 @@ def load_model(source: str | Path | Checkpoint, *, model_config: GPTConfig | Non
     is given) and load its weights. Returns (model, checkpoint)."""
     ckpt = source if isinstance(source, Checkpoint) else read_checkpoint(source, n_heads=n_heads)
     config = model_config or ckpt.model_config
-    model = GPTModel(config)
+    model = build_model(config)  # a GPTModel, or the bigram baseline its config names
     load_weights(model, ckpt.model_state_dict)
     return model.to(device), ckpt
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .bigram import build_model
 from .checkpoint import Checkpoint, CheckpointError, load_weights, read_checkpoint
 from .config import GPTConfig, TrainConfig
 from .data import create_train_val_loaders
@@ -23,7 +24,7 @@ from .schedule import EpochLoaderSchedule
 from .train import Trainer, TrainState
 
 # Options that decide which windows make a batch: a mid-epoch resume needs them unchanged.
-DATA_OPTIONS = ("batch_size", "stride", "train_ratio", "shuffle", "grad_accum_steps")
+DATA_OPTIONS = ("batch_size", "stride", "train_ratio", "shuffle", "grad_accum_steps", "batching")
 
 
 def select_device(preference: str = "auto") -> torch.device:
@@ -148,14 +149,20 @@ def prepare_training(text: str, *, tokenizer=None, model_config: GPTConfig | Non
         if dist is not None and ckpt.rng_per_rank and len(ckpt.rng_per_rank) == dist.world_size:
             rng = ckpt.rng_per_rank[dist.rank]
 
-    train_loader, val_loader = make_loaders(text, tokenizer, context_length=model_config.context_length,
-                                            config=config, dist=dist)
+    if config.batching == "random_windows":  # the BabyGPT notebook's iterations (babygpt.py)
+        from .babygpt import schedule_for_text
+        schedule = schedule_for_text(text, tokenizer, context_length=model_config.context_length,
+                                     config=config, dist=dist)
+    else:
+        train_loader, val_loader = make_loaders(text, tokenizer, context_length=model_config.context_length,
+                                                config=config, dist=dist)
+        schedule = EpochLoaderSchedule(train_loader, val_loader, config.num_epochs)
 
     # The book's order: seed, build the model, make the optimizer, train.
     if config.seed is not None and not resuming:
         seed_everything(config.seed)
     if model is None:
-        model = GPTModel(model_config)
+        model = build_model(model_config)  # a GPTModel, or the notebook's bigram baseline
         if ckpt is not None:
             load_weights(model, ckpt.model_state_dict)
     elif config.drop_rate is not None:
@@ -172,7 +179,6 @@ def prepare_training(text: str, *, tokenizer=None, model_config: GPTConfig | Non
         for g in optimizer.param_groups:  # the options of this run, not those saved
             g["lr"], g["weight_decay"], g["betas"] = config.learning_rate, config.weight_decay, config.betas
 
-    schedule = EpochLoaderSchedule(train_loader, val_loader, config.num_epochs)
     if resuming and ckpt.schedule_state is not None:
         schedule.load_state_dict(ckpt.schedule_state)
     return Trainer(model, optimizer, schedule, config=config, device=device, tokenizer=tokenizer,

@@ -9,14 +9,17 @@ import torch
 import torch.nn.functional as F
 
 from conftest import ASSETS
-from gpt_core.babygpt import (RandomBatchesSource, RandomWindows, RandomWindowSchedule, estimate_loss,
-                              label_smoothing_example, make_random_window_schedule, smoothed_targets,
-                              split_token_ids, temperature_picture)
+from gpt_core.babygpt import (RandomBatchesSource, RandomWindows, RandomWindowSchedule, babygpt_train_config,
+                              bigram_train_config, estimate_loss, label_smoothing_example,
+                              make_random_window_schedule, smoothed_targets, split_token_ids,
+                              temperature_picture)
 from gpt_core.bigram import BigramConfig, BigramLanguageModel, build_model, config_from_dict
-from gpt_core.config import GPTConfig, TrainConfig
+from gpt_core.checkpoint import load_model
+from gpt_core.config import PRESETS, GPTConfig, TrainConfig
+from gpt_core.corpus import decode_text
 from gpt_core.generate import generate
 from gpt_core.model import GPTModel
-from gpt_core.prepare import make_optimizer
+from gpt_core.prepare import make_optimizer, prepare_training
 from gpt_core.tokenizers import CharTokenizer
 from gpt_core.train import Trainer, TrainState
 
@@ -299,3 +302,70 @@ def test_eval_source_is_sized_and_fresh():
     a, b = list(src), list(src)
     assert len(src) == 3 and len(a) == 3
     assert not torch.equal(a[0][0], b[0][0])  # each estimate draws new batches, as the notebook
+
+
+# --- the preset and the bigram through prepare_training and checkpoints ---------------------------
+def test_babygpt_preset_is_the_notebooks():
+    preset = PRESETS["babygpt"]
+    cfg = preset.config
+    assert preset.tokenizer == "char"
+    assert (cfg.n_layers, cfg.n_heads, cfg.emb_dim, cfg.context_length, cfg.drop_rate) == (4, 4, 64, 64, 0.0)
+    train = babygpt_train_config()
+    assert (train.batching, train.max_steps, train.batch_size, train.learning_rate, train.eval_freq,
+            train.eval_iter, train.train_ratio) == ("random_windows", 3000, 128, 1e-3, 100, 200, 0.8)
+    assert bigram_train_config().learning_rate == 1e-2
+    with pytest.raises(ValueError, match="batching"):
+        TrainConfig(batching="shuffled")
+    with pytest.raises(ValueError, match="set max_steps"):
+        TrainConfig(batching="random_windows")
+
+
+@pytest.mark.parametrize("encoding", ["gbk", "utf-8"])
+def test_babygpt_preset_trains_on_an_uploaded_chinese_text(encoding):
+    text = (ASSETS / "lunyu.txt").read_text(encoding="utf-8")
+    decoded = decode_text(text.encode(encoding)).text
+    assert decoded == text
+    tok = CharTokenizer.from_text(decoded)
+    config = babygpt_train_config(max_steps=2, batch_size=4, eval_freq=1, eval_iter=1, sample_tokens=3, device="cpu")
+    trainer = prepare_training(decoded, tokenizer=tok, config=config,
+                               model_config=PRESETS["babygpt"].config.replace(vocab_size=tok.n_vocab))
+    assert isinstance(trainer.schedule, RandomWindowSchedule)
+    assert trainer.schedule.train_windows.ids.numel() == int(0.8 * len(tok.encode(decoded)))
+    events = list(trainer.run())
+    assert [e.kind for e in events if e.kind == "eval"] == ["eval", "eval"] and events[-1].kind == "done"
+    assert next(e for e in events if e.kind == "sample").text.startswith("子曰：")
+
+
+def test_a_too_short_text_for_random_windows_gets_a_clear_message():
+    tok = CharTokenizer.from_text("子曰学而时习之" * 20)
+    config = babygpt_train_config(max_steps=2, batch_size=4, device="cpu")
+    with pytest.raises(ValueError, match="validation part has 28 tokens; a window needs 64 \\+ 1"):
+        prepare_training("子曰学而时习之" * 20, tokenizer=tok, config=config,
+                         model_config=PRESETS["babygpt"].config.replace(vocab_size=tok.n_vocab))
+
+
+def test_bigram_checkpoint_resumes_exactly_through_prepare_training(lunyu, tmp_path):
+    tok, ids = lunyu
+    text = tok.decode(ids.tolist())
+    config = bigram_train_config(max_steps=6, batch_size=4, eval_freq=2, eval_iter=2, sample_tokens=3,
+                                 seed=5, device="cpu")
+    model_config = BigramConfig(vocab_size=tok.n_vocab, context_length=16)
+    straight = list(prepare_training(text, tokenizer=tok, model_config=model_config, config=config).run())
+    trainer = prepare_training(text, tokenizer=tok, model_config=model_config, config=config,
+                               checkpoint_dir=tmp_path)
+    first = []
+    for e in trainer.run():
+        first.append(e)
+        if e.kind == "step" and e.step == 2:
+            trainer.request_stop()
+    path = first[-1].path
+    model, ckpt = load_model(path)
+    assert isinstance(model, BigramLanguageModel) and ckpt.model_config == model_config
+    assert torch.equal(model.token_embedding_table.weight, trainer.model.token_embedding_table.weight)
+    resumed = prepare_training(text, config=config, resume=path)
+    second = list(resumed.run())
+    losses = lambda evs: [e.loss for e in evs if e.kind == "step"]  # noqa: E731
+    assert losses(first) + losses(second) == losses(straight)
+    assert second[-1].val_losses == straight[-1].val_losses
+    with pytest.raises(ValueError, match="same seed"):
+        prepare_training(text, config=config.replace(seed=6), resume=path)
