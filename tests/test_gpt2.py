@@ -280,11 +280,14 @@ def test_a_size_not_downloaded_and_download_off_says_what_to_do(tmp_path):
 
 
 _FRESH_PROCESS = """
-import sys, torch
+import os, sys, torch
+sys.path.insert(0, os.getcwd())
+import gpt_core, gpt_core.gpt2, gpt_core.download
+if os.path.exists("app.py"):
+    import app
+assert "tensorflow" not in sys.modules, "importing gpt_core or app.py imported tensorflow"
 from gpt_core.download import download_gpt2
 from gpt_core.gpt2 import load_gpt2
-import gpt_core, gpt_core.gpt2, gpt_core.download
-assert "tensorflow" not in sys.modules, "importing gpt_core imported tensorflow"
 download_gpt2("355M", sys.argv[1], base_urls=[sys.argv[2], sys.argv[3]], backoff=0.01, timeout=5)
 model, cfg, tok = load_gpt2("355M", models_dir=sys.argv[1], download=False)
 assert "tensorflow" not in sys.modules, "loading imported tensorflow in the app's process"
@@ -294,7 +297,8 @@ with torch.no_grad():
 """
 
 
-def test_download_then_load_in_a_fresh_process_never_imports_tensorflow(release, reference_logits, tmp_path):
+def test_app_import_download_and_load_in_a_fresh_process_never_import_tensorflow(release, reference_logits,
+                                                                                  tmp_path):
     folder = release[0]
     files = {f"/{p}/355M/{n}": (folder / n).read_bytes() for p in ("primary", "mirror") for n in GPT2_FILES}
     with FaultyServer(files) as server:
@@ -303,20 +307,11 @@ def test_download_then_load_in_a_fresh_process_never_imports_tensorflow(release,
         code = _FRESH_PROCESS % IDS.tolist()
         proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "models"), server.url("/primary"),
                                server.url("/mirror"), str(out)], env={**os.environ, "PYTHONPATH": str(ROOT)},
-                              capture_output=True, text=True, timeout=300)
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
         half = len(files[f"/primary/355M/{DATA_FILE}"]) // 2
         assert [(r, st) for p, r, st in server.requests if p == f"/mirror/355M/{DATA_FILE}"] == [(f"bytes={half}-", 206)]
     torch.testing.assert_close(torch.load(out), reference_logits)
-
-
-def test_importing_the_app_never_imports_tensorflow():
-    code = ("import sys, os; sys.path.insert(0, os.getcwd()); import gpt_core, gpt_core.gpt2, gpt_core.download\n"
-            "if os.path.exists('app.py'):\n    import app\n"
-            "print('tensorflow' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == "False"
 
 
 def test_config_from_hparams_matches_the_gpt2_presets():
