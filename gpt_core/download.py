@@ -27,6 +27,7 @@ GPT2_MODEL_SIZES = ("124M", "355M", "774M", "1558M")
 GPT2_FILES = ("checkpoint", "encoder.json", "hparams.json", "model.ckpt.data-00000-of-00001",
               "model.ckpt.index", "model.ckpt.meta", "vocab.bpe")
 # OpenAI's public storage first, then the backup mirror of "Build a Large Language Model (From Scratch)".
+DATA_NAME = "model.ckpt.data-00000-of-00001"
 GPT2_BASE_URLS = ("https://openaipublic.blob.core.windows.net/gpt-2/models",
                   "https://f001.backblazeb2.com/file/LLMs-from-scratch/gpt2")
 # Exact sizes of the 124M release; other sizes are checked against Content-Length.
@@ -35,6 +36,9 @@ KNOWN_SIZES = {"124M": {
     "model.ckpt.data-00000-of-00001": 497_759_232, "model.ckpt.index": 5_215,
     "model.ckpt.meta": 471_155, "vocab.bpe": 456_318,
 }}
+# For progress only (never a check): the data file holds the float32 weights, and the
+# vocabulary files are the same for every size.
+ESTIMATED_DATA_BYTES = {"355M": 1_419_292_672, "774M": 3_096_120_320, "1558M": 6_230_444_800}
 MANIFEST = ".download.json"
 LOCK_NAME = ".download.lock"
 _CHUNK = 1 << 20
@@ -55,14 +59,16 @@ class DownloadError(RuntimeError):
 
 @dataclass(frozen=True)
 class DownloadProgress:
-    """One progress report. `total` is None while some file's size is still unknown."""
+    """One progress report: this file's bytes, and all files' (`total` may be an estimate until
+    every file's size is known: `total_exact`)."""
     file: str
     file_done: int
     file_total: int | None
     done: int
-    total: int | None
+    total: int
     status: str  # "downloading", "skipped", "waiting" (for another process), "retrying", "done"
     message: str = ""
+    total_exact: bool = True
 
 
 ProgressFn = Callable[[DownloadProgress], None]
@@ -256,10 +262,10 @@ def download_gpt2(size: str, models_dir: str | os.PathLike, *, progress: Progres
     finished: dict[str, int] = {}
 
     def emit(name: str, file_done: int, file_total: int | None, status: str, message: str = "") -> None:
-        totals = [sizes.get(n) for n in GPT2_FILES]
-        total = None if any(t is None for t in totals) else sum(totals)  # type: ignore[arg-type]
+        exact = all(sizes.get(n) is not None for n in GPT2_FILES)
+        total = sum(sizes.get(n) or _estimate(size, n) for n in GPT2_FILES)
         done = sum(finished.values()) + (0 if name in finished else file_done)
-        report(DownloadProgress(name, file_done, file_total, done, total, status, message))
+        report(DownloadProgress(name, file_done, file_total, done, max(total, done), status, message, exact))
 
     with file_lock(folder / LOCK_NAME, deadline=end, what=f"GPT-2 {size} in {folder}",
                    on_wait=lambda: emit(GPT2_FILES[0], 0, None, "waiting",
@@ -290,6 +296,12 @@ def download_gpt2(size: str, models_dir: str | os.PathLike, *, progress: Progres
             _write_manifest(folder, manifest)
             emit(name, got, got, "done", f"{name} complete")
     return folder
+
+
+def _estimate(size: str, name: str) -> int:
+    if name == DATA_NAME:
+        return ESTIMATED_DATA_BYTES.get(size, 0)
+    return 0 if name in ("model.ckpt.index", "model.ckpt.meta") else KNOWN_SIZES["124M"][name]
 
 
 def _download_file(size: str, name: str, part: Path, expected: int | None, bases: Sequence[str], *,

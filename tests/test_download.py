@@ -63,6 +63,9 @@ def test_downloads_seven_files_reports_progress_and_skips_complete_files(tmp_pat
         assert server.count(f"/backup/{SIZE}/{DATA}") == 0
         last = events[-1]
         assert last.status == "done" and last.done == last.total == sum(map(len, RELEASE.values()))
+        assert last.total_exact and not events[0].total_exact  # estimated until every size is known
+        assert all(e.done <= e.total for e in events)
+        assert [e.done for e in events] == sorted(e.done for e in events)
         data_events = [e for e in events if e.file == DATA and e.status == "downloading"]
         assert data_events[-1].file_done == data_events[-1].file_total == len(RELEASE[DATA])
         assert json.loads((folder / MANIFEST).read_text())[DATA] == len(RELEASE[DATA])
@@ -177,6 +180,14 @@ def test_a_complete_part_file_is_recognised_by_the_416_answer(tmp_path):
         fetch(server, tmp_path, "/primary")
         assert_release(folder)
         assert server.count(f"/primary/{SIZE}/{DATA}", 416) == 1
+
+
+def test_progress_estimates_match_the_model_sizes():
+    from gpt_core.config import GPT2_SIZES
+    from gpt_core.download import ESTIMATED_DATA_BYTES
+
+    assert KNOWN_SIZES["124M"][DATA] == 4 * GPT2_SIZES["124M"].num_parameters()
+    assert ESTIMATED_DATA_BYTES == {s: 4 * GPT2_SIZES[s].num_parameters() for s in ("355M", "774M", "1558M")}
 
 
 def test_bad_arguments_are_refused(tmp_path):
