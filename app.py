@@ -15,7 +15,8 @@ import gradio as gr  # noqa: E402
 from gpt_core.corpus import DEFAULT_CORPUS, SAMPLE_CORPORA  # noqa: E402
 from gpt_core.plots import loss_figure  # noqa: E402
 from playground import data_tab, evaluate_tab, generate_tab, gpt2_tab, train_tab  # noqa: E402
-from playground.common import LIMITS, SETTINGS, bind, bind_progress, release_session  # noqa: E402
+from playground.common import (LIMITS, SETTINGS, bind, bind_progress, release_session,  # noqa: E402
+                               return_freed_memory_promptly)
 from playground.options import (DEFAULT_PRESET_LABEL, MODEL_FIELDS, PRESET_CHOICES, START_FROM,  # noqa: E402
                                 TRAIN_DEFAULTS, TRAIN_FIELDS)  # noqa: E402
 
@@ -300,6 +301,7 @@ def build_app() -> gr.Blocks:
 
 
 def main() -> None:
+    return_freed_memory_promptly()  # before any model exists: closed sessions give memory back
     demo = build_app()
     # GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are read by launch() itself; on Hugging Face
     # Spaces (SPACE_ID set) the platform sets them to 0.0.0.0:7860.
