@@ -74,7 +74,7 @@ def seed_everything(seed: int) -> None:
 
 
 def text_fingerprint(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def make_loaders(text: str, tokenizer, *, context_length: int, config: TrainConfig, dist=None):
@@ -142,6 +142,10 @@ def prepare_training(text: str, *, tokenizer=None, model_config: GPTConfig | Non
         state = TrainState.from_dict(ckpt.trainer_state)
         old = ckpt.train_config
         changed = [k for k in DATA_OPTIONS if old is not None and getattr(old, k) != getattr(config, k)]
+        if state.position > 0 and state.text_sha256 and state.text_sha256 != text_fingerprint(text):
+            raise ValueError("this checkpoint stopped in the middle of an epoch on another text; resume it "
+                             "on the text it was trained on (continuing on a new text works from an "
+                             "epoch's end)")
         if state.position > 0 and changed:
             raise ValueError(f"this checkpoint stopped in the middle of an epoch; resuming it needs the "
                              f"same {', '.join(changed)} as before ({', '.join(f'{k}={getattr(old, k)!r}' for k in changed)})")
@@ -181,6 +185,8 @@ def prepare_training(text: str, *, tokenizer=None, model_config: GPTConfig | Non
 
     if resuming and ckpt.schedule_state is not None:
         schedule.load_state_dict(ckpt.schedule_state)
+    state = state or TrainState()
+    state.text_sha256 = text_fingerprint(text)
     return Trainer(model, optimizer, schedule, config=config, device=device, tokenizer=tokenizer,
                    model_config=model_config, checkpoint_dir=checkpoint_dir, dist=dist, state=state,
                    rng_state=rng)

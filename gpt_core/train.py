@@ -50,6 +50,7 @@ class TrainState:
     best_step: int = -1
     evals_since_best: int = 0
     seconds: float = 0.0  # training wall time over all runs
+    text_sha256: str = ""  # of the text trained on (prepare_training): a mid-epoch resume needs it
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

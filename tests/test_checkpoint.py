@@ -64,6 +64,8 @@ def test_exact_resume_in_a_new_process(tmp_path, text, tok):
     half = first.save_checkpoint(tmp_path / "half.pt")
     with pytest.raises(ValueError, match="same batch_size"):  # mid-epoch: the batches must be the same
         prepare_training(text, resume=half, config=TrainConfig(**{**RESUME_CONFIG, "batch_size": 8}))
+    with pytest.raises(ValueError, match="another text"):
+        prepare_training(text.replace("a", "o"), resume=half, config=TrainConfig(**RESUME_CONFIG))
 
     (tmp_path / "corpus.txt").write_text(text, encoding="utf-8")
     script = textwrap.dedent(f"""
