@@ -196,9 +196,12 @@ def load_gpt2(source: str | os.PathLike = "124M", *, models_dir: str | os.PathLi
 
     `source` is a size ("124M", "355M", "774M", "1558M": looked up in `models_dir`, downloaded
     if missing and `download`), a release folder, a folder or file with a transformers
-    `model.safetensors`, or a cache file written by this module."""
+    `model.safetensors`, or a cache file written by this module.
+
+    On CPU the parameters are copy-on-write views of the memory-mapped cache: processes that
+    load the same model share its pages until one trains it. `device` moves the model."""
     src = Path(source)
-    if str(source) in GPT2_MODEL_SIZES and not src.exists():
+    if isinstance(source, str) and source in GPT2_MODEL_SIZES:  # a size; Path("124M") is a folder
         folder = Path(models_dir or default_models_dir()) / str(source)
         found = _locate(folder) if folder.is_dir() else None
         if found is None or (found == folder and not _release_complete(folder)):

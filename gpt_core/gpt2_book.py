@@ -12,7 +12,7 @@ from torch import nn
 
 from . import gpt2_convert as conv
 from .gpt2_convert import GPT2LoadError, WeightError
-from .gpt2_files import check_release_folder
+from .gpt2_files import REQUIRED_FILES, check_release_files, read_hparams
 
 
 def _prefix(ckpt_path: str | os.PathLike) -> Path:
@@ -30,9 +30,12 @@ def load_gpt2_params_from_tf_ckpt(ckpt_path: str | os.PathLike, settings: Mappin
         hp = conv.check_hparams(settings, where="settings")
     except ValueError as e:
         raise GPT2LoadError(str(e)) from None
-    folder_hp = check_release_folder(prefix.parent)
-    if folder_hp != hp:
-        raise GPT2LoadError(f"settings {hp} differ from {prefix.parent / 'hparams.json'} {folder_hp}")
+    folder = prefix.parent
+    hp_file = folder / "hparams.json"
+    if hp_file.is_file() and read_hparams(hp_file) != hp:
+        raise GPT2LoadError(f"settings {hp} differ from {hp_file} {read_hparams(hp_file)}")
+    check_release_files({n: folder / n for n in REQUIRED_FILES if (folder / n).is_file()}, where=str(folder),
+                        hparams=hp)  # sizes checked before TensorFlow reads anything
     reader = conv.open_tf_checkpoint(str(prefix))
     rows = conv.weight_rows(hp)
     conv.check_source_shapes(conv.tf_variable_shapes(reader), rows, kind="tf", what=str(prefix))

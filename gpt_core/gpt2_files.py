@@ -76,13 +76,15 @@ def check_release_folder(folder: str | os.PathLike) -> dict[str, int]:
     return check_release_files({n: folder / n for n in REQUIRED_FILES if (folder / n).is_file()}, where=str(folder))
 
 
-def check_release_files(files: Mapping[str, Path], *, where: str = "the given files") -> dict[str, int]:
-    """The same checks on {release file name: path}, e.g. uploaded files."""
-    missing = [n for n in REQUIRED_FILES if n not in files]
+def check_release_files(files: Mapping[str, Path], *, where: str = "the given files",
+                        hparams: Mapping[str, int] | None = None) -> dict[str, int]:
+    """The same checks on {release file name: path}, e.g. uploaded files. `hparams` given
+    (the book passes `settings`) stand in for hparams.json."""
+    missing = [n for n in REQUIRED_FILES if n not in files and not (hparams and n == "hparams.json")]
     if missing:
         raise GPT2LoadError(f"{where} lacks {', '.join(missing)}; a GPT-2 release folder has hparams.json, "
                             f"{INDEX_FILE} and {DATA_FILE} (download it, or copy the release's 7 files there)")
-    hp = read_hparams(files["hparams.json"])
+    hp = dict(hparams) if hparams else read_hparams(files["hparams.json"])
     for name in (INDEX_FILE, DATA_FILE):
         with open(files[name], "rb") as f:
             if looks_like_markup(f.read(64)):

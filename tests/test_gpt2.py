@@ -166,7 +166,7 @@ def test_a_crash_in_the_reader_process_becomes_an_error_message(code, name):
     assert name in str(err.value) and "reading the TensorFlow checkpoint in X" in str(err.value)
 
 
-def test_book_api_reads_the_book_s_params_and_loads_any_gpt(release, reference_logits):
+def test_book_api_reads_the_book_s_params_and_loads_any_gpt(release, reference_logits, tmp_path):
     folder, arrays, _ = release
     from llms_from_scratch.ch04 import GPTModel as BookGPTModel
     from llms_from_scratch.ch05 import load_gpt2_params_from_tf_ckpt as book_read
@@ -186,6 +186,10 @@ def test_book_api_reads_the_book_s_params_and_loads_any_gpt(release, reference_l
             yield path, p
     a, b = dict(leaves(ours)), dict(leaves(theirs))
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    bare = copy_release(folder, tmp_path / "bare")  # the book passes settings; hparams.json is optional
+    (bare / "hparams.json").unlink()
+    c = dict(leaves(load_gpt2_params_from_tf_ckpt(bare / "model.ckpt", settings)))
+    assert all(np.array_equal(a[k], c[k]) for k in a)
 
     cfg = config_from_hparams(HP, drop_rate=0.0)
     for model in (GPTModel(cfg), BookGPTModel(cfg.to_dict()), GPTModel(cfg.replace(tie_weights=False))):
