@@ -84,6 +84,9 @@ def build_app() -> gr.Blocks:
                             with gr.Row():
                                 num_epochs = gr.Number(demo_train["num_epochs"], label="Epochs", precision=0)
                                 batch_size = gr.Number(demo_train["batch_size"], label="Batch size", precision=0)
+                            # The BabyGPT notebook's way: N iterations over random windows, 80/20 split.
+                            iterations = gr.Number(0, label="Iterations over random windows (0 = epochs over "
+                                                   "sliding windows, the book's way)", precision=0)
                             with gr.Row():
                                 learning_rate = gr.Number(demo_train["learning_rate"], label="Learning rate")
                                 weight_decay = gr.Number(demo_train["weight_decay"], label="Weight decay")
@@ -198,7 +201,8 @@ def build_app() -> gr.Blocks:
         by_name = dict(num_epochs=num_epochs, batch_size=batch_size, learning_rate=learning_rate,
                        weight_decay=weight_decay, eval_freq=eval_freq, eval_iter=eval_iter,
                        warmup_steps=warmup_steps, cosine=cosine, grad_clip=grad_clip,
-                       label_smoothing=label_smoothing, seed=seed, start_context=start_context, stride=stride)
+                       label_smoothing=label_smoothing, seed=seed, start_context=start_context, stride=stride,
+                       iterations=iterations)
         train_fields = [by_name[k] for k in TRAIN_FIELDS]  # the handlers' order
         spec_inputs = [tokenizer, preset, *model_fields, *train_fields]
         spec_names = ["tokenizer", "preset", *MODEL_FIELDS, *TRAIN_FIELDS]

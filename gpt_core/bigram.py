@@ -62,6 +62,15 @@ class BigramConfig:
     def memory_bytes(self, *, bytes_per_param: int = 4) -> int:
         return self.num_parameters() * bytes_per_param
 
+    def training_memory_bytes(self, batch_size: int, context_length: int | None = None) -> int:
+        """Rough float32 peak for AdamW training, as `GPTConfig.training_memory_bytes`:
+        weights, gradients and two moments, plus the logits, their softmax and its gradient."""
+        tokens = batch_size * (context_length or self.context_length)
+        return self.num_parameters() * 16 + tokens * self.vocab_size * 3 * 4
+
+    def describe(self) -> str:
+        return f"bigram table {self.vocab_size:,} x {self.vocab_size:,}"
+
 
 class BigramLanguageModel(nn.Module):
     """The notebook's `BigramLanguageModel`: logits = token_embedding_table(idx)."""

@@ -459,7 +459,9 @@ class Workspace:
             raise WorkspaceError("There is no model to save yet: train one first.")
         folder = self.files_dir()
         step = own.trainer.state.step + 1 if own.trainer is not None else 0
-        path = folder / f"gpt-{own.config.n_layers}x{own.config.emb_dim}-step{step}.pt"
+        shape = (f"gpt-{own.config.n_layers}x{own.config.emb_dim}" if hasattr(own.config, "n_layers")
+                 else f"bigram-{own.config.vocab_size}")
+        path = folder / f"{shape}-step{step}.pt"
         with self.lock:
             if self.closed:  # a run ending after its tab closed must not leave files behind
                 raise WorkspaceError("This session has ended. Reload the page to start again.")
@@ -524,12 +526,12 @@ def measure_step_seconds(config: GPTConfig, *, batch_size: int, context_length: 
     import torch
     import torch.nn.functional as F
 
-    from .model import GPTModel
+    from .bigram import build_model
 
     context_length = min(context_length, config.context_length)
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        model = GPTModel(config)
+        model = build_model(config)  # a GPTModel, or the bigram baseline
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         x = torch.randint(0, config.vocab_size, (batch_size, context_length + 1))
         inputs, targets = x[:, :-1], x[:, 1:]

@@ -9,12 +9,16 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from gpt_core.babygpt import BABYGPT_TRAIN
+from gpt_core.bigram import BigramConfig
 from gpt_core.config import GPTConfig, PRESETS, TrainConfig
 
 # Label shown in the dropdown -> preset name in gpt_core.config.PRESETS ("custom": the fields).
 PRESET_CHOICES = {
     "Fast demo: 2 layers, GPT-2 BPE (seconds)": "demo",
     "Characters: 4 layers, character tokens": "char",
+    "BabyGPT notebook: 4 layers, characters, random windows": "babygpt",
+    "Bigram baseline (BabyGPT notebook): a lookup table": "bigram",
     "The book's GPT-124M (slow on CPU)": "book-124M",
     "Custom (edit the fields below)": "custom",
 }
@@ -37,8 +41,18 @@ TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
                       eval_iter=5, warmup_steps=0, cosine=False, grad_clip=0.0, label_smoothing=0.0,
                       seed=123, start_context="Every effort moves you", stride=0),
 }
+# The BabyGPT notebook (gpt_core/babygpt.py): iterations over random windows, 80/20 split of
+# the characters; its bigram baseline trains the same way at lr 1e-2.
+_NOTEBOOK = dict(num_epochs=1, batch_size=BABYGPT_TRAIN["batch_size"], learning_rate=BABYGPT_TRAIN["learning_rate"],
+                 weight_decay=BABYGPT_TRAIN["weight_decay"], eval_freq=BABYGPT_TRAIN["eval_freq"],
+                 eval_iter=BABYGPT_TRAIN["eval_iter"], warmup_steps=0, cosine=False, grad_clip=0.0,
+                 label_smoothing=0.0, seed=123, start_context=BABYGPT_TRAIN["start_context"], stride=0,
+                 iterations=BABYGPT_TRAIN["max_steps"])
+TRAIN_DEFAULTS["babygpt"] = _NOTEBOOK
+TRAIN_DEFAULTS["bigram"] = dict(_NOTEBOOK, learning_rate=1e-2)
 TRAIN_FIELDS = ("num_epochs", "batch_size", "learning_rate", "weight_decay", "eval_freq", "eval_iter",
-                "warmup_steps", "cosine", "grad_clip", "label_smoothing", "seed", "start_context", "stride")
+                "warmup_steps", "cosine", "grad_clip", "label_smoothing", "seed", "start_context", "stride",
+                "iterations")
 MODEL_FIELDS = ("context_length", "emb_dim", "n_heads", "n_layers", "drop_rate", "qkv_bias")
 
 
@@ -54,9 +68,9 @@ def preset_fields(label: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     name = preset_name(label)
     if name == "custom":
         raise ValueError("Custom keeps the fields as they are.")
-    preset = PRESETS[name]
+    preset = PRESETS["babygpt" if name == "bigram" else name]  # the bigram's fields stay the notebook's
     model = {k: getattr(preset.config, k) for k in MODEL_FIELDS}
-    return model, dict(TRAIN_DEFAULTS[name]), preset.tokenizer
+    return model, {"iterations": 0, **TRAIN_DEFAULTS[name]}, preset.tokenizer
 
 
 def _whole(value: Any, name: str, lo: int, hi: int) -> int:
@@ -83,7 +97,7 @@ def _real(value: Any, name: str, lo: float, hi: float, *, lo_open: bool = False)
 @dataclass(frozen=True)
 class RunSpec:
     """Everything a training run needs, checked."""
-    model: GPTConfig  # vocab_size filled from the tokenizer
+    model: GPTConfig | BigramConfig  # vocab_size filled from the tokenizer
     train: TrainConfig
     tokenizer: str
     preset: str
@@ -92,7 +106,7 @@ class RunSpec:
 def build_spec(*, tokenizer: str, vocab_size: int, preset_label: str, context_length, emb_dim,
                n_heads, n_layers, drop_rate, qkv_bias, num_epochs, batch_size, learning_rate,
                weight_decay, eval_freq, eval_iter, warmup_steps, cosine, grad_clip, label_smoothing,
-               seed, start_context, stride, tie_weights: bool | None = None) -> RunSpec:
+               seed, start_context, stride, tie_weights: bool | None = None, iterations=0) -> RunSpec:
     """UI values -> (GPTConfig, TrainConfig). Ranges are what a 2-core server can train."""
     preset = preset_name(preset_label)
     if tokenizer not in ("gpt2", "char"):
@@ -111,6 +125,11 @@ def build_spec(*, tokenizer: str, vocab_size: int, preset_label: str, context_le
         tie_weights = False
     model = GPTConfig(vocab_size=vocab_size, context_length=ctx, emb_dim=emb, n_heads=heads,
                       n_layers=layers, drop_rate=drop, qkv_bias=bool(qkv_bias), tie_weights=bool(tie_weights))
+    if preset == "bigram":  # the notebook's baseline: one vocab x vocab table, windows of `ctx`
+        model = BigramConfig(vocab_size=vocab_size, context_length=ctx)
+    iters = _whole(iterations, "Iterations", 0, 1_000_000) if iterations not in (None, "") else 0
+    # Iterations > 0: the notebook's random windows over an 80/20 split of the tokens.
+    batching = dict(batching="random_windows", max_steps=iters, train_ratio=0.8) if iters else {}
     stride_value = _whole(stride, "Stride", 0, 1024) if stride not in (None, "") else 0
     warmup = _whole(warmup_steps, "Warmup steps", 0, 100_000)
     clip = _real(grad_clip or 0, "Gradient clipping", 0.0, 1000.0)
@@ -133,5 +152,6 @@ def build_spec(*, tokenizer: str, vocab_size: int, preset_label: str, context_le
         seed=seed_value,
         start_context=start_context,
         stride=stride_value or None,
+        **batching,
     )
     return RunSpec(model=model, train=train, tokenizer=tokenizer, preset=preset)

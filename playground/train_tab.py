@@ -49,13 +49,14 @@ def _spec(ws: Workspace, tokenizer_label, preset_label, *fields):
     vocab = ws.tokenizer(kind).n_vocab
     (context_length, emb_dim, n_heads, n_layers, drop_rate, qkv_bias, num_epochs, batch_size,
      learning_rate, weight_decay, eval_freq, eval_iter, warmup_steps, cosine, grad_clip,
-     label_smoothing, seed, start_context, stride) = fields
+     label_smoothing, seed, start_context, stride, iterations) = fields
     return build_spec(tokenizer=kind, vocab_size=vocab, preset_label=preset_label,
                       context_length=context_length, emb_dim=emb_dim, n_heads=n_heads, n_layers=n_layers,
                       drop_rate=drop_rate, qkv_bias=qkv_bias, num_epochs=num_epochs, batch_size=batch_size,
                       learning_rate=learning_rate, weight_decay=weight_decay, eval_freq=eval_freq,
                       eval_iter=eval_iter, warmup_steps=warmup_steps, cosine=cosine, grad_clip=grad_clip,
-                      label_smoothing=label_smoothing, seed=seed, start_context=start_context, stride=stride)
+                      label_smoothing=label_smoothing, seed=seed, start_context=start_context, stride=stride,
+                      iterations=iterations)
 
 
 def _duration(seconds: float | None) -> str:
@@ -85,12 +86,20 @@ def estimate(ws: Workspace, tokenizer_label, preset_label, *fields) -> str:
         f"{stats.train_batches:,} batches per epoch × {tc.num_epochs} epochs = "
         f"{stats.train_batches * tc.num_epochs:,} steps",
     ]
+    random_windows = tc.batching == "random_windows"
+    if random_windows:  # the BabyGPT notebook: one pass of iterations, no epochs
+        lines[1] = (f"{tc.max_steps:,} iterations, each over {tc.batch_size} windows at random starts "
+                    f"(80/20 split of the tokens); loss estimated every {tc.eval_freq:,} over "
+                    f"{tc.eval_iter:,} random batches of each split")
     key = (cfg, tc.batch_size)
     seconds = ws.step_seconds.get(key)
     if seconds is None and params <= AUTO_MEASURE_MAX_PARAMS and params <= ws.limits.max_train_parameters:
         seconds = ws.step_seconds[key] = measure_step_seconds(cfg, batch_size=tc.batch_size, steps=1,
                                                               context_length=cfg.context_length)
-    if seconds is not None:
+    if seconds is not None and random_windows:
+        lines.append(f"Measured here: {seconds * 1000:,.0f} ms a step → about "
+                     f"**{_duration(seconds * tc.max_steps)}** for the iterations (plus evaluation)")
+    elif seconds is not None:
         per_epoch = seconds * stats.train_batches
         lines.append(f"Measured here: {seconds * 1000:,.0f} ms a step → about **{_duration(per_epoch)} per "
                      f"epoch**, {_duration(per_epoch * tc.num_epochs)} in all (plus evaluation)")
@@ -152,10 +161,30 @@ def _metrics(ws: Workspace, last_step: StepEvent | None, last_eval: EvalEvent | 
                if math.isfinite(last_eval.val_loss) else "val loss n/a (validation text too short)")
         parts.append(val)
     hint = ws.history.overfitting_hint()
-    text = " · ".join(parts)
+    text = " · ".join(parts) + _runs_compared(ws)
     if hint:
         text += f"\n\n⚠️ **{hint}** Stop here, or add data, dropout or weight decay."
     return text
+
+
+def _record_run(ws: Workspace, own, trainer) -> None:
+    """Keep each run's last losses, so runs on the same text read side by side (the bigram
+    baseline beside BabyGPT: how much attention buys over a lookup table)."""
+    st = trainer.state
+    if not st.val_losses:
+        return
+    runs = ws.ui.setdefault("finished_runs", {})
+    runs[id(trainer)] = (own.label, own.corpus_name, st.step + 1, st.val_losses[-1])
+    for key in list(runs)[:-6]:  # a few recent runs are enough to compare
+        del runs[key]
+
+
+def _runs_compared(ws: Workspace) -> str:
+    runs = [r for r in ws.ui.get("finished_runs", {}).values() if r[1] == ws.corpus_name]
+    if len(runs) < 2:
+        return ""
+    return "\n\nRuns on this text, last validation loss: " + " · ".join(
+        f"{html.escape(label)} **{val:.3f}** ({steps:,} steps)" for label, _, steps, val in runs)
 
 
 class _View:
@@ -232,6 +261,7 @@ def _drive(ws: Workspace, job, view: _View):
         view.status += " Press **Resume** to continue."
     else:
         view.status = f"Training failed: {error}"
+    _record_run(ws, own, trainer)
     download = ws.save_checkpoint() if _small_enough_to_autosave(own) else None
     ws.ui["view"] = view
     yield view.outputs(running=False, download=download)
@@ -303,6 +333,7 @@ def after_stop(ws: Workspace):
     if own is None or own.trainer is None:
         return (gr.update(),) * 5 + (gr.update(), gr.update(interactive=True), gr.update())
     st = own.trainer.state
+    _record_run(ws, own, own.trainer)
     if own.trainer.finished:
         view.status = f"Done: {st.step + 1:,} steps. Try your model in **Generate**."
         view.progress = dict(view.progress, fraction=1.0, state="done")
@@ -333,7 +364,8 @@ def upload_checkpoint(ws: Workspace, path):
     ws.require_idle("load a checkpoint")
     own, note = ws.load_checkpoint(str(path))
     cfg = own.config
-    status = (f"Loaded **{own.label}**: {cfg.n_layers} layers × {cfg.emb_dim}, context "
+    shape = f"{cfg.n_layers} layers × {cfg.emb_dim}" if hasattr(cfg, "n_layers") else cfg.describe()
+    status = (f"Loaded **{own.label}**: {shape}, context "
               f"{cfg.context_length}, vocabulary {cfg.vocab_size:,} ({format_count(cfg.num_parameters())} "
               f"parameters). {note}")
     return status, status, _figure(ws), gr.update(value=None, interactive=False), \

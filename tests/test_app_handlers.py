@@ -36,7 +36,7 @@ def ui_fields(**overrides) -> list:
     values = dict(context_length=16, emb_dim=32, n_heads=2, n_layers=2, drop_rate=0.1, qkv_bias=False,
                   num_epochs=2, batch_size=8, learning_rate=3e-3, weight_decay=0.1, eval_freq=4,
                   eval_iter=2, warmup_steps=0, cosine=False, grad_clip=0, label_smoothing=0, seed=123,
-                  start_context="I had", stride=0)
+                  start_context="I had", stride=0, iterations=0)
     values.update(overrides)
     return [values[k] for k in (*MODEL_FIELDS, *TRAIN_FIELDS)]
 

@@ -369,3 +369,46 @@ def test_bigram_checkpoint_resumes_exactly_through_prepare_training(lunyu, tmp_p
     assert second[-1].val_losses == straight[-1].val_losses
     with pytest.raises(ValueError, match="same seed"):
         prepare_training(text, config=config.replace(seed=6), resume=path)
+
+
+# --- the Train tab: preset, iterations, the bigram beside BabyGPT -----------------------------------
+def _ui_values(**overrides):
+    from playground.options import MODEL_FIELDS, TRAIN_FIELDS
+    values = dict(context_length=16, emb_dim=32, n_heads=2, n_layers=1, drop_rate=0.0, qkv_bias=False,
+                  num_epochs=1, batch_size=4, learning_rate=1e-2, weight_decay=0.01, eval_freq=5, eval_iter=2,
+                  warmup_steps=0, cosine=False, grad_clip=0, label_smoothing=0, seed=123, start_context="子曰",
+                  stride=0, iterations=6)
+    values.update(overrides)
+    return [values[k] for k in (*MODEL_FIELDS, *TRAIN_FIELDS)]
+
+
+def test_train_tab_babygpt_preset_and_bigram_side_by_side():
+    from gpt_core.workspace import Workspace
+    from playground import train_tab
+    from playground.options import PRESET_LABELS, START_FROM, build_spec, preset_fields
+
+    model, train, tok = preset_fields(PRESET_LABELS["babygpt"])
+    assert tok == "char" and train["iterations"] == 3000 and model["n_layers"] == 4
+    spec = build_spec(tokenizer="char", vocab_size=100, preset_label=PRESET_LABELS["babygpt"], **model, **train)
+    assert (spec.train.batching, spec.train.max_steps, spec.train.train_ratio) == ("random_windows", 3000, 0.8)
+    spec = build_spec(tokenizer="char", vocab_size=100, preset_label=PRESET_LABELS["bigram"], **model,
+                      **dict(train, iterations=0))
+    assert spec.model == BigramConfig(vocab_size=100, context_length=64) and spec.train.batching == "epochs"
+    with pytest.raises(ValueError, match="Iterations"):
+        build_spec(tokenizer="char", vocab_size=100, preset_label=PRESET_LABELS["babygpt"], **model,
+                   **dict(train, iterations=-5))
+
+    ws = Workspace("babygpt-test")
+    try:
+        ws.set_text((ASSETS / "lunyu.txt").read_text(encoding="utf-8")[:6000], name="论语")
+        assert "6 iterations, each over 4 windows at random starts" in train_tab.estimate(
+            ws, "Characters", PRESET_LABELS["bigram"], *_ui_values())
+        for preset in ("bigram", "babygpt"):
+            outputs = list(train_tab.train(ws, "Characters", PRESET_LABELS[preset], *_ui_values(), START_FROM[0]))
+            assert ws.own.trainer.state.step + 1 == 6
+        assert isinstance(ws.own.trainer.schedule, RandomWindowSchedule)
+        metrics = outputs[-1][3]
+        assert "a new bigram model **" in metrics and "a new babygpt model **" in metrics
+        assert ws.save_checkpoint().rsplit("/", 1)[-1].startswith("gpt-1x32")
+    finally:
+        ws.close()
