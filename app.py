@@ -134,10 +134,12 @@ def build_app() -> gr.Blocks:
                         # any value passes here and models.resolve() checks it on the server.
                         gen_model = gr.Dropdown([], label="Model", allow_custom_value=True)
                         prompt = gr.Textbox("Every effort moves you", label="Prompt", lines=3)
-                        max_new = gr.Slider(1, LIMITS.max_new_tokens, value=50, step=1, label="Max new tokens")
-                        temperature = gr.Slider(0, 2, value=1.0, step=0.05, label="Temperature (0 = greedy)")
-                        top_k = gr.Slider(0, 200, value=25, step=1, label="Top-k (0 = off)")
-                        top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p (1 = off)")
+                        max_new = gr.Slider(1, LIMITS.max_new_tokens, value=50, step=1, label="Max new tokens",
+                                            elem_id="max-new")
+                        temperature = gr.Slider(0, 2, value=1.0, step=0.05, label="Temperature (0 = greedy)",
+                                                elem_id="temperature")
+                        top_k = gr.Slider(0, 200, value=25, step=1, label="Top-k (0 = off)", elem_id="top-k")
+                        top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p (1 = off)", elem_id="top-p")
                         with gr.Row():
                             gen_seed = gr.Number(123, label="Seed (empty = random)", precision=0)
                             stop_eot = gr.Checkbox(True, label="Stop at end-of-text")
@@ -154,7 +156,8 @@ def build_app() -> gr.Blocks:
                                 "logits. Move the temperature and see how the probabilities and the counts "
                                 "of 1,000 draws change.")
                     with gr.Row():
-                        lab_temp = gr.Slider(0.05, 5, value=1.0, step=0.05, label="Temperature", scale=2)
+                        lab_temp = gr.Slider(0.05, 5, value=1.0, step=0.05, label="Temperature", scale=2,
+                                             elem_id="lab-temperature")
                         lab_draws = gr.Number(1000, label="Draws", precision=0, scale=1)
                         lab_seed = gr.Number(123, label="Seed", precision=0, scale=1)
                     lab_chart = gr.Plot(label="Sampling lab", elem_id="lab-chart")
@@ -167,8 +170,9 @@ def build_app() -> gr.Blocks:
                         download_btn = gr.Button("Download and load", variant="primary", elem_id="gpt2-download")
                         with gr.Accordion("Offline? Import from a folder or upload", open=False):
                             gr.Markdown(gpt2_tab.import_help())
-                            folder = gr.Textbox(label="Folder on the server", placeholder=gpt2_tab.example_folder())
-                            folder_btn = gr.Button("Import from folder")
+                            folder = gr.Textbox(label="Folder on the server", elem_id="gpt2-folder",
+                                                placeholder=gpt2_tab.example_folder())
+                            folder_btn = gr.Button("Import from folder", elem_id="gpt2-folder-btn")
                             gpt2_files = gr.File(label="Upload the files (.safetensors, or the 7 files of OpenAI's release)",
                                                  file_count="multiple", type="filepath", height=120)
                     with gr.Column(scale=2):
@@ -273,15 +277,16 @@ def build_app() -> gr.Blocks:
         gen_stop.click(None, None, None, cancels=[gen_event], api_name=False)
         cand_btn.click(bind(generate_tab.candidates), cand_inputs, cand_chart, api_name="candidates",
                        concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency)
+        # .input: dragging a slider or typing its value, not programmatic updates.
         for slider in (temperature, top_k, top_p):
-            slider.release(bind(generate_tab.candidates), cand_inputs, cand_chart, api_name=False,
-                           concurrency_id="generate", trigger_mode="always_last", show_progress="hidden")
+            slider.input(bind(generate_tab.candidates_or_note), cand_inputs, cand_chart, api_name=False,
+                         concurrency_id="generate", trigger_mode="always_last", show_progress="hidden")
         lab_inputs = [lab_temp, lab_draws, lab_seed]
-        demo.load(generate_tab.sampling_lab, lab_inputs, lab_chart, api_name=False)
-        lab_temp.release(generate_tab.sampling_lab, lab_inputs, lab_chart, api_name="sampling_lab",
-                         trigger_mode="always_last", show_progress="hidden")
+        demo.load(guard(generate_tab.sampling_lab), lab_inputs, lab_chart, api_name=False)
+        lab_temp.input(guard(generate_tab.sampling_lab), lab_inputs, lab_chart, api_name="sampling_lab",
+                       trigger_mode="always_last", show_progress="hidden")
         for box in (lab_draws, lab_seed):
-            box.submit(generate_tab.sampling_lab, lab_inputs, lab_chart, api_name=False)
+            box.submit(guard(generate_tab.sampling_lab), lab_inputs, lab_chart, api_name=False)
 
         # GPT-2
         gpt2_outputs = [gpt2_status, gpt2_info]

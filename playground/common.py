@@ -187,6 +187,19 @@ def return_freed_memory_promptly(threshold_bytes: int = 4 << 20) -> bool:
         return False
 
 
+def guard(fn):
+    """A handler that needs no session: only its errors turned into readable messages."""
+    def handler(*values):
+        try:
+            return fn(*values)
+        except Exception as exc:
+            raise to_gr_error(exc) from None
+    handler.__name__ = fn.__name__
+    handler.__doc__ = fn.__doc__
+    handler.__signature__ = inspect.signature(fn)
+    return handler
+
+
 def release_session(request: gr.Request) -> None:
     """The browser tab closed: stop its run and free its memory."""
     session_id = getattr(request, "session_hash", None)

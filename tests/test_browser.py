@@ -1,0 +1,145 @@
+"""The playground in a real browser (Playwright driving Debian's Chromium, headless).
+
+Loads the page, trains the demo preset and watches the loss chart gain points while the run
+is still going, stops it, generates with moved sliders, opens every tab. Screenshots of each
+tab go to test-artifacts/screenshots/ and the measured timings to test-artifacts/timings.json.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+from app_server import ROOT, running_app  # noqa: E402
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = ROOT / "test-artifacts"
+SHOTS = ARTIFACTS / "screenshots"
+TIMINGS: dict[str, float] = {}
+
+# The loss chart's traces, read from Plotly's own data on the page.
+POINTS_JS = """() => {
+  const el = document.querySelector('#loss-chart .js-plotly-plot');
+  if (!el || !el.data) return -1;
+  const t = el.data.find(t => t.name === 'Validation loss');
+  return t && t.x ? t.x.length : 0;
+}"""
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    with running_app(tmp_path_factory.mktemp("browser-app")) as info:
+        TIMINGS["seconds_from_launch_to_page_served"] = round(info["seconds_to_serve"], 2)
+        yield info
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "timings.json").write_text(json.dumps(TIMINGS, indent=2))
+
+
+@pytest.fixture(scope="module")
+def page(app):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        page.goto(app["url"])
+        yield page
+        browser.close()
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def test_page_opens_on_the_verdict_with_what_the_model_sees(page):
+    page.get_by_text("Characters per token").wait_for()
+    body = page.inner_text("body")
+    assert "The Verdict (Edith Wharton)" in body and "5,145" in body and "20,479" in body
+    assert page.locator(".token-view span").count() >= 300
+    shot(page, "1-data")
+
+
+def test_training_draws_the_chart_while_it_runs_then_stops(page):
+    open_tab(page, "2 · Train")
+    page.get_by_text("parameters").first.wait_for()
+    assert page.evaluate(POINTS_JS) == 0
+    start = time.monotonic()
+    page.locator("#train-btn").click()
+    page.wait_for_function(f"({POINTS_JS})() >= 1", timeout=120_000)
+    TIMINGS["seconds_from_train_click_to_first_chart_point"] = round(time.monotonic() - start, 2)
+    first = page.evaluate(POINTS_JS)
+    page.wait_for_function(f"({POINTS_JS})() >= {first + 2}", timeout=120_000)
+    # Still running: more points arrived while the Train button stays disabled.
+    assert page.locator("#train-btn").is_disabled()
+    assert "Training" in page.inner_text("#train-status")
+    fraction = float(page.locator(".run-progress-fill").get_attribute("data-fraction"))
+    assert 0 < fraction < 1
+    shot(page, "2-train-running")
+    page.locator("#stop-btn").click()
+    page.wait_for_function("() => document.querySelector('#train-status').innerText.includes('Stopped after step')",
+                           timeout=60_000)
+    page.wait_for_function("() => !document.querySelector('#resume-btn').disabled")
+    assert not page.locator("#train-btn").is_disabled()
+    n = page.evaluate(POINTS_JS)
+    page.wait_for_timeout(1500)
+    assert page.evaluate(POINTS_JS) == n  # stopped: no more points
+    shot(page, "2-train-stopped")
+
+
+def test_generate_with_moved_sliders(page):
+    open_tab(page, "3 · Generate")
+    # The tab opening fills the model list and draws the candidates for the prompt.
+    page.wait_for_function("() => document.querySelector('#candidates-chart .js-plotly-plot') !== null")
+    for slider, value in (("#temperature", "0.7"), ("#top-k", "10"), ("#top-p", "0.9"), ("#max-new", "30")):
+        box = page.locator(f"{slider} input[type=number]")
+        box.fill(value)
+        box.press("Enter")
+    page.locator("#generate-btn").click()
+    output = page.locator("#generate-output textarea")
+    page.wait_for_function(
+        "() => document.querySelector('#generate-output textarea').value.length > 'Every effort moves you'.length")
+    assert output.input_value().startswith("Every effort moves you")
+    # After generating, the candidates chart is redrawn under the moved sliders.
+    title = ("() => [...document.querySelectorAll('#candidates-chart .gtitle')]"
+             ".some(t => t.textContent.includes('temperature 0.7, top-k 10, top-p 0.9'))")
+    try:
+        page.wait_for_function(title, timeout=120_000)
+    finally:
+        shot(page, "3-generate")
+    lab = page.locator("#lab-temperature input[type=number]")
+    lab.fill("3")
+    lab.press("Enter")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#lab-chart .annotation-text')].some(t => t.textContent.includes('temperature 3'))")
+    shot(page, "3-generate-lab")
+
+
+def test_gpt2_tab_explains_sizes_and_refuses_folders_outside_the_models_folder(page):
+    open_tab(page, "4 · GPT-2")
+    assert "1558M" in page.inner_text("body") and "124.4M" in page.inner_text("body")
+    page.get_by_text("Offline? Import from a folder or upload").click()
+    page.locator("#gpt2-folder textarea, #gpt2-folder input").first.fill("/etc")
+    page.locator("#gpt2-folder-btn").click()
+    page.get_by_text("imports only from").first.wait_for()
+    shot(page, "4-gpt2")
+
+
+def test_evaluate_colours_each_token(page):
+    open_tab(page, "5 · Evaluate")
+    page.locator("#eval-btn").click()
+    page.wait_for_function("() => document.querySelectorAll('#eval-a .token-view span').length > 100")
+    assert "Perplexity" in page.inner_text("#eval-a")
+    shot(page, "5-evaluate")
