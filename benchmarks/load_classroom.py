@@ -164,6 +164,14 @@ class MemorySampler(threading.Thread):
         return max((m for t, m in self.samples if t >= since), default=float("nan"))
 
 
+def connect(url: str):
+    """A gradio_client Client as a student's tab: its own session and heartbeat. Timeouts
+    are generous because a loaded 2-core server answers slowly, which is measured, not lost."""
+    from gradio_client import Client
+
+    return Client(url, verbose=False, download_files=False, httpx_kwargs={"timeout": 300})
+
+
 # --- the API, by field labels ---------------------------------------------------------------
 class Api:
     """Build an endpoint's argument list from the app's own API description: values are
@@ -284,12 +292,12 @@ def run_student(url: str, api: Api, room: Classroom, result: StudentResult, *, u
                 think_seconds: float = 0.5) -> StudentResult:
     """One student's visit, from opening the page to closing the tab. Errors are recorded,
     never raised, so one student's failure shows in the table instead of hiding the others."""
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
     from gradio_client.utils import Status
 
     client = None
     try:
-        client = Client(url, verbose=False, download_files=False)
+        client = connect(url)
         path = upload_dir / result.name
         path.write_text(result.text, encoding="utf-8")
         summary, _warnings, _tokens, preview = client.predict(handle_file(str(path)), api_name="/upload_text")
@@ -469,12 +477,10 @@ def session_files(files_dir: Path | None) -> list[Path]:
 def run_classroom(url: str, server_pid: int, n_students: int, *, workdir: Path, chars: int = 9_000,
                   stagger_seconds: float = 0.3, files_dir: Path | None = None,
                   compute_references: bool = True, settle_seconds: float = 60.0) -> ClassroomReport:
-    from gradio_client import Client
-
     upload_dir = Path(workdir) / "uploads"
     upload_dir.mkdir(parents=True, exist_ok=True)
     idle_start = rss_mb(server_pid)
-    probe = Client(url, verbose=False, download_files=False)
+    probe = connect(url)
     api = Api.of(probe)
     probe.close()
     warm_up(url, api, upload_dir)
