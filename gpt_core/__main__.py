@@ -117,6 +117,8 @@ TRAIN_OPTIONS = [
     ("--stride", "stride", int, "sliding-window stride (default: the context length)"),
     ("--train-ratio", "train_ratio", float, "share of the text used for training"),
     ("--checkpoint-every", "checkpoint_every", int, "also save every N steps (always: each epoch, the end)"),
+    ("--batching", "batching", str, "'epochs' over sliding windows (the book) or 'random_windows': "
+     "--max-steps iterations over random windows (the BabyGPT notebook; --preset babygpt sets it)"),
 ]
 
 
@@ -155,6 +157,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 def _train_config(args: argparse.Namespace, base):
     from .config import TrainConfig
     given = {field: getattr(args, field) for _, field, _, _ in TRAIN_OPTIONS if getattr(args, field) is not None}
+    if base is None and getattr(args, "preset", None) == "babygpt" and not getattr(args, "gpt2", None):
+        from .babygpt import BABYGPT_TRAIN  # the notebook's training options come with its model
+        base = TrainConfig(**BABYGPT_TRAIN)
     if args.shuffle is not None:
         given["shuffle"] = args.shuffle
     try:

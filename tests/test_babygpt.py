@@ -14,7 +14,7 @@ from gpt_core.babygpt import (RandomBatchesSource, RandomWindows, RandomWindowSc
                               make_random_window_schedule, smoothed_targets, split_token_ids,
                               temperature_picture)
 from gpt_core.bigram import BigramConfig, BigramLanguageModel, build_model, config_from_dict
-from gpt_core.checkpoint import load_model
+from gpt_core.checkpoint import load_model, read_checkpoint
 from gpt_core.config import PRESETS, GPTConfig, TrainConfig
 from gpt_core.corpus import decode_text
 from gpt_core.generate import generate
@@ -412,3 +412,18 @@ def test_train_tab_babygpt_preset_and_bigram_side_by_side():
         assert ws.save_checkpoint().rsplit("/", 1)[-1].startswith("gpt-1x32")
     finally:
         ws.close()
+
+
+def test_cli_babygpt_preset_trains_by_random_windows(tmp_path, capsys):
+    from gpt_core.__main__ import main
+    text = tmp_path / "lunyu_gbk.txt"
+    text.write_bytes((ASSETS / "lunyu.txt").read_text(encoding="utf-8").encode("gbk"))
+    code = main(["train", "--text", str(text), "--preset", "babygpt", "--max-steps", "2", "--batch-size", "2",
+                 "--eval-iter", "1", "--eval-freq", "1", "--sample-tokens", "2", "--device", "cpu",
+                 "--out", str(tmp_path / "run")])
+    assert code == 0
+    ckpt = read_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert ckpt.train_config.batching == "random_windows" and ckpt.train_config.train_ratio == 0.8
+    assert ckpt.schedule_state["type"] == "random_windows" and ckpt.trainer_state["step"] == 1
+    assert main(["train", "--text", str(text), "--batching", "sideways"]) == 2
+    assert "--batching: batching must be" in capsys.readouterr().err
