@@ -1,0 +1,79 @@
+"""Take the README's screenshots: launch the app, train the demo preset to the end, generate,
+evaluate, and photograph every tab into docs/screenshots/ (headless Chromium).
+
+    python scripts/screenshots.py [--out docs/screenshots]
+
+Also prints the two timings the README quotes: launch to page served, Train to first point.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from app_server import running_app  # noqa: E402
+
+POINTS_JS = """() => {
+  const el = document.querySelector('#loss-chart .js-plotly-plot');
+  const t = el && el.data ? el.data.find(t => t.name === 'Validation loss') : null;
+  return t && t.x ? t.x.length : 0;
+}"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as tmp, running_app(Path(tmp), env={"PLAYGROUND_MAX_UPLOAD_MB": "50"}) as app:
+        print(f"page served {app['seconds_to_serve']:.1f} s after launch")
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=args.chromium, args=[
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(600_000)
+            page.goto(app["url"])
+            page.get_by_text("Characters per token").wait_for()
+            page.screenshot(path=str(out / "data.png"), full_page=True)
+
+            page.get_by_role("tab", name="2 · Train").click()
+            page.get_by_text("parameters").first.wait_for()
+            start = time.monotonic()
+            page.locator("#train-btn").click()
+            page.wait_for_function(f"({POINTS_JS})() >= 1")
+            print(f"first chart point {time.monotonic() - start:.1f} s after clicking Train")
+            page.wait_for_function("() => document.querySelector('#train-status').innerText.startsWith('Done')")
+            print(f"demo preset trained in {time.monotonic() - start:.0f} s")
+            page.screenshot(path=str(out / "train.png"), full_page=True)
+
+            page.get_by_role("tab", name="3 · Generate").click()
+            page.wait_for_function("() => document.querySelector('#candidates-chart .js-plotly-plot') !== null")
+            page.locator("#generate-btn").click()
+            page.wait_for_timeout(4000)
+            page.screenshot(path=str(out / "generate.png"), full_page=True)
+
+            page.get_by_role("tab", name="4 · GPT-2").click()
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(out / "gpt2.png"), full_page=True)
+
+            page.get_by_role("tab", name="5 · Evaluate").click()
+            page.wait_for_timeout(1000)
+            page.locator("#eval-btn").click()
+            page.wait_for_function("() => document.querySelectorAll('#eval-a .token-view span').length > 100")
+            page.screenshot(path=str(out / "evaluate.png"), full_page=True)
+            browser.close()
+    print(f"screenshots in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
