@@ -22,6 +22,10 @@ sizes get parameters and memory only. The load average is printed beside each ti
 on a shared machine the figures are only as good as the CPU time the run got.
 
     python benchmarks/presets.py [--epochs 1] [--only demo,char] [--demo-candidates] [--threads N]
+                                 [--compare-loss]
+
+--compare-loss times each preset twice, interleaved: with our calc_loss_batch (the fused
+output head + cross-entropy) and with the book's formula (full logits, F.cross_entropy).
 """
 from __future__ import annotations
 
@@ -36,11 +40,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 from gpt_core.config import PRESETS, GPTConfig, format_bytes, format_count  # noqa: E402
 from gpt_core.corpus import load_sample  # noqa: E402
 from gpt_core.data import create_train_val_loaders  # noqa: E402
-from gpt_core.losses import calc_loss_batch, calc_loss_loader  # noqa: E402
+from gpt_core.losses import calc_loss_batch  # noqa: E402
 from gpt_core.model import GPTModel  # noqa: E402
 from gpt_core.tokenizers import CharTokenizer, GPT2Tokenizer  # noqa: E402
 
@@ -68,16 +73,30 @@ def make_optimizer(model: torch.nn.Module) -> torch.optim.Optimizer:
         return torch.optim.AdamW(model.parameters(), lr=4e-4, weight_decay=0.1)
 
 
+def book_loss_batch(input_batch, target_batch, model, device):
+    """The book's calc_loss_batch: full logits, then cross-entropy (for --compare-loss)."""
+    logits = model(input_batch.to(device))
+    return F.cross_entropy(logits.flatten(0, 1), target_batch.to(device).flatten())
+
+
+LOSS = {"ours": calc_loss_batch, "book": book_loss_batch}
+loss_batch = calc_loss_batch
+
+
 def train_step(model, optimizer, x, y) -> None:
     optimizer.zero_grad()
-    calc_loss_batch(x, y, model, "cpu").backward()
+    loss_batch(x, y, model, "cpu").backward()
     optimizer.step()
 
 
 def evaluate(model, train_loader, val_loader) -> None:
     model.eval()
-    calc_loss_loader(train_loader, model, "cpu", num_batches=EVAL_ITER)
-    calc_loss_loader(val_loader, model, "cpu", num_batches=EVAL_ITER)
+    with torch.no_grad():
+        for loader in (train_loader, val_loader):
+            for i, (x, y) in enumerate(loader):
+                if i >= EVAL_ITER:
+                    break
+                loss_batch(x, y, model, "cpu").item()
     model.train()
 
 
@@ -136,7 +155,7 @@ def time_extrapolated(cfg: GPTConfig, tokenizer, text: str, steps: int = 2) -> d
     model.eval()
     with evals, torch.no_grad():
         for x, y in batches[:steps]:
-            calc_loss_batch(x, y, model, "cpu")
+            loss_batch(x, y, model, "cpu")
     n = len(batches)
     evaluations = math.ceil(n / EVAL_FREQ)
     eval_batches = evaluations * (min(EVAL_ITER, n) + min(EVAL_ITER, len(val_loader)))
@@ -162,7 +181,7 @@ def row(name: str, cfg: GPTConfig, timing: dict | None, load_avg: str) -> str:
         total = timing["train_s"] + timing["eval_s"]
         timed = (f"{timing['train_s']:8.1f} {total:8.1f} {timing['cpu_s']:8.1f} {10 * total:9.0f}  "
                  f"{timing['how']:<20} load {load_avg}")
-    return f"{name:<16} {shape:<34} {params:>7} {weights:>9} {train_mem:>9} {timed}"
+    return f"{name:<22} {shape:<34} {params:>7} {weights:>9} {train_mem:>9} {timed}"
 
 
 def main() -> None:
@@ -171,6 +190,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     parser.add_argument("--only", default="", help="comma-separated preset names to time (default: all CPU presets)")
     parser.add_argument("--demo-candidates", action="store_true", help="also time alternative demo configs")
+    parser.add_argument("--compare-loss", action="store_true",
+                        help="time each preset twice, interleaved: our calc_loss_batch and the book's")
     args = parser.parse_args()
     only = set(filter(None, args.only.split(",")))
     if args.threads:
@@ -179,26 +200,35 @@ def main() -> None:
     text = load_sample()
     print(f"The Verdict: {len(text):,} characters; batch 2, stride = context, 90/10 split; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
-    header = (f"{'preset':<16} {'shape':<34} {'params':>7} {'weights':>9} {'train mem':>9} "
+    header = (f"{'preset':<22} {'shape':<34} {'params':>7} {'weights':>9} {'train mem':>9} "
               f"{'train s':>8} {'+eval s':>8} {'cpu s':>8} {'10 ep s':>9}  how")
     print(header)
     print("-" * len(header))
+    global loss_batch
+    losses = ("ours", "book") if args.compare_loss else ("ours",)
     for name, preset in PRESETS.items():
-        cfg, timing, load_avg = preset.config, None, ""
-        if trainable_on_cpu(name) and (not only or name in only):
-            tokenizer = corpus_and_tokenizer(preset.tokenizer, text)
-            cfg = cfg.replace(vocab_size=tokenizer.n_vocab)
+        cfg = preset.config
+        if not (trainable_on_cpu(name) and (not only or name in only)):
+            print(row(name, cfg, None, ""), flush=True)
+            continue
+        tokenizer = corpus_and_tokenizer(preset.tokenizer, text)
+        cfg = cfg.replace(vocab_size=tokenizer.n_vocab)
+        for loss in losses:
+            loss_batch = LOSS[loss]
             if name == "book-124M":
                 timing = time_extrapolated(cfg, tokenizer, text)
             else:
                 timing = time_whole_epochs(cfg, tokenizer, text, args.epochs)
-            load_avg = load()
-        print(row(name, cfg, timing, load_avg), flush=True)
+            label = name if len(losses) == 1 else f"{name} ({loss} loss)"
+            print(row(label, cfg, timing, load()), flush=True)
     if args.demo_candidates:
         print("\ndemo candidates (GPT-2 BPE, tied):")
         for name, cfg in DEMO_CANDIDATES.items():
-            timing = time_whole_epochs(cfg, GPT2Tokenizer(), text, args.epochs)
-            print(row(name, cfg, timing, load()), flush=True)
+            for loss in losses:
+                loss_batch = LOSS[loss]
+                timing = time_whole_epochs(cfg, GPT2Tokenizer(), text, args.epochs)
+                label = name if len(losses) == 1 else f"{name} ({loss})"
+                print(row(label, cfg, timing, load()), flush=True)
     print("\nparams: sum(p.numel()) as the book counts (tied head once); weights: float32; "
           "train mem: estimate at batch 2 (weights, grads, AdamW moments, activations);\n"
           "train s: one epoch of optimizer steps (wall); +eval s: with the book's evaluation every 5 steps;\n"
