@@ -373,15 +373,30 @@ def run_student(url: str, api: Api, room: Classroom, result: StudentResult, *, u
 def reference_first_step(text: str) -> dict[str, Any]:
     """First batch loss, first evaluation and number of steps of a demo run on `text` with
     TRAIN_OPTIONS, computed in this process with the app's own option parsing."""
-    from gpt_core.train_events import EvalEvent, StepEvent
-    from gpt_core.workspace import Workspace
-    from playground.options import DEFAULT_PRESET_LABEL, build_spec, preset_fields
+    from playground.options import DEFAULT_PRESET_LABEL, preset_fields
 
     model, train, tok_kind = preset_fields(DEFAULT_PRESET_LABEL)
     train.update(num_epochs=TRAIN_OPTIONS["Epochs"], batch_size=TRAIN_OPTIONS["Batch size"],
                  eval_freq=TRAIN_OPTIONS["Evaluate every"], eval_iter=TRAIN_OPTIONS["Evaluation batches"],
                  seed=TRAIN_OPTIONS["Seed"])
     model.update(drop_rate=TRAIN_OPTIONS["drop_rate"], qkv_bias=False)
+    import torch
+
+    threads = torch.get_num_threads()
+    # One thread: this runs beside a busy server on a shared machine, where a second
+    # spinning thread costs more than it gives. The numbers are the same (checked).
+    torch.set_num_threads(1)
+    try:
+        return _reference_first_step(text, model, train, tok_kind)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _reference_first_step(text: str, model: dict[str, Any], train: dict[str, Any], tok_kind: str) -> dict[str, Any]:
+    from gpt_core.train_events import EvalEvent, StepEvent
+    from gpt_core.workspace import Workspace
+    from playground.options import DEFAULT_PRESET_LABEL, build_spec
+
     ws = Workspace()
     ws.set_text(text, name="reference")
     spec = build_spec(tokenizer=tok_kind, vocab_size=ws.tokenizer(tok_kind).n_vocab,
@@ -412,6 +427,7 @@ class ClassroomReport:
     session_files_left: int
     references: dict[int, dict[str, Any]] = field(default_factory=dict)
     load_average: tuple[float, float, float] = (math.nan, math.nan, math.nan)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds spent in each phase
 
     def generation_latencies(self, *, during_training: bool | None = True) -> list[float]:
         return [s for r in self.students for _, s, busy, _ in r.generations
@@ -476,15 +492,21 @@ def session_files(files_dir: Path | None) -> list[Path]:
 
 def run_classroom(url: str, server_pid: int, n_students: int, *, workdir: Path, chars: int = 9_000,
                   stagger_seconds: float = 0.3, files_dir: Path | None = None,
-                  compute_references: bool = True, settle_seconds: float = 60.0) -> ClassroomReport:
+                  compute_references: bool = True, settle_seconds: float = 60.0,
+                  max_generations: int = 40, think_seconds: float = 0.5) -> ClassroomReport:
     upload_dir = Path(workdir) / "uploads"
     upload_dir.mkdir(parents=True, exist_ok=True)
     idle_start = rss_mb(server_pid)
+    phases: dict[str, float] = {}
+    t = time.monotonic()
     probe = connect(url)
     api = Api.of(probe)
     probe.close()
     warm_up(url, api, upload_dir)
+    phases["warm-up"] = time.monotonic() - t
+    t = time.monotonic()
     baseline = settle(server_pid, seconds=settle_seconds, files_dir=files_dir)
+    phases["settle before"] = time.monotonic() - t
 
     sampler = MemorySampler(server_pid)
     sampler.start()
@@ -493,7 +515,8 @@ def run_classroom(url: str, server_pid: int, n_students: int, *, workdir: Path, 
     results = [StudentResult(i, name, text) for i, (name, text) in enumerate(texts)]
     turns = [threading.Event() for _ in results]
     threads = [threading.Thread(target=run_student, args=(url, api, room, r),
-                                kwargs=dict(upload_dir=upload_dir, train_turn=turns[i]), daemon=True)
+                                kwargs=dict(upload_dir=upload_dir, train_turn=turns[i], think_seconds=think_seconds,
+                                            max_generations=max_generations), daemon=True)
                for i, r in enumerate(results)]
     t0 = time.monotonic()
     for th in threads:
@@ -507,15 +530,19 @@ def run_classroom(url: str, server_pid: int, n_students: int, *, workdir: Path, 
     for th in threads:
         th.join()
     seconds = time.monotonic() - t0
+    t = time.monotonic()
     final = settle(server_pid, seconds=settle_seconds, files_dir=files_dir)
+    phases["settle after"] = time.monotonic() - t
     sampler.stop()
     peak = max(sampler.peak(), baseline)
     left = len(session_files(files_dir))
     report = ClassroomReport(results, baseline_mb=baseline, peak_mb=peak, final_mb=final,
                              idle_start_mb=idle_start, seconds=seconds, session_files_left=left,
-                             load_average=os.getloadavg())
+                             load_average=os.getloadavg(), phases=phases)
     if compute_references:
+        t = time.monotonic()
         report.references = {r.index: reference_first_step(r.text) for r in results}
+        phases["references"] = time.monotonic() - t
     return report
 
 
@@ -606,6 +633,7 @@ def format_table(report: ClassroomReport, settings: dict[str, Any]) -> str:
         "settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()),
         f"generation latency = one /generate call of {GEN_TOKENS} tokens while other students' trainings "
         f"were queued or running (p95 over all generations: {row['gen_all_p95']:.2f} s)",
+        "phases (s): " + ", ".join(f"{k} {v:.1f}" for k, v in report.phases.items()),
     ]
     return "\n".join(lines)
 
