@@ -91,6 +91,8 @@ class RunHistory:
     samples: deque = field(default_factory=deque)
     num_epochs: int | None = None
     tokens_per_epoch: int | None = None
+    # Set when the trainer itself flags overfitting (`EvalEvent.overfitting`).
+    flagged: bool = False
 
     def add_eval(self, step: int, tokens_seen: int, train_loss: float, val_loss: float) -> None:
         self.eval_steps.append(int(step))
@@ -136,7 +138,7 @@ class RunHistory:
         train_falling = recent[-1][0] < recent[0][0]
         best_val = min(b for _, b in finite)
         gap = finite[-1][1] - finite[-1][0]
-        if val_rising and train_falling:
+        if (val_rising and train_falling) or self.flagged:
             return ("Overfitting: validation loss has risen for "
                     f"{patience} evaluations while training loss keeps falling.")
         if gap > 1.0 and finite[-1][1] > best_val + 0.05:

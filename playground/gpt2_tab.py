@@ -87,7 +87,8 @@ def _loaded(key: str) -> tuple[str, str]:
 
 
 def _offline_message(size: str, exc: Exception) -> str:
-    return (f"Could not download GPT-2 {size}: {exc}. If this server has no internet, copy the "
+    reason = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else type(exc).__name__
+    return (f"Could not download GPT-2 {size} ({reason[:160]}). If this server has no internet, copy the "
             f"release files into {models_dir() / size} and press Download again (it finds them), or "
             f"use *Import from a folder* / upload below.")
 
@@ -104,10 +105,11 @@ def download(ws: Workspace, progress, size: str):
     key = gpt2_key(size)
 
     def report(p) -> None:
+        desc = f"{p.status} {p.file}" + (f": {p.message[:120]}" if p.status in ("retrying", "waiting") else "")
         if p.total:
-            progress((p.done, p.total), desc=f"{p.status} {p.file}", unit="bytes")
+            progress((p.done, p.total), desc=desc, unit="bytes")
         else:
-            progress(None, desc=f"{p.status} {p.file}")
+            progress(None, desc=desc)
 
     def loader():
         progress(0, desc=f"looking for GPT-2 {size}")

@@ -233,6 +233,7 @@ def _drive(ws: Workspace, job, view: _View):
             }
         elif isinstance(ev, EvalEvent):
             ws.history.add_eval(ev.step, ev.tokens_seen, ev.train_loss, ev.val_loss)
+            ws.history.flagged = ws.history.flagged or ev.overfitting
             view.last_eval = ev
             force = True
         elif isinstance(ev, SampleEvent):

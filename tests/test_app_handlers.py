@@ -59,6 +59,19 @@ def ws(verdict_text) -> Workspace:
     w.close()
 
 
+@pytest.fixture(scope="module")
+def trained_ws(verdict_text) -> Workspace:
+    """One session with a model trained for an epoch, shared by the tests that only read it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    w = Workspace("trained-session", limits=Limits(max_corpus_chars=100_000))
+    w.set_text(verdict_text[:2000], name="verdict excerpt")
+    trained(w, num_epochs=1)
+    torch.set_num_threads(threads)
+    yield w
+    w.close()
+
+
 def run_to_end(gen) -> list:
     return list(gen)
 
@@ -226,12 +239,12 @@ def test_the_run_history_stays_bounded_and_flags_overfitting():
 
 
 # --- generation and evaluation ---------------------------------------------------------------
-def test_greedy_generation_streams_the_books_tokens(ws):
+def test_greedy_generation_streams_the_books_tokens(trained_ws):
     from llms_from_scratch.ch05 import generate
 
-    trained(ws, num_epochs=1)
+    ws = trained_ws
     tok, model = ws.own.tokenizer, ws.own.model.eval()
-    pieces = list(generate_tab.generate_text(ws, OWN, "I had", 20, 0, 0, 1.0, None, True))
+    pieces = list(generate_tab.generate_text(trained_ws, OWN, "I had", 20, 0, 0, 1.0, None, True))
     ids = torch.tensor([tok.encode("I had")])
     with torch.no_grad():
         book = generate(model, ids, max_new_tokens=20, context_size=16, temperature=0.0)
@@ -244,10 +257,9 @@ def test_greedy_generation_streams_the_books_tokens(ws):
     (("", 20, 1.0, 0, 1.0, None), "prompt is empty"), (("I had", 0, 1.0, 0, 1.0, None), "Max new tokens"),
     (("I had", 10_000, 1.0, 0, 1.0, None), "Max new tokens"),
 ])
-def test_bad_generation_values_are_refused(ws, args, message):
-    trained(ws, num_epochs=1)
+def test_bad_generation_values_are_refused(trained_ws, args, message):
     with pytest.raises(ValueError, match=message):
-        list(generate_tab.generate_text(ws, OWN, *args, True))
+        list(generate_tab.generate_text(trained_ws, OWN, *args, True))
 
 
 def test_generation_without_a_model_explains_where_to_get_one(ws):
@@ -255,9 +267,9 @@ def test_generation_without_a_model_explains_where_to_get_one(ws):
         list(generate_tab.generate_text(ws, None, "I had", 5, 1.0, 0, 1.0, 1, True))
 
 
-def test_candidates_chart_shows_each_sampling_stage(ws):
-    trained(ws, num_epochs=1)
-    fig = generate_tab.candidates(ws, OWN, "I had", 0.5, 5, 0.9)
+def test_candidates_chart_shows_each_sampling_stage(trained_ws):
+    ws = trained_ws
+    fig = generate_tab.candidates(trained_ws, OWN, "I had", 0.5, 5, 0.9)
     stages = {t.name: list(t.x) for t in fig.data}
     assert list(stages) == ["Model (softmax)", "After top-k", "After temperature", "After top-p: sampled from"]
     assert sum(v > 0 for v in stages["After top-k"]) == 5
@@ -273,12 +285,12 @@ def test_sampling_lab_is_the_books_toy_example():
     assert sum(counts.y) == 1000 and counts.y[3] == max(counts.y)
 
 
-def test_evaluate_reports_the_books_loss_and_colours_every_token(ws):
+def test_evaluate_reports_the_books_loss_and_colours_every_token(trained_ws):
     from llms_from_scratch.ch05 import calc_loss_batch
 
-    trained(ws, num_epochs=1)
+    ws = trained_ws
     text = ws.text[100:117]  # 17 characters: one window of 16 inputs, 16 targets
-    a_md, a_html, b_md, b_html, note = evaluate_tab.evaluate(ws, text, OWN, "")
+    a_md, a_html, b_md, b_html, note = evaluate_tab.evaluate(trained_ws, text, OWN, "")
     ids = torch.tensor([ws.own.tokenizer.encode(text)])
     with torch.no_grad():
         book = calc_loss_batch(ids[:, :-1], ids[:, 1:], ws.own.model.eval(), "cpu").item()
