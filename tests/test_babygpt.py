@@ -377,7 +377,7 @@ def _ui_values(**overrides):
     values = dict(context_length=16, emb_dim=32, n_heads=2, n_layers=1, drop_rate=0.0, qkv_bias=False,
                   num_epochs=1, batch_size=4, learning_rate=1e-2, weight_decay=0.01, eval_freq=5, eval_iter=2,
                   warmup_steps=0, cosine=False, grad_clip=0, label_smoothing=0, seed=123, start_context="子曰",
-                  stride=0, iterations=6)
+                  stride=0, iterations=3)
     values.update(overrides)
     return [values[k] for k in (*MODEL_FIELDS, *TRAIN_FIELDS)]
 
@@ -401,11 +401,11 @@ def test_train_tab_babygpt_preset_and_bigram_side_by_side():
     ws = Workspace("babygpt-test")
     try:
         ws.set_text((ASSETS / "lunyu.txt").read_text(encoding="utf-8")[:6000], name="论语")
-        assert "6 iterations, each over 4 windows at random starts" in train_tab.estimate(
+        assert "3 iterations, each over 4 windows at random starts" in train_tab.estimate(
             ws, "Characters", PRESET_LABELS["bigram"], *_ui_values())
         for preset in ("bigram", "babygpt"):
             outputs = list(train_tab.train(ws, "Characters", PRESET_LABELS[preset], *_ui_values(), START_FROM[0]))
-            assert ws.own.trainer.state.step + 1 == 6
+            assert ws.own.trainer.state.step + 1 == 3
         assert isinstance(ws.own.trainer.schedule, RandomWindowSchedule)
         metrics = outputs[-1][3]
         assert "a new bigram model **" in metrics and "a new babygpt model **" in metrics
