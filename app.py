@@ -213,9 +213,13 @@ def build_app() -> gr.Blocks:
 
         demo.load(bind(data_tab.view), data_inputs, data_outputs, api_name=False)
         demo.load(bind(train_tab.estimate, spec_names), spec_inputs, estimate, api_name=False)
-        sample.input(bind(data_tab.choose_sample), [sample, *data_inputs], data_outputs, api_name="choose_sample")
-        upload.upload(bind(data_tab.upload_text), [upload, *data_inputs], data_outputs, api_name="upload_text")
-        paste_btn.click(bind(data_tab.use_pasted), [pasted, *data_inputs], data_outputs, api_name="use_text")
+        # A new text changes the batches per epoch and the time estimate in the Train tab.
+        for event in (
+            sample.input(bind(data_tab.choose_sample), [sample, *data_inputs], data_outputs, api_name="choose_sample"),
+            upload.upload(bind(data_tab.upload_text), [upload, *data_inputs], data_outputs, api_name="upload_text"),
+            paste_btn.click(bind(data_tab.use_pasted), [pasted, *data_inputs], data_outputs, api_name="use_text"),
+        ):
+            event.success(bind(train_tab.estimate, spec_names), spec_inputs, estimate, api_name=False)
         # The two tokenizer radios mirror each other (.input: only what the user did).
         data_tokenizer.input(lambda v: v, data_tokenizer, tokenizer, api_name=False).then(
             bind(data_tab.view), data_inputs, data_outputs, api_name=False).then(
