@@ -16,7 +16,7 @@ from gpt_core.config import format_bytes, format_count
 from gpt_core.plots import loss_figure
 from gpt_core.train_events import (CheckpointEvent, DoneEvent, EpochEvent, ErrorEvent, EvalEvent,
                                    SampleEvent, StepEvent, StoppedEvent)
-from gpt_core.workspace import Workspace, WorkspaceError, measure_step_seconds
+from gpt_core.workspace import BoundedDict, Workspace, WorkspaceError, measure_step_seconds
 
 from . import models
 from .common import SHARED
@@ -25,6 +25,10 @@ from .options import (PRESET_LABELS, START_FROM, TRAIN_FIELDS, build_spec, prese
 
 UPDATE_INTERVAL_S = 0.3  # chart redraws while training: often enough to look live
 AUTO_MEASURE_MAX_PARAMS = 20_000_000  # models this small are timed without asking (< 1 s)
+# Step times measured on this server, shared by all sessions: every page load estimates the
+# default preset, and thirty students opening the page at once would otherwise time thirty
+# throwaway training steps (~6 s each on a busy 2-core server) while others train.
+MEASURED_STEP_SECONDS: BoundedDict = BoundedDict(64)
 STOP_WAIT_S = 15.0
 
 
@@ -92,10 +96,10 @@ def estimate(ws: Workspace, tokenizer_label, preset_label, *fields) -> str:
                     f"(80/20 split of the tokens); loss estimated every {tc.eval_freq:,} over "
                     f"{tc.eval_iter:,} random batches of each split")
     key = (cfg, tc.batch_size)
-    seconds = ws.step_seconds.get(key)
+    seconds = ws.step_seconds.get(key) or MEASURED_STEP_SECONDS.get(key)
     if seconds is None and params <= AUTO_MEASURE_MAX_PARAMS and params <= ws.limits.max_train_parameters:
-        seconds = ws.step_seconds[key] = measure_step_seconds(cfg, batch_size=tc.batch_size, steps=1,
-                                                              context_length=cfg.context_length)
+        seconds = ws.step_seconds[key] = MEASURED_STEP_SECONDS[key] = measure_step_seconds(
+            cfg, batch_size=tc.batch_size, steps=1, context_length=cfg.context_length)
     if seconds is not None and random_windows:
         lines.append(f"Measured here: {seconds * 1000:,.0f} ms a step → about "
                      f"**{_duration(seconds * tc.max_steps)}** for the iterations (plus evaluation)")
