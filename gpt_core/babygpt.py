@@ -141,14 +141,12 @@ class RandomWindowSchedule:
                  grad_accum_steps: int = 1, rank: int = 0):
         self.iterations = _check_whole("iterations", iterations)
         self.grad_accum_steps = _check_whole("grad_accum_steps", grad_accum_steps)
-        _check_whole("rank", rank, 0)
-        if seed is None:  # a random seed, remembered, so the run can still be replayed and resumed
-            seed = torch.Generator().seed() % 2**62  # from the OS: torch's global stream is left alone
-        self.seed = _check_whole("seed", seed, 0)
-        base = self.seed + _RANK_SEED_STRIDE * rank
-        self._train_seed, self._eval_seed = base, base + _EVAL_SEED_OFFSET
-        self.train_generator = torch.Generator().manual_seed(self._train_seed)
-        self.eval_generator = torch.Generator().manual_seed(self._eval_seed)
+        self._rank = _check_whole("rank", rank, 0)
+        # Without a seed, one is drawn (from the OS: torch's global stream is left alone) and
+        # kept in the state, so the run can still be replayed and resumed.
+        self._seed_given = seed is not None
+        self.train_generator, self.eval_generator = torch.Generator(), torch.Generator()
+        self._set_seed(_check_whole("seed", seed, 0) if self._seed_given else torch.Generator().seed() % 2**62)
         self.train_windows = RandomWindows(train_ids, batch_size=batch_size, context_length=context_length,
                                            generator=self.train_generator, split="training")
         val_windows = RandomWindows(val_ids, batch_size=batch_size, context_length=context_length,
@@ -158,6 +156,13 @@ class RandomWindowSchedule:
         eval_iters = _check_whole("eval_iters", eval_iters)
         self._eval_sources = (RandomBatchesSource(train_eval, eval_iters), RandomBatchesSource(val_windows, eval_iters))
         self._drawn = 0  # training batches drawn from train_generator so far
+
+    def _set_seed(self, seed: int) -> None:
+        self.seed = seed
+        base = seed + _RANK_SEED_STRIDE * self._rank
+        self._train_seed, self._eval_seed = base, base + _EVAL_SEED_OFFSET
+        self.train_generator.manual_seed(self._train_seed)
+        self.eval_generator.manual_seed(self._eval_seed)
 
     def batches_per_epoch(self) -> int:
         return self.iterations * self.grad_accum_steps
@@ -196,14 +201,24 @@ class RandomWindowSchedule:
                 "eval_generator": self.eval_generator.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue a saved run's windows. Checked before anything changes."""
         if not isinstance(state, dict) or state.get("type") != "random_windows":
             raise ValueError("this schedule state is not a random-window schedule's (the run used epochs)")
-        if state.get("seed") != self.seed:
-            raise ValueError(f"the saved run drew its windows with seed {state.get('seed')}, this one with "
+        saved_seed = state.get("seed")
+        if self._seed_given and saved_seed != self.seed:
+            raise ValueError(f"the saved run drew its windows with seed {saved_seed}, this one with "
                              f"{self.seed}; resume it with the same seed")
-        self.train_generator.set_state(state["train_generator"])
-        self.eval_generator.set_state(state["eval_generator"])
-        self._drawn = int(state["drawn"])
+        generators = (state.get("train_generator"), state.get("eval_generator"))
+        drawn = state.get("drawn")
+        if (not all(isinstance(g, torch.Tensor) and g.dtype == torch.uint8 for g in generators)
+                or isinstance(drawn, bool) or not isinstance(drawn, int) or drawn < 0
+                or isinstance(saved_seed, bool) or not isinstance(saved_seed, int) or saved_seed < 0):
+            raise ValueError("the saved random-window state is damaged (generator states, seed or position)")
+        if saved_seed != self.seed:  # this schedule drew a seed of its own: take the run's
+            self._set_seed(saved_seed)
+        self.train_generator.set_state(generators[0])
+        self.eval_generator.set_state(generators[1])
+        self._drawn = drawn
 
 
 def make_random_window_schedule(ids: torch.Tensor, *, context_length: int, config: TrainConfig,

@@ -131,8 +131,27 @@ def test_schedule_state_rejects_another_run_and_stays_unchanged():
         sched.load_state_dict(other.state_dict())
     with pytest.raises(ValueError, match="used epochs"):
         sched.load_state_dict({"epoch_start": None, "now": None})
+    with pytest.raises(ValueError, match="damaged"):
+        sched.load_state_dict(dict(other.state_dict(), seed=3, drawn=-1))
     after = sched.state_dict()
     assert torch.equal(before["train_generator"], after["train_generator"]) and before["drawn"] == after["drawn"]
+
+
+def test_a_run_without_seed_draws_one_and_resumes_with_it():
+    train, val = split_token_ids(torch.arange(500))
+    make = lambda: RandomWindowSchedule(train, val, batch_size=4, context_length=8, iterations=6,  # noqa: E731
+                                        eval_iters=1, seed=None)
+    first = make()
+    it = first.iter_epoch(0)
+    head = [next(it) for _ in range(2)]
+    state = first.state_dict()
+    tail = list(it)
+    resumed = make()
+    assert resumed.seed != first.seed  # another draw ...
+    resumed.load_state_dict(state)  # ... until the run's state says which
+    assert resumed.seed == first.seed
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(resumed.iter_epoch(0, 2), tail))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(resumed.iter_epoch(0, 0), head))
 
 
 def test_estimate_loss_is_the_notebooks_and_restores_the_mode(lunyu):
