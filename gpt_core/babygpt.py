@@ -46,7 +46,9 @@ def bigram_train_config(**overrides: Any) -> TrainConfig:
     """The notebook's bigram run: the BabyGPT options with AdamW lr 1e-2."""
     return babygpt_train_config(**{"learning_rate": BIGRAM_LEARNING_RATE, **overrides})
 
-# Separate streams for training and evaluation windows: seed + 0 and seed + 1.
+
+# Separate streams for training and evaluation windows: seed + 0 (so the training windows are
+# those of the notebook's `torch.manual_seed(seed)` then `get_batch`) and seed + 1.
 _EVAL_SEED_OFFSET = 1
 # Under torchrun each rank draws its own windows.
 _RANK_SEED_STRIDE = 1_000_003
