@@ -201,6 +201,12 @@ class _View:
         self.last_step: StepEvent | None = None
         self.last_eval: EvalEvent | None = None
 
+    def preparing(self, what: str):
+        """Before the trainer exists: an empty chart, buttons disabled, what is happening."""
+        self.status = what
+        return (self.status, progress_html(self.progress), loss_figure(), "", "",
+                gr.update(interactive=False), gr.update(interactive=False), gr.update(interactive=False))
+
     def outputs(self, *, running: bool, download: str | None = None):
         own = self.ws.own
         resumable = bool(own is not None and own.resumable)
@@ -297,8 +303,15 @@ def train(ws: Workspace, tokenizer_label, preset_label, *fields_and_start):
     job = ws.begin_job("train")
     try:
         view = _View(ws)
-        ws.new_run(spec.model, spec.train, tokenizer_kind=spec.tokenizer, start_from=start, base=base,
-                   label=label)
+        yield view.preparing("Preparing the data and building the model...")
+        try:
+            ws.new_run(spec.model, spec.train, tokenizer_kind=spec.tokenizer, start_from=start, base=base,
+                       label=label)
+        except Exception as exc:  # give the buttons back before the message pops up
+            view.status = f"Could not start: {exc}"
+            view.progress = {"fraction": 0.0, "text": "not started", "state": "error"}
+            yield view.outputs(running=False)
+            raise
         yield from _drive(ws, job, view)
     finally:
         ws.end_job(job)

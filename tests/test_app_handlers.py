@@ -417,3 +417,15 @@ def test_handlers_turn_errors_into_readable_messages():
     with pytest.raises(gr.Error, match="Stopped for a reason"):
         next(gen)
     assert "memory" in friendly_message(RuntimeError("CUDA out of memory. Tried to allocate"))
+
+
+def test_a_run_that_cannot_start_says_why_and_gives_the_buttons_back(ws):
+    ws.set_text("Too short to train on. " * 3, name="tiny")
+    gen = train_tab.train(ws, CHARS, CUSTOM, *ui_fields(batch_size=64), START_FROM[0])
+    preparing = next(gen)
+    assert preparing[-3:] == tuple(gr.update(interactive=False) for _ in range(3))
+    status, *_, train_btn, resume_btn = next(gen)
+    assert status.startswith("Could not start") and train_btn["interactive"] is True
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        next(gen)
+    assert ws.job is None and ws.own is None
