@@ -61,7 +61,12 @@ class ServerSettings:
 
 
 SETTINGS = ServerSettings.from_env()
-LIMITS = Limits.from_env()
+# A session training the book's 124M holds ~2.7 GB (weights, AdamW state, a step's activations;
+# measured), so five of them would take a free Space's 16 GB from everyone. There a session
+# trains up to 20M parameters (the demo preset is 13M, ~0.2-0.4 GB) unless the variable says
+# otherwise; on your own machine the default (200M) stands.
+LIMITS = Limits.from_env({"PLAYGROUND_MAX_TRAIN_PARAMETERS": "20000000", **os.environ}
+                         if SETTINGS.on_spaces else None)
 REGISTRY = WorkspaceRegistry(LIMITS)
 # GPT-2 weights loaded in this process, shared read-only by every session.
 SHARED = SharedModels(max_models=_env_int("PLAYGROUND_MAX_SHARED_MODELS", 2))
