@@ -204,6 +204,55 @@ class Api:
         return out
 
 
+class Page:
+    """What a browser does when it opens the page: run the app's load events (the data view,
+    the estimate, the sampling lab) in its session, through the queue like every event."""
+
+    def __init__(self, url: str):
+        import httpx
+
+        config = httpx.get(url + "config", timeout=60).json()
+        self.prefix = config.get("api_prefix", "/gradio_api").strip("/")
+        components = {c["id"]: c for c in config["components"]}
+        self.loads = [(d["id"], [components[i].get("props", {}).get("value") for i in d["inputs"]])
+                      for d in config["dependencies"] if any(t[1] == "load" for t in d["targets"])]
+
+    def open(self, url: str, session_hash: str) -> tuple[float, list[str]]:
+        """Seconds until every load event finished, and what went wrong."""
+        import json
+
+        import httpx
+
+        t0, errors, pending = time.perf_counter(), [], set()
+        with httpx.Client(timeout=300) as http:
+            for fn_index, data in self.loads:
+                r = http.post(f"{url}{self.prefix}/queue/join",
+                              json={"data": data, "fn_index": fn_index, "session_hash": session_hash,
+                                    "event_data": None, "trigger_id": 0})
+                if r.status_code != 200:
+                    errors.append(f"page load event {fn_index}: HTTP {r.status_code} {r.text[:120]}")
+                else:
+                    pending.add(r.json()["event_id"])
+            if pending:
+                with http.stream("GET", f"{url}{self.prefix}/queue/data", params={"session_hash": session_hash}) as st:
+                    for line in st.iter_lines():
+                        if not line.startswith("data:"):
+                            continue
+                        msg = json.loads(line[5:])
+                        if msg.get("msg") == "process_completed" and msg.get("event_id") in pending:
+                            pending.discard(msg["event_id"])
+                            if not msg.get("success"):
+                                errors.append(f"page load event failed: {str(msg.get('output'))[:200]}")
+                        elif msg.get("msg") == "queue_full":
+                            errors.append("page load event refused: the queue is full")
+                            pending.discard(msg.get("event_id"))
+                        if not pending or msg.get("msg") == "close_stream":
+                            break
+            if pending:
+                errors.append(f"{len(pending)} page load event(s) never finished")
+        return time.perf_counter() - t0, errors
+
+
 def train_args(api: Api, **overrides: Any) -> list[Any]:
     return api.args_by_label("/train", {**TRAIN_OPTIONS, **overrides})
 
@@ -281,6 +330,7 @@ class StudentResult:
     generations: list[tuple[float, float, bool, str]] = field(default_factory=list)  # (t, s, during training, text)
     eval_loss: float | None = None
     left: float = math.nan
+    page_seconds: float = math.nan  # opening the page: until its load events finished
 
     @property
     def queued(self) -> bool:
@@ -289,7 +339,7 @@ class StudentResult:
 
 def run_student(url: str, api: Api, room: Classroom, result: StudentResult, *, upload_dir: Path,
                 train_turn: threading.Event, min_generations: int = 3, max_generations: int = 40,
-                think_seconds: float = 0.5) -> StudentResult:
+                think_seconds: float = 0.5, page: Page | None = None) -> StudentResult:
     """One student's visit, from opening the page to closing the tab. Errors are recorded,
     never raised, so one student's failure shows in the table instead of hiding the others."""
     from gradio_client import handle_file
@@ -298,6 +348,9 @@ def run_student(url: str, api: Api, room: Classroom, result: StudentResult, *, u
     client = None
     try:
         client = connect(url)
+        if page is not None:  # the page opens in the student's session, as in a browser
+            result.page_seconds, page_errors = page.open(url, client.session_hash)
+            result.errors += page_errors
         path = upload_dir / result.name
         path.write_text(result.text, encoding="utf-8")
         summary, _warnings, _tokens, preview = client.predict(handle_file(str(path)), api_name="/upload_text")
@@ -428,6 +481,7 @@ class ClassroomReport:
     references: dict[int, dict[str, Any]] = field(default_factory=dict)
     load_average: tuple[float, float, float] = (math.nan, math.nan, math.nan)
     phases: dict[str, float] = field(default_factory=dict)  # seconds spent in each phase
+    cache_mb: float = math.nan  # Gradio's file cache on disk after the class (downloads offered)
 
     def generation_latencies(self, *, during_training: bool | None = True) -> list[float]:
         return [s for r in self.students for _, s, busy, _ in r.generations
@@ -444,6 +498,8 @@ class ClassroomReport:
             "gen_n": len(lat_all),
             "gen_p50": percentile(lat, 50), "gen_p95": percentile(lat, 95),
             "gen_all_p95": percentile(lat_all, 95),
+            "page_p50": percentile([r.page_seconds for r in self.students], 50),
+            "page_p95": percentile([r.page_seconds for r in self.students], 95),
             "baseline_mb": self.baseline_mb, "peak_mb": self.peak_mb, "final_mb": self.final_mb,
             "seconds": self.seconds,
         }
@@ -493,7 +549,8 @@ def session_files(files_dir: Path | None) -> list[Path]:
 def run_classroom(url: str, server_pid: int, n_students: int, *, workdir: Path, chars: int = 9_000,
                   stagger_seconds: float = 0.3, files_dir: Path | None = None,
                   compute_references: bool = True, settle_seconds: float = 60.0,
-                  max_generations: int = 40, think_seconds: float = 0.5) -> ClassroomReport:
+                  max_generations: int = 40, think_seconds: float = 0.5,
+                  cache_dir: Path | None = None) -> ClassroomReport:
     upload_dir = Path(workdir) / "uploads"
     upload_dir.mkdir(parents=True, exist_ok=True)
     idle_start = rss_mb(server_pid)
@@ -508,6 +565,7 @@ def run_classroom(url: str, server_pid: int, n_students: int, *, workdir: Path, 
     baseline = settle(server_pid, seconds=settle_seconds, files_dir=files_dir)
     phases["settle before"] = time.monotonic() - t
 
+    page = Page(url)
     sampler = MemorySampler(server_pid)
     sampler.start()
     room = Classroom(n_students)
@@ -516,7 +574,7 @@ def run_classroom(url: str, server_pid: int, n_students: int, *, workdir: Path, 
     turns = [threading.Event() for _ in results]
     threads = [threading.Thread(target=run_student, args=(url, api, room, r),
                                 kwargs=dict(upload_dir=upload_dir, train_turn=turns[i], think_seconds=think_seconds,
-                                            max_generations=max_generations), daemon=True)
+                                            max_generations=max_generations, page=page), daemon=True)
                for i, r in enumerate(results)]
     t0 = time.monotonic()
     for th in threads:
@@ -539,6 +597,8 @@ def run_classroom(url: str, server_pid: int, n_students: int, *, workdir: Path, 
     report = ClassroomReport(results, baseline_mb=baseline, peak_mb=peak, final_mb=final,
                              idle_start_mb=idle_start, seconds=seconds, session_files_left=left,
                              load_average=os.getloadavg(), phases=phases)
+    if cache_dir is not None and Path(cache_dir).exists():
+        report.cache_mb = sum(f.stat().st_size for f in Path(cache_dir).rglob("*") if f.is_file()) / 2**20
     if compute_references:
         t = time.monotonic()
         report.references = {r.index: reference_first_step(r.text) for r in results}
@@ -623,10 +683,11 @@ def format_table(report: ClassroomReport, settings: dict[str, Any]) -> str:
     row = report.row()
     la = report.load_average
     lines = [
-        "| students | trainings queued | completed | errors | generations | gen p50 s | gen p95 s "
-        "| baseline MB | peak MB | final MB | wall s | load avg (1/5/15 min) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-        f"| {row['students']} | {row['queued']} | {row['completed']} | {row['errors']} | {row['gen_n']} | "
+        "| students | trainings queued | completed | errors | page ready p50/p95 s | generations | gen p50 s "
+        "| gen p95 s | baseline MB | peak MB | final MB | wall s | load avg (1/5/15 min) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        f"| {row['students']} | {row['queued']} | {row['completed']} | {row['errors']} | "
+        f"{row['page_p50']:.1f} / {row['page_p95']:.1f} | {row['gen_n']} | "
         f"{row['gen_p50']:.2f} | {row['gen_p95']:.2f} | {row['baseline_mb']:.0f} | {row['peak_mb']:.0f} | "
         f"{row['final_mb']:.0f} | {row['seconds']:.0f} | {la[0]:.1f} / {la[1]:.1f} / {la[2]:.1f} |",
         "",
@@ -634,6 +695,7 @@ def format_table(report: ClassroomReport, settings: dict[str, Any]) -> str:
         f"generation latency = one /generate call of {GEN_TOKENS} tokens while other students' trainings "
         f"were queued or running (p95 over all generations: {row['gen_all_p95']:.2f} s)",
         "phases (s): " + ", ".join(f"{k} {v:.1f}" for k, v in report.phases.items()),
+        f"Gradio's file cache on disk afterwards (checkpoints offered for download): {report.cache_mb:.0f} MB",
     ]
     return "\n".join(lines)
 
@@ -660,7 +722,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"app.py served {url} after {server.startup_seconds:.1f} s (pid {pid})", flush=True)
         try:
             report = run_classroom(url, pid, args.students, workdir=Path(tmp), chars=args.chars,
-                                   files_dir=files_dir, compute_references=not args.no_reference)
+                                   files_dir=files_dir, compute_references=not args.no_reference,
+                                   cache_dir=server.gradio_dir if server is not None else None)
         finally:
             if server is not None:
                 server.stop()
