@@ -23,6 +23,7 @@ from playground.options import (DEFAULT_PRESET_LABEL, MODEL_FIELDS, PRESET_CHOIC
 CSS = """
 .gradio-container {max-width: 1400px !important}
 #progress-box {min-height: 64px}
+#gpt2-status {min-height: 90px}
 .token-view {max-height: 360px; overflow-y: auto; padding: 6px; border: 1px solid #e5e7eb; border-radius: 6px}
 #eval-a .token-view, #eval-b .token-view {max-height: 480px}
 """

@@ -28,10 +28,13 @@ DEFAULT_PRESET_LABEL = PRESET_LABELS["demo"]
 START_FROM = ("Scratch (random weights)", "GPT-2 (load it in the GPT-2 tab)", "Your model (continue training it)")
 
 # Training defaults per preset. "book-124M" is the book's chapter 5 run exactly; the demo
-# takes bigger batches and a higher learning rate, so a 2-layer model shows a curve (and,
-# by its last epochs, overfitting) in well under a minute on two cores.
+# takes bigger batches and a higher learning rate, so a 2-layer model shows in 90 steps what
+# the book's 124M shows in its run: training loss falling fast, validation loss turning up
+# after a few epochs, samples quoting The Verdict. Measured on The Verdict after 10 epochs
+# (train / val / best val): lr 1e-3 5.31 / 6.41 / 6.41 (still learning, samples "and the,
+# the of the"); 3e-3 2.64 / 6.22 / 6.18; 6e-3 1.00 / 6.98 / 6.36 (memorised sentences).
 TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
-    "demo": dict(num_epochs=10, batch_size=8, learning_rate=1e-3, weight_decay=0.1, eval_freq=3,
+    "demo": dict(num_epochs=10, batch_size=8, learning_rate=6e-3, weight_decay=0.1, eval_freq=3,
                  eval_iter=2, warmup_steps=0, cosine=False, grad_clip=0.0, label_smoothing=0.0,
                  seed=123, start_context="Every effort moves you", stride=0),
     "char": dict(num_epochs=10, batch_size=16, learning_rate=2e-3, weight_decay=0.1, eval_freq=5,
