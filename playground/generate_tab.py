@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import time
 
+import gradio as gr
 import torch
 
 from gpt_core.generate import next_token_distribution, stream_generate
@@ -44,6 +45,10 @@ def _prompt_ids(tok, prompt: str, context_length: int) -> list[int]:
         raise ValueError("The prompt is empty: type a few words for the model to continue.")
     if len(prompt) > MAX_PROMPT_CHARS:
         raise ValueError(f"The prompt is longer than {MAX_PROMPT_CHARS:,} characters; shorten it.")
+    unknown = tok.unknown_chars(prompt) if hasattr(tok, "unknown_chars") else []
+    if unknown:  # a character model only knows its corpus's characters
+        gr.Warning(f"This model never saw {''.join(unknown[:20])!r} in its text; "
+                   f"they are read as {tok.fallback!r}.")
     ids = tok.encode(prompt)
     if not ids:
         raise ValueError("The prompt has no tokens this model knows.")
