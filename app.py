@@ -123,7 +123,8 @@ def build_app() -> gr.Blocks:
                         progress = gr.HTML(train_tab.progress_html(None), elem_id="progress-box")
                         chart = gr.Plot(loss_figure(), label="Loss", elem_id="loss-chart")
                         metrics = gr.Markdown(elem_id="train-metrics")
-                        samples = gr.Textbox(label="Samples after each epoch (greedy, from the start context)",
+                        samples = gr.Textbox(label="Samples after each epoch, newest first (greedy, from the start "
+                                                   "context)",
                                              lines=8, max_lines=14, interactive=False, elem_id="sample-log",
                                              autoscroll=True)
 

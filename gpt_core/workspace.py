@@ -118,8 +118,9 @@ class RunHistory:
         while len(self.samples) > self.max_samples:
             self.samples.popleft()
 
-    def sample_log(self) -> str:
-        return "\n\n".join(f"[{label}]\n{text}" for label, text in self.samples)
+    def sample_log(self, *, newest_first: bool = True) -> str:
+        samples = reversed(self.samples) if newest_first else self.samples
+        return "\n\n".join(f"[{label}]\n{text}" for label, text in samples)
 
     @property
     def last_val_loss(self) -> float | None:

@@ -184,7 +184,7 @@ def test_training_streams_the_chart_as_it_learns(ws):
     assert list(traces["Training loss"].y) == pytest.approx(st.train_losses)
     assert list(traces["Validation loss"].x) == st.track_tokens_seen
     assert st.val_losses[-1] < st.val_losses[0] < math.log(ws.tokenizer("char").n_vocab) + 0.5
-    assert samples.count("[epoch") == 2 and "100%" in progress
+    assert samples.count("[epoch") == 2 and samples.index("[epoch 2") < samples.index("[epoch 1") and "100%" in progress
     assert download["value"] and Path(download["value"]).is_file()
     assert train_btn["interactive"] is True and resume_btn["interactive"] is False
 
