@@ -126,7 +126,7 @@ def build_app() -> gr.Blocks:
                         samples = gr.Textbox(label="Samples after each epoch, newest first (greedy, from the start "
                                                    "context)",
                                              lines=8, max_lines=14, interactive=False, elem_id="sample-log",
-                                             autoscroll=True)
+                                             autoscroll=False)
 
             # --- Generate -----------------------------------------------------------------
             with gr.Tab("3 · Generate", id="generate") as generate_tab_ui:
