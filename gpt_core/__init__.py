@@ -10,7 +10,7 @@ from .model import GPTModel
 from .prepare import prepare_training, select_device
 from .schedule import BatchSchedule, EpochLoaderSchedule
 from .tokenizers import CharTokenizer, GPT2Tokenizer, get_tokenizer, text_to_token_ids, token_ids_to_text
-from .train import Trainer, TrainState, train, train_model_simple
+from .train import Trainer, TrainState, train_model_simple  # not `train`: it would hide the module
 
 __all__ = [
     "CheckpointError", "inspect_checkpoint", "load_model", "read_checkpoint", "save_checkpoint",
@@ -22,5 +22,5 @@ __all__ = [
     "GPTModel",
     "prepare_training", "select_device", "BatchSchedule", "EpochLoaderSchedule",
     "CharTokenizer", "GPT2Tokenizer", "get_tokenizer", "text_to_token_ids", "token_ids_to_text",
-    "Trainer", "TrainState", "train", "train_model_simple",
+    "Trainer", "TrainState", "train_model_simple",
 ]
