@@ -359,12 +359,15 @@ def run_student(url: str, api: Api, room: Classroom, result: StudentResult, *, u
         train_turn.wait()  # students press Train in a fixed order, a moment apart
         with room.lock:
             room.trainings_pending += 1
-        result.submitted = room.now()
         job = client.submit(*train_args(api), api_name="/train")
-        result.pressed.set()
         try:
             while not job.done():
                 st = job.status()
+                if math.isnan(result.submitted) and st.code not in (Status.STARTING, Status.JOINING_QUEUE):
+                    # The server has the request in its queue: only now may the next student press
+                    # Train, so the order of the queue is the order of the students.
+                    result.submitted = room.now()
+                    result.pressed.set()
                 if st.code == Status.IN_QUEUE and st.rank is not None:
                     if not result.ranks or result.ranks[-1][1] != st.rank:
                         result.ranks.append((room.now(), int(st.rank), st.queue_size))
@@ -383,6 +386,8 @@ def run_student(url: str, api: Api, room: Classroom, result: StudentResult, *, u
         result.finished = room.now()
         if math.isnan(result.started):
             result.started = result.finished
+        if math.isnan(result.submitted):
+            result.submitted = result.started
         result.n_updates = len(outputs)
         final = outputs[-1]
         result.train_status = final[0]
@@ -522,7 +527,7 @@ def warm_up(url: str, api: Api, upload_dir: Path) -> None:
     go.set()
     name, text = student_texts(1, chars=3_000)[0]
     res = run_student(url, api, room, StudentResult(0, "warmup.txt", text), upload_dir=upload_dir,
-                      train_turn=go, min_generations=1, max_generations=1, think_seconds=0)
+                      train_turn=go, min_generations=1, max_generations=1, think_seconds=0, page=Page(url))
     if res.errors:
         raise RuntimeError(f"warm-up session failed: {res.errors}")
 
