@@ -124,7 +124,7 @@ def test_closing_the_tab_mid_training_stops_the_run_and_frees_its_memory(app_url
 
     assert wait_until(lambda: session not in REGISTRY, 30), "the closed tab's session is still registered"
     assert run.stop.is_set(), "the closed tab's training job was not told to stop"
-    assert wait_until(lambda: ws.job is None, 60), "the closed tab's training job never ended"
+    assert wait_until(lambda w=ws: w.job is None, 60), "the closed tab's training job never ended"
     step = trainer.state.step
     time.sleep(1.0)
     assert trainer.state.step == step, "the closed tab's training kept running"
@@ -237,8 +237,6 @@ def test_a_failure_while_saving_keeps_the_previous_checkpoint(client, api, monke
     digest = _digest(previous)
 
     if fault == "disk full in torch.save":
-        real_save = torch.save
-
         def save(obj, f, *args, **kwargs):
             f.write(b"half a checkpoint")
             raise OSError(errno.ENOSPC, "No space left on device")
