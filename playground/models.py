@@ -42,12 +42,12 @@ def resolve(ws: Workspace, choice: str | None) -> tuple[Any, Any, Any]:
     if choice == OWN:
         with ws.lock:
             own = ws.own
-            if own is None:
-                raise WorkspaceError("You have no model of your own yet: train one in the Train tab "
-                                     "or upload a checkpoint there.")
             if ws.job is not None:
                 raise WorkspaceError("Your model is training right now. Stop the run (or wait for "
                                      "it to finish) to use it here, or choose GPT-2.")
+            if own is None:
+                raise WorkspaceError("You have no model of your own yet: train one in the Train tab "
+                                     "or upload a checkpoint there.")
             own.model.eval()  # the trainer may have left it in training mode (dropout on)
             return own.model, own.tokenizer, own.config
     entry = SHARED.get(choice)
