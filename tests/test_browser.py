@@ -18,7 +18,7 @@ if not CHROMIUM.exists():
                 allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
-from app_server import ROOT, running_app  # noqa: E402
+from app_server import ROOT, cpu_seconds, running_app  # noqa: E402
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = ROOT / "test-artifacts"
@@ -38,6 +38,7 @@ POINTS_JS = """() => {
 def app(tmp_path_factory):
     with running_app(tmp_path_factory.mktemp("browser-app")) as info:
         TIMINGS["seconds_from_launch_to_page_served"] = round(info["seconds_to_serve"], 2)
+        TIMINGS["server_cpu_seconds_until_served"] = round(info["cpu_seconds_to_serve"], 2)
         yield info
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "timings.json").write_text(json.dumps(TIMINGS, indent=2))
@@ -72,14 +73,15 @@ def test_page_opens_on_the_verdict_with_what_the_model_sees(page):
     shot(page, "1-data")
 
 
-def test_training_draws_the_chart_while_it_runs_then_stops(page):
+def test_training_draws_the_chart_while_it_runs_then_stops(page, app):
     open_tab(page, "2 · Train")
     page.get_by_text("parameters").first.wait_for()
     assert page.evaluate(POINTS_JS) == 0
-    start = time.monotonic()
+    start, cpu_start = time.monotonic(), cpu_seconds(app["pid"])
     page.locator("#train-btn").click()
     page.wait_for_function(f"({POINTS_JS})() >= 1", timeout=120_000)
     TIMINGS["seconds_from_train_click_to_first_chart_point"] = round(time.monotonic() - start, 2)
+    TIMINGS["server_cpu_seconds_until_first_chart_point"] = round(cpu_seconds(app["pid"]) - cpu_start, 2)
     first = page.evaluate(POINTS_JS)
     page.wait_for_function(f"({POINTS_JS})() >= {first + 2}", timeout=120_000)
     # Still running: more points arrived while the Train button stays disabled.
