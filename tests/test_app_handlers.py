@@ -98,7 +98,7 @@ def test_the_registry_is_capped_and_refuses_rather_than_evicting_a_training_sess
     reg = WorkspaceRegistry(Limits(max_sessions=2))
     first, second = reg.get("1"), reg.get("2")
     reg.get("3")  # evicts the least recently used idle session
-    assert "1" not in reg and first.closed and len(reg) == 2
+    assert "1" not in reg and first.closed and not second.closed and len(reg) == 2
     jobs = [reg.get(s).begin_job("train") for s in ("2", "3")]
     with pytest.raises(WorkspaceError, match="full"):
         reg.get("4")
@@ -268,7 +268,6 @@ def test_generation_without_a_model_explains_where_to_get_one(ws):
 
 
 def test_candidates_chart_shows_each_sampling_stage(trained_ws):
-    ws = trained_ws
     fig = generate_tab.candidates(trained_ws, OWN, "I had", 0.5, 5, 0.9)
     stages = {t.name: list(t.x) for t in fig.data}
     assert list(stages) == ["Model (softmax)", "After top-k", "After temperature", "After top-p: sampled from"]
