@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=123)
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--drop-rate", type=float, default=None,
+                   help="BabyGPT's dropout (the notebook: 0); a small corpus overfits without it")
+    p.add_argument("--only", choices=["bigram", "BabyGPT"], help="train just one of the two")
     args = p.parse_args(argv)
 
     try:
@@ -72,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         gpt_config = PRESETS["babygpt"].config.replace(vocab_size=tokenizer.n_vocab)
         runs = [("bigram", BigramConfig(vocab_size=tokenizer.n_vocab, context_length=gpt_config.context_length),
                  bigram_train_config(**options)),
-                ("BabyGPT", gpt_config, babygpt_train_config(**options))]
+                ("BabyGPT", gpt_config, babygpt_train_config(**options, drop_rate=args.drop_rate))]
+        runs = [r for r in runs if args.only in (None, r[0])]
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -85,9 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         print(f"{r['name']:8s} {r['params']:10,d} {r['train']:11.3f} {r['val']:9.3f} {r['best_val']:9.3f} "
               f"{r['seconds']:8.0f}")
-    bigram, gpt = results
     for r in results:
         print(f"\n{r['name']} sample: {r['sample'][:120]!r}")
+    if len(results) < 2:
+        return 0
+    bigram, gpt = results
     gain = bigram["val"] - gpt["val"]
     verdict = "below" if gain > 0 else "NOT below"
     print(f"\nBabyGPT's final validation loss is {verdict} the bigram's by {abs(gain):.3f} nats "
