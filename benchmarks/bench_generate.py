@@ -1,7 +1,9 @@
 """Generation speed on the GPT-2 124M shape: ours (KV cache) vs transformers' GPT2LMHeadModel
 (same weights, its own KV cache) vs the book's `llms_from_scratch.ch05.generate`.
 
-Random weights (seed 123); greedy decoding of N new tokens from a short prompt. Before any
+Random weights (seed 123), loaded as the app loads GPT-2: saved as a transformers
+`model.safetensors` and read back through `load_gpt2` (the memory-mapped cache and its
+input-major layout). Greedy decoding of N new tokens from a short prompt. Before any
 timing counts, the three greedy outputs must be identical token for token, and a seeded
 top-k sampled run of ours must equal the book's for >= 100 tokens. Runs are interleaved
 (ours, transformers, ours sampled, ..., book) so a busy shared CPU slows all of them alike;
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from gpt_core.config import GPT2_SIZES  # noqa: E402
 from gpt_core.generate import generate  # noqa: E402
+from gpt_core.gpt2 import load_gpt2  # noqa: E402
 from gpt_core.model import GPTModel  # noqa: E402
 from gpt_core.tokenizers import GPT2Tokenizer  # noqa: E402
 
@@ -78,6 +82,18 @@ def to_transformers(model: GPTModel):
     return hf
 
 
+def load_as_the_app_does(model: GPTModel, folder: str):
+    """`model` written as transformers' GPT-2 (`save_pretrained`) and loaded back through
+    `load_gpt2`; returns (our loaded model, the transformers model)."""
+    hf = to_transformers(model)
+    hf.save_pretrained(folder, safe_serialization=True)
+    loaded, _, _ = load_gpt2(folder, cache_dir=folder)
+    for name, tensor in model.state_dict().items():
+        if not torch.equal(loaded.state_dict()[name], tensor):
+            raise RuntimeError(f"{name} changed on the way through load_gpt2")
+    return loaded, hf
+
+
 def timed(fn) -> tuple[float, torch.Tensor]:
     start = time.perf_counter()
     out = fn()
@@ -102,10 +118,12 @@ def main() -> None:
 
     cfg = GPT2_SIZES["124M"]
     torch.manual_seed(123)
-    ours = GPTModel(cfg).eval()
+    initial = GPTModel(cfg).eval()
     book = BookGPTModel(cfg.to_dict()).eval()
-    book.load_state_dict(ours.state_dict(), strict=True)
-    hf = to_transformers(ours)
+    book.load_state_dict(initial.state_dict(), strict=True)
+    folder = tempfile.TemporaryDirectory(prefix="bench-generate-")
+    ours, hf = load_as_the_app_does(initial, folder.name)
+    del initial
     idx = torch.tensor([GPT2Tokenizer().encode(PROMPT)])
     n = args.tokens
     print(f"GPT-2 124M shape, random weights, prompt {idx.shape[1]} tokens, {n} new tokens, "

@@ -74,6 +74,25 @@ def time_ours(model, optimizer, loader) -> float:
         our_train.evaluate_model = saved
 
 
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm")
+
+
+def matmul_seconds(model, optimizer, loader) -> tuple[float, float]:
+    """(seconds in matrix multiplies, seconds in all) of one of our training runs, profiled.
+
+    Every implementation in float32 does at least these multiplies (the same shapes, the
+    same count), so `book time / matmul time` bounds the speed-up any trainer can reach on
+    this machine's BLAS; the rest of our step is what there is left to win."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        t0 = time.perf_counter()
+        time_ours(model, optimizer, loader)
+        total = time.perf_counter() - t0
+    mm = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in MATMUL_OPS) / 1e6
+    return mm, total
+
+
 def first_eval_seconds() -> tuple[float, int]:
     t0 = time.perf_counter()
     preset = get_preset("demo")
@@ -123,6 +142,13 @@ def main() -> None:
     print(f"| book train_model_simple (ch04 GPTModel)   | {book_tps:17.0f} | {tokens / book_tps / args.steps:6.2f} |")
     print(f"| gpt_core Trainer (fused loss/AdamW, SDPA) | {our_tps:17.0f} | {tokens / our_tps / args.steps:6.2f} |")
     print(f"speed-up: {our_tps / book_tps:.2f}x (median of per-run ratios {statistics.median(b / o for b, o in rows):.2f}x)")
+    mm, total = matmul_seconds(ours, ours_opt, loader)
+    # The profiler counts CPU time of the calling thread's ops; the multiplies use every
+    # thread but are timed once, on the thread that launched them.
+    book_step = tokens / book_tps / args.steps
+    print(f"matrix multiplies: {mm / args.steps:.2f} s of our {total / args.steps:.2f} s step "
+          f"({100 * mm / total:.0f}%); a trainer doing nothing but them would be "
+          f"{book_step / (mm / args.steps):.2f}x the book")
     del book, book_opt, ours, ours_opt
 
     seconds, steps = first_eval_seconds()

@@ -167,7 +167,7 @@ def _prepare_hf_cache(path: Path, *, cache_dir: str | os.PathLike | None = None,
     with file_lock(out.with_name(f".{out.name}.lock"), what=f"converting {path}"):
         tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
         try:
-            writer = conv.SafetensorsWriter(str(tmp), conv.our_layout(hp), conv.cache_metadata(hp, fingerprint))
+            writer = conv.SafetensorsWriter(str(tmp), conv.cache_layout(hp), conv.cache_metadata(hp, fingerprint))
             conv.write_rows(writer, rows, lambda r: f.get_tensor(keys[r.hf]).to(torch.float32).numpy())
             writer.close()
             os.replace(tmp, out)

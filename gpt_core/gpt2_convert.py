@@ -23,7 +23,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 CACHE_FORMAT = "gpt_core.gpt2"
-CACHE_VERSION = "1"
+# 2: the matrices that generation reads one token at a time are stored input-major (Target).
+CACHE_VERSION = "2"
 HPARAMS_KEYS = ("n_vocab", "n_ctx", "n_embd", "n_head", "n_layer")
 # One-line protocol from the child: the last stdout line starting with this prefix is JSON.
 RESULT_PREFIX = "GPT2_CONVERT_RESULT "
@@ -42,6 +43,11 @@ class Target:
     name: str                # our GPTModel parameter, e.g. "trf_blocks.0.att.W_query.weight"
     part: int | None = None  # which third of the last axis (c_attn holds query, key, value)
     transpose: bool = False  # Conv1D weights are [in, out]; nn.Linear wants [out, in]
+    # The cache stores it transposed, input-major ([in, out]; [emb, vocab] for the tied
+    # embedding) and the model's parameter is a transposed view of it. Same values; decoding
+    # one token multiplies one row by each matrix, and on a CPU that product streams an
+    # input-major matrix from memory markedly faster (benchmarks/bench_generate.py).
+    input_major: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,7 @@ def weight_rows(hp: Mapping[str, int]) -> list[Row]:
     """The mapping table, in the order the release stores layers (globals, then block by block)."""
     V, C, d = hp["n_vocab"], hp["n_ctx"], hp["n_embd"]
     rows = [
-        Row("model/wte", "wte.weight", ("wte",), (V, d), False, (Target("tok_emb.weight"),)),
+        Row("model/wte", "wte.weight", ("wte",), (V, d), False, (Target("tok_emb.weight", input_major=True),)),
         Row("model/wpe", "wpe.weight", ("wpe",), (C, d), False, (Target("pos_emb.weight"),)),
     ]
     for i in range(hp["n_layer"]):
@@ -96,17 +102,18 @@ def weight_rows(hp: Mapping[str, int]) -> list[Row]:
             Row(tb + "ln_1/g", hb + "ln_1.weight", bb + ("ln_1", "g"), (d,), False, (Target(ours + "norm1.scale"),)),
             Row(tb + "ln_1/b", hb + "ln_1.bias", bb + ("ln_1", "b"), (d,), False, (Target(ours + "norm1.shift"),)),
             Row(tb + "attn/c_attn/w", hb + "attn.c_attn.weight", bb + ("attn", "c_attn", "w"), (d, 3 * d), True,
-                tuple(Target(f"{ours}{m}.weight", part=j, transpose=True) for j, m in enumerate(qkv))),
+                tuple(Target(f"{ours}{m}.weight", part=j, transpose=True, input_major=True)
+                      for j, m in enumerate(qkv))),
             Row(tb + "attn/c_attn/b", hb + "attn.c_attn.bias", bb + ("attn", "c_attn", "b"), (3 * d,), False,
                 tuple(Target(f"{ours}{m}.bias", part=j) for j, m in enumerate(qkv))),
             Row(tb + "attn/c_proj/w", hb + "attn.c_proj.weight", bb + ("attn", "c_proj", "w"), (d, d), True,
-                (Target(ours + "att.out_proj.weight", transpose=True),)),
+                (Target(ours + "att.out_proj.weight", transpose=True, input_major=True),)),
             Row(tb + "attn/c_proj/b", hb + "attn.c_proj.bias", bb + ("attn", "c_proj", "b"), (d,), False,
                 (Target(ours + "att.out_proj.bias"),)),
             Row(tb + "ln_2/g", hb + "ln_2.weight", bb + ("ln_2", "g"), (d,), False, (Target(ours + "norm2.scale"),)),
             Row(tb + "ln_2/b", hb + "ln_2.bias", bb + ("ln_2", "b"), (d,), False, (Target(ours + "norm2.shift"),)),
             Row(tb + "mlp/c_fc/w", hb + "mlp.c_fc.weight", bb + ("mlp", "c_fc", "w"), (d, 4 * d), True,
-                (Target(ours + "ff.layers.0.weight", transpose=True),)),
+                (Target(ours + "ff.layers.0.weight", transpose=True, input_major=True),)),
             Row(tb + "mlp/c_fc/b", hb + "mlp.c_fc.bias", bb + ("mlp", "c_fc", "b"), (4 * d,), False,
                 (Target(ours + "ff.layers.0.bias"),)),
             Row(tb + "mlp/c_proj/w", hb + "mlp.c_proj.weight", bb + ("mlp", "c_proj", "w"), (4 * d, d), True,
@@ -136,9 +143,26 @@ def apply_target(row: Row, t: Target, array: np.ndarray) -> np.ndarray:
     return array.T if t.transpose else array
 
 
+def stored_array(row: Row, t: Target, array: np.ndarray) -> np.ndarray:
+    """Source array -> the array the cache stores for target `t` (a view where possible)."""
+    ours = apply_target(row, t, array)
+    return ours.T if t.input_major else ours
+
+
 def our_layout(hp: Mapping[str, int]) -> list[tuple[str, tuple[int, ...]]]:
     """Our tensors (tied head left out: it *is* tok_emb) in the order the converter writes them."""
     return [(t.name, target_shape(r, t)) for r in weight_rows(hp) for t in r.targets]
+
+
+def cache_layout(hp: Mapping[str, int]) -> list[tuple[str, tuple[int, ...]]]:
+    """Each tensor of the cache file with the shape it is stored in, in file order."""
+    return [(t.name, tuple(reversed(shape)) if t.input_major else shape)
+            for r in weight_rows(hp) for t in r.targets for shape in [target_shape(r, t)]]
+
+
+def input_major_names(hp: Mapping[str, int]) -> frozenset[str]:
+    """The tensors the cache stores transposed (see `Target.input_major`)."""
+    return frozenset(t.name for r in weight_rows(hp) for t in r.targets if t.input_major)
 
 
 def check_source_shapes(found: Mapping[str, Sequence[int]], rows: Iterable[Row], *, kind: str = "tf",
@@ -206,7 +230,7 @@ def write_rows(writer: SafetensorsWriter, rows: Iterable[Row], read: Callable[[R
     for row in rows:
         array = read(row)  # the row's shape, float32
         for t in row.targets:
-            writer.write(t.name, apply_target(row, t, array))
+            writer.write(t.name, stored_array(row, t, array))
         del array
 
 
@@ -241,7 +265,7 @@ def convert_tf_checkpoint(prefix: str, hp: Mapping[str, int], out_path: str, sou
     reader = open_tf_checkpoint(prefix)
     rows = weight_rows(hp)
     check_source_shapes(tf_variable_shapes(reader), rows, kind="tf")
-    writer = SafetensorsWriter(out_path, our_layout(hp), cache_metadata(hp, source))
+    writer = SafetensorsWriter(out_path, cache_layout(hp), cache_metadata(hp, source))
     # TensorFlow reads (and checksums) the next tensor while this thread transposes and writes
     # the previous one; the small queue bounds memory to a few tensors.
     ready: queue.Queue = queue.Queue(maxsize=1)

@@ -148,7 +148,7 @@ def cache_hparams(path: Path, header: Mapping[str, Any], data_start: int) -> dic
         hp = conv.check_hparams(json.loads(meta["hparams"]))
     except (KeyError, ValueError, TypeError):
         return None
-    expected_header, data_bytes = conv.safetensors_header(conv.our_layout(hp), meta)
+    expected_header, data_bytes = conv.safetensors_header(conv.cache_layout(hp), meta)
     tensors = {k: v for k, v in header.items() if k != "__metadata__"}
     if data_start + data_bytes != path.stat().st_size or tensors != {
             k: v for k, v in json.loads(expected_header[8:]).items() if k != "__metadata__"}:
@@ -218,9 +218,12 @@ def model_from_cache(path: Path, *, device: str | torch.device | None = None) ->
     with torch.device("cpu"), SkipInit():
         model = GPTModel(cfg)  # allocated, never written: replaced below
     loaded = set()
-    for name, shape in conv.our_layout(hp):
+    input_major = conv.input_major_names(hp)
+    for name, shape in conv.cache_layout(hp):
         s, e = header[name]["data_offsets"]
         tensor = torch.frombuffer(mm, dtype=torch.float32, count=(e - s) // 4, offset=start + s).view(shape)
+        if name in input_major:  # stored [in, out]: the parameter is its [out, in] view
+            tensor = tensor.t()
         module_name, _, attr = name.rpartition(".")
         module = model.get_submodule(module_name)
         module._parameters[attr] = param = nn.Parameter(tensor)

@@ -145,3 +145,44 @@ def test_evaluate_colours_each_token(page):
     page.wait_for_function("() => document.querySelectorAll('#eval-a .token-view span').length > 100")
     assert "Perplexity" in page.inner_text("#eval-a")
     shot(page, "5-evaluate")
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick `option` in the Gradio dropdown labelled `label`, as a user clicks it."""
+    page.get_by_label(label, exact=True).click()
+    page.get_by_role("option", name=option).click()
+
+
+def set_number(page, label: str, value: str) -> None:
+    box = page.get_by_label(label)
+    box.fill(value)
+    box.press("Tab")  # Gradio sends a number field's value when it loses focus
+
+
+TRAIN_POINTS_JS = POINTS_JS.replace("'Validation loss'", "'Training loss'")
+
+
+def test_babygpt_on_lunyu_draws_both_curves_and_sits_beside_its_bigram(page):
+    open_tab(page, "1 · Data")
+    choose(page, "Sample text", "论语 (The Analects)")
+    page.wait_for_function("() => document.body.innerText.includes('子曰')")
+    open_tab(page, "2 · Train")
+    status = "() => document.querySelector('#train-status').innerText"
+    for preset in ("Bigram baseline (BabyGPT notebook): a lookup table",
+                   "BabyGPT notebook: 4 layers, characters, random windows"):
+        choose(page, "Preset", preset)
+        # The preset sets the notebook's 3,000 iterations; fewer keep the test short.
+        page.wait_for_function("() => [...document.querySelectorAll('input')].some(i => i.value === '3000')")
+        set_number(page, "Iterations over random windows (0 = epochs over sliding windows, the book's way)", "150")
+        set_number(page, "Evaluate every (steps)", "50")
+        set_number(page, "Evaluation batches", "5")
+        page.locator("#train-btn").click()
+        page.wait_for_function(f"!({status})().includes('Done')")
+        # Both curves draw while the run goes on, then it ends with an evaluation every 50 steps.
+        page.wait_for_function(f"({POINTS_JS})() >= 2 && ({TRAIN_POINTS_JS})() >= 2", timeout=180_000)
+        page.wait_for_function(f"({status})().includes('Done')", timeout=300_000)
+        assert page.evaluate(POINTS_JS) == page.evaluate(TRAIN_POINTS_JS) >= 3
+    metrics = page.inner_text("#train-metrics")
+    assert "Runs on this text, last validation loss" in metrics
+    assert "bigram" in metrics and "babygpt" in metrics
+    shot(page, "2-train-babygpt-lunyu")

@@ -22,7 +22,8 @@ from gpt_core.config import GPTConfig
 from gpt_core.download import GPT2_FILES
 from gpt_core.gpt2 import (GPT2LoadError, WeightError, _run_child, config_from_hparams, import_gpt2, load_gpt2,
                            load_gpt2_params_from_tf_ckpt, load_weights_into_gpt)
-from gpt_core.gpt2_files import CACHE_NAME, DATA_FILE, INDEX_FILE, SkipInit, source_fingerprint, valid_cache
+from gpt_core.gpt2_files import (CACHE_NAME, DATA_FILE, INDEX_FILE, SkipInit, read_header, source_fingerprint,
+                                 valid_cache)
 
 HP = TINY_HPARAMS
 IDS = torch.tensor([[1, 5, 9, 42, 100, 0, 7, 3, 3, 64], [2, 2, 31, 17, 88, 99, 4, 50, 61, 11]])
@@ -87,9 +88,32 @@ def test_the_cache_holds_each_tensor_once_and_any_safetensors_reader_opens_it(re
     with safe_open(str(cache), framework="pt") as f:
         keys = set(f.keys())
         assert keys == {name for name, _ in conv.our_layout(HP)} and "out_head.weight" not in keys
-        assert torch.equal(f.get_tensor("trf_blocks.1.att.W_key.weight"), model.trf_blocks[1].att.W_key.weight)
+        # What decoding streams one token at a time is stored input-major; the parameter is
+        # the transposed view of the mapped bytes (no copy), the rest is stored as it is.
+        w_key = model.trf_blocks[1].att.W_key.weight
+        assert torch.equal(f.get_tensor("trf_blocks.1.att.W_key.weight"), w_key.t())
+        assert w_key.stride() == (1, w_key.shape[0])
+        assert torch.equal(f.get_tensor("tok_emb.weight"), model.tok_emb.weight.t())
+        fc2 = model.trf_blocks[1].ff.layers[2].weight
+        assert torch.equal(f.get_tensor("trf_blocks.1.ff.layers.2.weight"), fc2) and fc2.is_contiguous()
         assert f.metadata()["format"] == conv.CACHE_FORMAT
     assert model.num_parameters() == config_from_hparams(HP).num_parameters()
+
+
+def test_a_cache_of_the_former_layout_is_rebuilt_not_misread(release, tmp_path):
+    folder = copy_release(release[0], tmp_path / "copy")
+    model, _, _ = load_gpt2(folder)
+    cache = folder / CACHE_NAME
+    header, start = read_header(cache)
+    meta = dict(header["__metadata__"], version="1")  # version 1 stored every matrix [out, in]
+    raw, _ = conv.safetensors_header([(k, tuple(v["shape"])) for k, v in header.items() if k != "__metadata__"], meta)
+    data = cache.read_bytes()[start:]
+    cache.write_bytes(raw + data)
+    assert not valid_cache(cache, source_fingerprint(folder))
+    again, _, _ = load_gpt2(folder)
+    assert valid_cache(cache, source_fingerprint(folder))
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(again.state_dict()[name], tensor), name
 
 
 def test_cache_is_tied_to_its_source_files(release, tmp_path):
