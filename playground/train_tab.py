@@ -178,7 +178,7 @@ def _record_run(ws: Workspace, own, trainer) -> None:
     if not st.val_losses:
         return
     runs = ws.ui.setdefault("finished_runs", {})
-    runs[id(trainer)] = (own.label, own.corpus_name, st.step + 1, st.val_losses[-1])
+    runs[id(trainer)] = (own.label, own.corpus_name, st.step + 1, st.val_losses[-1], st.best_val_loss, st.best_step + 1)
     for key in list(runs)[:-6]:  # a few recent runs are enough to compare
         del runs[key]
 
@@ -187,8 +187,11 @@ def _runs_compared(ws: Workspace) -> str:
     runs = [r for r in ws.ui.get("finished_runs", {}).values() if r[1] == ws.corpus_name]
     if len(runs) < 2:
         return ""
-    return "\n\nRuns on this text, last validation loss: " + " · ".join(
-        f"{html.escape(label)} **{val:.3f}** ({steps:,} steps)" for label, _, steps, val in runs)
+    # The best beside the last: on a small text both models overfit, and the best loss is
+    # what each could learn before memorising it.
+    return "\n\nRuns on this text, last validation loss (best): " + " · ".join(
+        f"{html.escape(label)} **{val:.3f}** ({best:.3f} at step {best_step:,} of {steps:,})"
+        for label, _, steps, val, best, best_step in runs)
 
 
 class _View:
