@@ -74,6 +74,22 @@ def _duration(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+# Random windows seeing the training text this many times over are bound to memorise it:
+# the notebook's 3,000 x 128 x 64 characters were meant for a novel; on the bundled 论语
+# they are ~1,400 passes and BabyGPT's validation loss climbs from 5.4 to 10 (scripts/babygpt_vs_bigram.py).
+MANY_PASSES = 50
+
+
+def _passes_warning(tc, tokens: int, context_length: int) -> list[str]:
+    train_tokens = max(1, int(tokens * tc.train_ratio))
+    passes = tc.max_steps * tc.batch_size * context_length / train_tokens
+    if passes < MANY_PASSES:
+        return [f"The iterations read the training part about {passes:,.1f} times over"]
+    return [f"⚠️ The iterations read the training part about **{passes:,.0f} times over**: expect the model "
+            "to memorise this text (the validation loss turns up early). Fewer iterations, dropout or a "
+            "longer text keep it learning."]
+
+
 def estimate(ws: Workspace, tokenizer_label, preset_label, *fields) -> str:
     """Parameters, memory, batches and (measured) time per epoch, before anything is trained."""
     try:
@@ -109,6 +125,8 @@ def estimate(ws: Workspace, tokenizer_label, preset_label, *fields) -> str:
                      f"epoch**, {_duration(per_epoch * tc.num_epochs)} in all (plus evaluation)")
     else:
         lines.append("Time per epoch: press *Measure speed* (times one training step here).")
+    if random_windows:
+        lines += _passes_warning(tc, stats.tokens, cfg.context_length)
     if params > ws.limits.max_train_parameters:
         lines.append(f"⚠️ Larger than this server trains ({format_count(ws.limits.max_train_parameters)} parameters).")
     lines += [f"⚠️ {html.escape(w)}" for w in stats.warnings]

@@ -420,8 +420,13 @@ def test_train_tab_babygpt_preset_and_bigram_side_by_side():
     ws = Workspace("babygpt-test")
     try:
         ws.set_text((ASSETS / "lunyu.txt").read_text(encoding="utf-8")[:6000], name="论语")
-        assert "3 iterations, each over 4 windows at random starts" in train_tab.estimate(
-            ws, "Characters", PRESET_LABELS["bigram"], *_ui_values())
+        estimate = train_tab.estimate(ws, "Characters", PRESET_LABELS["bigram"], *_ui_values())
+        assert "3 iterations, each over 4 windows at random starts" in estimate
+        assert "about 0.0 times over" in estimate and "⚠️" not in estimate
+        # The notebook's 3,000 iterations of 128 x 64 would read 4,800 characters ~5,000 times.
+        estimate = train_tab.estimate(ws, "Characters", PRESET_LABELS["bigram"],
+                                      *_ui_values(iterations=3000, batch_size=128, context_length=64))
+        assert "⚠️ The iterations read the training part about **5,120 times over**" in estimate
         for preset in ("bigram", "babygpt"):
             outputs = list(train_tab.train(ws, "Characters", PRESET_LABELS[preset], *_ui_values(), START_FROM[0]))
             assert ws.own.trainer.state.step + 1 == 3
