@@ -165,15 +165,18 @@ TRAIN_POINTS_JS = POINTS_JS.replace("'Validation loss'", "'Training loss'")
 def test_babygpt_on_lunyu_draws_both_curves_and_sits_beside_its_bigram(page):
     open_tab(page, "1 · Data")
     choose(page, "Sample text", "论语 (The Analects)")
-    page.wait_for_function("() => document.body.innerText.includes('子曰')")
+    page.wait_for_function("() => [...document.querySelectorAll('textarea')].some(t => t.value.includes('子曰'))")
     open_tab(page, "2 · Train")
     status = "() => document.querySelector('#train-status').innerText"
+    page.get_by_text("Training options").click()  # the iterations and evaluation fields
     for preset in ("Bigram baseline (BabyGPT notebook): a lookup table",
                    "BabyGPT notebook: 4 layers, characters, random windows"):
         choose(page, "Preset", preset)
         # The preset sets the notebook's 3,000 iterations; fewer keep the test short.
-        page.wait_for_function("() => [...document.querySelectorAll('input')].some(i => i.value === '3000')")
-        set_number(page, "Iterations over random windows (0 = epochs over sliding windows, the book's way)", "150")
+        iterations = page.get_by_label("Iterations over random windows (0 = epochs over sliding windows, the book's way)")
+        page.wait_for_function("el => el.value === '3000'", arg=iterations.element_handle())
+        iterations.fill("150")
+        iterations.press("Tab")
         set_number(page, "Evaluate every (steps)", "50")
         set_number(page, "Evaluation batches", "5")
         page.locator("#train-btn").click()
