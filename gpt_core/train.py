@@ -215,7 +215,10 @@ class Trainer:
                     return
                 yield step_event
                 st = self.state
-                if st.step % self.config.eval_freq == 0:
+                # The notebook (like nanoGPT) also estimates the loss at its last iteration,
+                # so its curves reach the end of the run; the book's loop does not.
+                last_iteration = self.config.batching == "random_windows" and st.step + 1 == self.total_steps
+                if st.step % self.config.eval_freq == 0 or last_iteration:
                     eval_event = self._evaluate()
                     yield eval_event
                     patience = self.config.early_stopping_patience
