@@ -88,8 +88,9 @@ def load_as_the_app_does(model: GPTModel, folder: str):
     hf = to_transformers(model)
     hf.save_pretrained(folder, safe_serialization=True)
     loaded, _, _ = load_gpt2(folder, cache_dir=folder)
+    loaded_state = loaded.state_dict()
     for name, tensor in model.state_dict().items():
-        if not torch.equal(loaded.state_dict()[name], tensor):
+        if not torch.equal(loaded_state[name], tensor):
             raise RuntimeError(f"{name} changed on the way through load_gpt2")
     return loaded, hf
 

@@ -156,8 +156,8 @@ def our_layout(hp: Mapping[str, int]) -> list[tuple[str, tuple[int, ...]]]:
 
 def cache_layout(hp: Mapping[str, int]) -> list[tuple[str, tuple[int, ...]]]:
     """Each tensor of the cache file with the shape it is stored in, in file order."""
-    return [(t.name, tuple(reversed(shape)) if t.input_major else shape)
-            for r in weight_rows(hp) for t in r.targets for shape in [target_shape(r, t)]]
+    return [(t.name, tuple(reversed(target_shape(r, t))) if t.input_major else target_shape(r, t))
+            for r in weight_rows(hp) for t in r.targets]
 
 
 def input_major_names(hp: Mapping[str, int]) -> frozenset[str]:

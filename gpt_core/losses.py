@@ -45,14 +45,23 @@ def calc_loss_batch(input_batch: torch.Tensor, target_batch: torch.Tensor, model
 
 
 def _chunk_losses(logits_t: torch.Tensor, targets: torch.Tensor, label_smoothing: float
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token cross-entropy of a vocabulary-major (V, C) slice of logits, and its log-sum-exp."""
-    lse = torch.logsumexp(logits_t, dim=0)  # (C,)
-    loss = lse - logits_t[targets, torch.arange(targets.shape[0], device=targets.device)]
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-token cross-entropy of a vocabulary-major (V, C) slice of logits, in as few passes
+    over the slice as possible: it is 100 MB for the book's batch, and each pass costs as much
+    as a small matmul. Overwrites `logits_t` with exp(logit - max) (the softmax numerators a
+    gradient needs) and returns (loss, that tensor, its column sums)."""
+    cols = torch.arange(targets.shape[0], device=targets.device)
+    target_logit = logits_t[targets, cols]
+    mean_logit = logits_t.mean(dim=0) if label_smoothing else None
+    peak = logits_t.amax(dim=0)  # (C,)
+    exp_t = logits_t.sub_(peak).exp_()
+    sum_exp = exp_t.sum(dim=0)
+    lse = peak + sum_exp.log()
+    loss = lse - target_logit
     if label_smoothing:
         # PyTorch's definition: (1-eps) * NLL + eps * mean over classes of -log p.
-        loss = (1 - label_smoothing) * loss + label_smoothing * (lse - logits_t.mean(dim=0))
-    return loss, lse
+        loss = (1 - label_smoothing) * loss + label_smoothing * (lse - mean_logit)
+    return loss, exp_t, sum_exp
 
 
 class _FusedLinearCrossEntropy(torch.autograd.Function):
@@ -76,23 +85,12 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
         for start in range(0, n, chunk_tokens):
             h = hidden[start:start + chunk_tokens]  # (C, d)
             t = targets[start:start + chunk_tokens]
-            cols = torch.arange(t.shape[0], device=t.device)
             logits_t = weight @ h.t()  # (V, C)
-            # The loss and softmax in as few passes over the (V, C) slice as possible, in place:
-            # it is 100 MB for the book's batch, and each pass costs as much as a small matmul.
-            target_logit = logits_t[t, cols]
-            mean_logit = logits_t.mean(dim=0) if label_smoothing else None
-            peak = logits_t.amax(dim=0)  # (C,)
-            exp_t = logits_t.sub_(peak).exp_()  # exp(logit - max)
-            sum_exp = exp_t.sum(dim=0)
-            lse = peak + sum_exp.log()
-            loss = lse - target_logit
-            if label_smoothing:
-                # PyTorch's definition: (1-eps) * NLL + eps * mean over classes of -log p.
-                loss = (1 - label_smoothing) * loss + label_smoothing * (lse - mean_logit)
+            loss, exp_t, sum_exp = _chunk_losses(logits_t, t, label_smoothing)
             total += loss.sum()
             # d loss_mean / d logits = (softmax - (1-eps) * onehot - eps / V) / n.
             grad_t = exp_t.mul_((sum_exp * n).reciprocal_())
+            cols = torch.arange(t.shape[0], device=t.device)
             grad_t.index_put_((t, cols), grad_t.new_full((t.shape[0],), (label_smoothing - 1) / n), accumulate=True)
             if label_smoothing:
                 grad_t.sub_(label_smoothing / (vocab * n))

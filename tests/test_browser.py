@@ -159,6 +159,7 @@ def set_number(page, label: str, value: str) -> None:
     box.press("Tab")  # Gradio sends a number field's value when it loses focus
 
 
+ITERATIONS = "Iterations over random windows (0 = epochs over sliding windows, the book's way)"
 TRAIN_POINTS_JS = POINTS_JS.replace("'Validation loss'", "'Training loss'")
 
 
@@ -173,10 +174,8 @@ def test_babygpt_on_lunyu_draws_both_curves_and_sits_beside_its_bigram(page):
                    "BabyGPT notebook: 4 layers, characters, random windows"):
         choose(page, "Preset", preset)
         # The preset sets the notebook's 3,000 iterations; fewer keep the test short.
-        iterations = page.get_by_label("Iterations over random windows (0 = epochs over sliding windows, the book's way)")
-        page.wait_for_function("el => el.value === '3000'", arg=iterations.element_handle())
-        iterations.fill("150")
-        iterations.press("Tab")
+        page.wait_for_function("el => el.value === '3000'", arg=page.get_by_label(ITERATIONS).element_handle())
+        set_number(page, ITERATIONS, "150")
         set_number(page, "Evaluate every (steps)", "50")
         set_number(page, "Evaluation batches", "5")
         page.locator("#train-btn").click()
