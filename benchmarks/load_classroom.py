@@ -451,7 +451,7 @@ def reference_first_step(text: str) -> dict[str, Any]:
 
 def _reference_first_step(text: str, model: dict[str, Any], train: dict[str, Any], tok_kind: str) -> dict[str, Any]:
     from gpt_core.train_events import EvalEvent, StepEvent
-    from gpt_core.workspace import Workspace
+    from playground.session import Workspace
     from playground.options import DEFAULT_PRESET_LABEL, build_spec
 
     ws = Workspace()

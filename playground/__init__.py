@@ -1,5 +1,5 @@
 """The Gradio side of the playground: one module of handlers per tab, and what they share.
 
-Handlers take the session's `gpt_core.workspace.Workspace` first and plain values after it;
+Handlers take the session's `playground.session.Workspace` first and plain values after it;
 `app.py` lays out the page and binds them to events.
 """

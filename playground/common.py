@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import gradio as gr
 
 from gpt_core.corpus import CorpusError
-from gpt_core.workspace import Limits, SharedModels, Workspace, WorkspaceError, WorkspaceRegistry
+from .limits import Limits
+from .server import SharedModels, WorkspaceRegistry
+from .session import Workspace, WorkspaceError
 
 log = logging.getLogger("playground")
 

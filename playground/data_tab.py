@@ -5,7 +5,7 @@ import os
 
 from gpt_core.config import format_count
 from gpt_core.render import message_html, tokens_html
-from gpt_core.workspace import Workspace
+from .session import Workspace
 
 TOKENIZERS = {"GPT-2 BPE": "gpt2", "Characters": "char"}
 TOKENIZER_LABELS = {v: k for k, v in TOKENIZERS.items()}

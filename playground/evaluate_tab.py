@@ -6,9 +6,9 @@ import math
 from gpt_core.corpus import split_text
 from gpt_core.generate import score_text
 from gpt_core.render import message_html, probability_html
-from gpt_core.workspace import Workspace
 
 from .models import resolve
+from .session import Workspace
 
 MAX_SCORE_TOKENS = 4_000  # keeps one evaluation under a few seconds with GPT-2 124M on 2 cores
 SHOW_TOKENS = 1_500

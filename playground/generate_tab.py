@@ -10,9 +10,9 @@ import torch
 from gpt_core.generate import next_token_distribution, stream_generate
 from gpt_core.plots import candidates_figure, message_figure, sampling_lab_figure
 from gpt_core.sampling import STAGES, TOY_INVERSE_VOCAB, temperature_lab
-from gpt_core.workspace import Workspace
 
 from .models import resolve
+from .session import Workspace
 
 # Browsers redraw text ~20 times a second at most; more frequent updates only cost bandwidth.
 STREAM_INTERVAL_S = 0.05

@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 from gpt_core.config import GPT2_SIZES, format_bytes, format_count
-from gpt_core.workspace import Workspace, WorkspaceError
 
 from .common import SETTINGS, SHARED
 from .models import gpt2_key
+from .session import Workspace, WorkspaceError
 
 SIZES = list(GPT2_SIZES)
 # Sizes this server may load (each stays in memory for everyone): all locally, the two

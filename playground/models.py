@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gpt_core.workspace import Workspace, WorkspaceError
 
 from .common import SHARED
+from .session import Workspace, WorkspaceError
 
 OWN = "Your model"
 GPT2_PREFIX = "GPT-2 "

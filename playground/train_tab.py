@@ -14,14 +14,15 @@ import gradio as gr
 
 from gpt_core.config import format_bytes, format_count
 from gpt_core.plots import loss_figure
+from gpt_core.speed import measure_step_seconds
 from gpt_core.train_events import (CheckpointEvent, DoneEvent, EpochEvent, ErrorEvent, EvalEvent,
                                    SampleEvent, StepEvent, StoppedEvent)
-from gpt_core.workspace import BoundedDict, Workspace, WorkspaceError, measure_step_seconds
 
 from . import models
 from .common import SHARED
 from .data_tab import TOKENIZER_LABELS, tokenizer_kind
 from .options import (PRESET_LABELS, START_FROM, TRAIN_FIELDS, build_spec, preset_fields, preset_name)
+from .session import BoundedDict, Workspace, WorkspaceError
 
 UPDATE_INTERVAL_S = 0.3  # chart redraws while training: often enough to look live
 AUTO_MEASURE_MAX_PARAMS = 20_000_000  # models this small are timed without asking (< 1 s)

@@ -21,7 +21,10 @@ import torch
 from gpt_core.checkpoint import CheckpointError
 from gpt_core.corpus import CorpusError, corpus_stats
 from gpt_core.tokenizers import CharTokenizer
-from gpt_core.workspace import Limits, RunHistory, Workspace, WorkspaceError, WorkspaceRegistry
+from playground.history import RunHistory
+from playground.limits import Limits
+from playground.server import WorkspaceRegistry
+from playground.session import Workspace, WorkspaceError
 from playground import data_tab, evaluate_tab, generate_tab, gpt2_tab, train_tab
 from playground.common import SHARED, bind, friendly_message
 from playground.models import OWN
@@ -53,7 +56,7 @@ def one_thread():
 
 @pytest.fixture()
 def ws(verdict_text) -> Workspace:
-    w = Workspace("test-session", limits=Limits(max_corpus_chars=100_000))
+    w = Workspace(limits=Limits(max_corpus_chars=100_000))
     w.set_text(verdict_text[:2000], name="verdict excerpt")
     yield w
     w.close()
@@ -64,7 +67,7 @@ def trained_ws(verdict_text) -> Workspace:
     """One session with a model trained for an epoch, shared by the tests that only read it."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    w = Workspace("trained-session", limits=Limits(max_corpus_chars=100_000))
+    w = Workspace(limits=Limits(max_corpus_chars=100_000))
     w.set_text(verdict_text[:2000], name="verdict excerpt")
     trained(w, num_epochs=1)
     torch.set_num_threads(threads)
@@ -190,7 +193,7 @@ def test_training_streams_the_chart_as_it_learns(ws):
 
 
 def test_stop_then_resume_ends_where_an_uninterrupted_run_ends(ws, verdict_text):
-    reference = Workspace("ref", limits=ws.limits)
+    reference = Workspace(limits=ws.limits)
     reference.set_text(ws.text, name="same")
     trained(reference)
     gen = train_tab.train(ws, CHARS, CUSTOM, *ui_fields(), START_FROM[0])
@@ -301,7 +304,7 @@ def test_evaluate_reports_the_books_loss_and_colours_every_token(trained_ws):
 def test_a_downloaded_checkpoint_uploads_into_another_session(ws, tmp_path):
     trained(ws, num_epochs=1)
     path = ws.save_checkpoint()
-    other = Workspace("other", limits=ws.limits)
+    other = Workspace(limits=ws.limits)
     other.set_text(ws.text, name="same text")
     status, *_ = train_tab.upload_checkpoint(other, path)
     assert "Loaded" in status
@@ -371,7 +374,7 @@ def test_an_imported_gpt2_folder_is_shared_and_generates_like_transformers(ws, m
         status, info = gpt2_tab.import_folder(ws, lambda *a, **k: None, "tiny")
         key = "GPT-2 (tiny)"
         assert key in status and key in info and SHARED.keys() == [key]
-        other = Workspace("someone-else")
+        other = Workspace()
         model, cfg, tok = SHARED.get(key)
         assert not any(p.requires_grad for p in model.parameters())  # shared read-only
         text = list(generate_tab.generate_text(other, key, "Every effort moves you", 8, 0, 0, 1.0, None, False))[-1]

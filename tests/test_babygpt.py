@@ -402,7 +402,7 @@ def _ui_values(**overrides):
 
 
 def test_train_tab_babygpt_preset_and_bigram_side_by_side():
-    from gpt_core.workspace import Workspace
+    from playground.session import Workspace
     from playground import train_tab
     from playground.options import PRESET_LABELS, START_FROM, build_spec, preset_fields
 
@@ -417,7 +417,7 @@ def test_train_tab_babygpt_preset_and_bigram_side_by_side():
         build_spec(tokenizer="char", vocab_size=100, preset_label=PRESET_LABELS["babygpt"], **model,
                    **dict(train, iterations=-5))
 
-    ws = Workspace("babygpt-test")
+    ws = Workspace()
     try:
         ws.set_text((ASSETS / "lunyu.txt").read_text(encoding="utf-8")[:6000], name="论语")
         estimate = train_tab.estimate(ws, "Characters", PRESET_LABELS["bigram"], *_ui_values())

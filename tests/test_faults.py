@@ -43,9 +43,9 @@ def app_url(tmp_path_factory):
     mp.setenv("GPT2_MODELS_DIR", str(work / "models"))
     mp.setenv("GRADIO_ANALYTICS_ENABLED", "False")
     import app
-    import gpt_core.workspace as workspace
+    from playground.common import REGISTRY
 
-    mp.setattr(workspace, "FILES_ROOT", str(work / "session-files"))
+    mp.setattr(REGISTRY, "files_root", work / "session-files")
     demo = app.build_app()
     port = free_port()
     from playground.common import SETTINGS
@@ -108,7 +108,6 @@ def wait_for_step(client, step: int, timeout: float = 120.0):
 
 # --- a tab closed mid-training ----------------------------------------------------------------------
 def test_closing_the_tab_mid_training_stops_the_run_and_frees_its_memory(app_url, api):
-    import gpt_core.workspace as workspace
     from playground.common import REGISTRY
 
     client = connect(app_url)
@@ -129,7 +128,7 @@ def test_closing_the_tab_mid_training_stops_the_run_and_frees_its_memory(app_url
     time.sleep(1.0)
     assert trainer.state.step == step, "the closed tab's training kept running"
     assert ws.own is None and ws.closed
-    assert not (Path(workspace.FILES_ROOT) / session).exists(), "the closed tab's checkpoint files were kept"
+    assert not (REGISTRY.files_root / ws.id).exists(), "the closed tab's checkpoint files were kept"
     del trainer, run, ws
     assert wait_until(lambda: (gc.collect(), model() is None and optimizer() is None)[1], 20), \
         "the closed tab's model or optimizer is still in memory"

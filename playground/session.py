@@ -1,154 +1,38 @@
-"""One workspace per browser session, and the few things sessions share.
+"""One workspace per browser session: what one student works on.
 
-A `Workspace` holds what one student works on: the corpus, the tokenizer, their own model
-(trained here or uploaded) with its optimizer, the history of their runs and the handle of a
-running training job with its stop flag. A `WorkspaceRegistry` hands each session its own
-workspace, evicts idle ones and caps how many exist, so memory stays bounded however many
-people connect. Pretrained GPT-2 models are loaded once per process into `SharedModels` and
-only ever read.
+A `Workspace` holds the corpus, the tokenizer, the student's own model (trained here or
+uploaded) with its optimizer, the history of their runs and the handle of a running
+training job with its stop flag. The registry in `server.py` hands each session its own.
 
-No gradio here: the app resolves a session to a workspace and calls these methods; tests and
-notebooks use them directly.
+No gradio here: the app resolves a session to a workspace and calls these methods; tests
+use them directly.
 """
 from __future__ import annotations
 
-import dataclasses
-import math
-import os
-import tempfile
+import shutil
 import threading
 import time
 import uuid
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
-from .config import GPTConfig
-from .corpus import DEFAULT_CORPUS, SAMPLE_CORPORA, CorpusError, CorpusStats, corpus_stats, decode_text, load_sample
+from gpt_core.checkpoint import load_model, read_checkpoint, save_checkpoint
+from gpt_core.config import GPTConfig
+from gpt_core.corpus import DEFAULT_CORPUS, SAMPLE_CORPORA, CorpusError, CorpusStats, corpus_stats, decode_text, load_sample
+from gpt_core.model import crop_context
+from gpt_core.prepare import prepare_training, select_device
+from gpt_core.tokenizers import GPT2Tokenizer, get_tokenizer
 
-
-# Per-session files offered for download (checkpoints); removed when the session ends.
-FILES_ROOT = os.environ.get("PLAYGROUND_FILES_DIR") or os.path.join(tempfile.gettempdir(),
-                                                                    "gpt-playground-sessions")
+from .history import RunHistory
+from .limits import Limits, default_files_root, session_folder
 
 
 class WorkspaceError(ValueError):
     """An action this workspace cannot take now; the message says why and what to do."""
 
 
-@dataclass(frozen=True)
-class Limits:
-    """What one session may use. Defaults suit a 2-core, 16 GB server shared by a class."""
-    max_corpus_chars: int = 5_000_000
-    max_sessions: int = 200
-    # An idle session (no request, no running job) is dropped after this many seconds.
-    session_ttl_s: float = 3 * 3600
-    # Models a session may own and train: the book's 124M (163M with its separate head) fits.
-    max_train_parameters: int = 200_000_000
-    max_history_points: int = 2_000
-    max_samples: int = 60
-    max_new_tokens: int = 500
-    max_score_chars: int = 20_000
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "Limits":
-        """Overrides from PLAYGROUND_<FIELD> environment variables (e.g. PLAYGROUND_MAX_SESSIONS)."""
-        env = os.environ if environ is None else environ
-        changes: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            raw = env.get(f"PLAYGROUND_{f.name.upper()}")
-            if raw is None:
-                continue
-            try:
-                value = float(raw) if f.type in ("float", float) else int(raw)
-            except ValueError:
-                raise ValueError(f"PLAYGROUND_{f.name.upper()} must be a number, got {raw!r}") from None
-            if value <= 0:
-                raise ValueError(f"PLAYGROUND_{f.name.upper()} must be positive, got {raw!r}")
-            changes[f.name] = value
-        return dataclasses.replace(cls(), **changes)
-
-
-# --- run history ------------------------------------------------------------------------
-@dataclass
-class RunHistory:
-    """What the loss chart and the sample log show, bounded in size.
-
-    Evaluation points are few (one every `eval_freq` steps) and kept as they come; per-batch
-    losses are many, so when they pass the bound every other one is dropped (the curve keeps
-    its shape, the memory stays flat however long the run).
-    """
-    max_points: int = 2_000
-    max_samples: int = 60
-    tokens_seen: list[int] = field(default_factory=list)
-    train_losses: list[float] = field(default_factory=list)
-    val_losses: list[float] = field(default_factory=list)
-    eval_steps: list[int] = field(default_factory=list)
-    step_tokens: list[int] = field(default_factory=list)
-    step_losses: list[float] = field(default_factory=list)
-    _step_stride: int = 1
-    _step_count: int = 0
-    samples: deque = field(default_factory=deque)
-    num_epochs: int | None = None
-    tokens_per_epoch: int | None = None
-    # Set when the trainer itself flags overfitting (`EvalEvent.overfitting`).
-    flagged: bool = False
-
-    def add_eval(self, step: int, tokens_seen: int, train_loss: float, val_loss: float) -> None:
-        self.eval_steps.append(int(step))
-        self.tokens_seen.append(int(tokens_seen))
-        self.train_losses.append(float(train_loss))
-        self.val_losses.append(float(val_loss))
-        if len(self.tokens_seen) > self.max_points:
-            for name in ("eval_steps", "tokens_seen", "train_losses", "val_losses"):
-                setattr(self, name, getattr(self, name)[::2])
-
-    def add_step(self, tokens_seen: int, loss: float) -> None:
-        self._step_count += 1
-        if self._step_count % self._step_stride:
-            return
-        self.step_tokens.append(int(tokens_seen))
-        self.step_losses.append(float(loss))
-        if len(self.step_tokens) > self.max_points:
-            self.step_tokens, self.step_losses = self.step_tokens[::2], self.step_losses[::2]
-            self._step_stride *= 2
-
-    def add_sample(self, label: str, text: str) -> None:
-        self.samples.append((label, text))
-        while len(self.samples) > self.max_samples:
-            self.samples.popleft()
-
-    def sample_log(self, *, newest_first: bool = True) -> str:
-        samples = reversed(self.samples) if newest_first else self.samples
-        return "\n\n".join(f"[{label}]\n{text}" for label, text in samples)
-
-    @property
-    def last_val_loss(self) -> float | None:
-        return self.val_losses[-1] if self.val_losses else None
-
-    def overfitting_hint(self, *, patience: int = 3) -> str | None:
-        """A sentence when validation loss has risen `patience` evaluations in a row while
-        training loss kept falling, or the gap has grown past 1 nat (the book's run shows both
-        after a few epochs)."""
-        v, t = self.val_losses, self.train_losses
-        finite = [(a, b) for a, b in zip(t, v) if math.isfinite(a) and math.isfinite(b)]
-        if len(finite) < patience + 1:
-            return None
-        recent = finite[-(patience + 1):]
-        val_rising = all(b2 > b1 for (_, b1), (_, b2) in zip(recent, recent[1:]))
-        train_falling = recent[-1][0] < recent[0][0]
-        best_val = min(b for _, b in finite)
-        gap = finite[-1][1] - finite[-1][0]
-        if (val_rising and train_falling) or self.flagged:
-            return ("Overfitting: validation loss has risen for "
-                    f"{patience} evaluations while training loss keeps falling.")
-        if gap > 1.0 and finite[-1][1] > best_val + 0.05:
-            return (f"Overfitting: validation loss is {gap:.2f} above training loss and past its "
-                    f"best ({best_val:.2f}); the model is memorising the training text.")
-        return None
-
-
-# --- the session's own model --------------------------------------------------------------
 @dataclass
 class OwnedModel:
     """A model this session owns (trained here or uploaded) and what it needs to run.
@@ -195,11 +79,17 @@ class BoundedDict(OrderedDict):
 
 
 class Workspace:
-    """Everything one browser session works with. Thread-safe for the app's handlers."""
+    """Everything one browser session works with. Thread-safe for the app's handlers.
 
-    def __init__(self, session_id: str | None = None, *, limits: Limits | None = None):
-        self.id = session_id or uuid.uuid4().hex
+    `id` is made here, never taken from the client: Gradio's session hash is chosen by
+    whoever sends the request, so it only ever serves as a key in the registry. The
+    session's files live in `files_root / id`.
+    """
+
+    def __init__(self, *, limits: Limits | None = None, files_root: str | Path | None = None):
+        self.id = uuid.uuid4().hex
         self.limits = limits or Limits()
+        self.files_root = Path(files_root) if files_root is not None else default_files_root()
         self.lock = threading.RLock()
         self.last_active = time.monotonic()
         self.corpus_name: str = DEFAULT_CORPUS
@@ -273,8 +163,6 @@ class Workspace:
 
     def tokenizer(self, kind: str):
         """The GPT-2 BPE tokenizer, or the character tokenizer of the current corpus."""
-        from .tokenizers import get_tokenizer
-
         with self.lock:
             if kind not in self._tokenizers:
                 self._tokenizers[kind] = get_tokenizer(kind, self.text if kind == "char" else None)
@@ -359,8 +247,6 @@ class Workspace:
         training this session's model). The session's model is replaced only once everything
         is built: a bad option changes nothing.
         """
-        from .prepare import prepare_training
-
         if start_from == "own":
             own = self.own
             if own is None:
@@ -409,10 +295,6 @@ class Workspace:
         a model larger than the session may train is refused. A checkpoint of ours that
         stopped early can be resumed on the current text (the text it was trained on).
         """
-        from .checkpoint import load_model, read_checkpoint
-        from .prepare import prepare_training, select_device
-        from .tokenizers import GPT2Tokenizer
-
         ckpt = read_checkpoint(path)
         config = ckpt.model_config
         self.check_trainable(config)
@@ -443,20 +325,23 @@ class Workspace:
                             f"press Resume to continue it on the current text ({self.corpus_name}).")
                 return self.own, note
         model, _ = load_model(ckpt, device=select_device("auto"))
+        return self.adopt_model(model, config, tok, label), note
+
+    def adopt_model(self, model: Any, config: GPTConfig, tokenizer: Any, label: str) -> OwnedModel:
+        """Make `model` (uploaded weights, no training state) this session's own model, in eval
+        mode, with a fresh run history."""
         model.eval()
-        own = OwnedModel(model, config, tok, label, None, corpus_name=self.corpus_name)
+        own = OwnedModel(model, config, tokenizer, label, None, corpus_name=self.corpus_name)
         with self.lock:
             self._drop_checkpoints()
             self.own = own
             self.history = RunHistory(max_points=self.limits.max_history_points,
                                       max_samples=self.limits.max_samples)
-        return own, note
+        return own
 
     def save_checkpoint(self) -> str:
         """Write this session's model (with optimizer and training state when it has them) to
         the session's folder and return the path; earlier files of the session are removed."""
-        from .checkpoint import save_checkpoint
-
         own = self.own
         if own is None:
             raise WorkspaceError("There is no model to save yet: train one first.")
@@ -479,187 +364,15 @@ class Workspace:
             own.checkpoint_path = str(path)
         return str(path)
 
-    def files_dir(self):
+    def files_dir(self) -> Path:
         """This session's private folder for files it offers for download."""
-        from pathlib import Path
-
-        folder = Path(FILES_ROOT) / self.id
+        folder = session_folder(self.files_root, self.id)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
     def _drop_checkpoints(self) -> None:
-        import shutil
-        from pathlib import Path
-
-        folder = Path(FILES_ROOT) / self.id
+        folder = session_folder(self.files_root, self.id)
         if folder.is_dir():
             shutil.rmtree(folder, ignore_errors=True)
         if self.own is not None:
             self.own.checkpoint_path = None
-
-
-def crop_context(model: Any, context_length: int) -> Any:
-    """A trainable copy of `model` that sees at most `context_length` positions (its first
-    rows of `pos_emb`): GPT-2's 1024-token context costs minutes a step on a CPU; the same
-    weights with 64 positions train in seconds and read the same text the same way."""
-    import torch
-
-    from .model import GPTModel, load_book_state_dict
-
-    config = model.cfg.replace(context_length=context_length)
-    state = {}
-    for name, tensor in model.state_dict().items():
-        if name == "pos_emb.weight":
-            tensor = tensor[:context_length]
-        elif name.endswith("att.mask"):
-            tensor = tensor[:context_length, :context_length]
-        state[name] = tensor
-    with torch.device("meta"):
-        copy = GPTModel(config)  # no random init: every tensor comes from `model`
-    copy = copy.to_empty(device=model.device)
-    if config.tie_weights:  # to_empty gives every parameter its own storage: tie again
-        copy.out_head.weight = copy.tok_emb.weight
-    load_book_state_dict(copy, state)
-    return copy.requires_grad_(True)
-
-
-def measure_step_seconds(config: GPTConfig, *, batch_size: int, context_length: int, steps: int = 2) -> float:
-    """Seconds one AdamW training step takes for this model size on this machine: a throwaway
-    model trained on random ids, the first (warm-up) step not counted."""
-    import torch
-    import torch.nn.functional as F
-
-    from .bigram import build_model
-
-    context_length = min(context_length, config.context_length)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = build_model(config)  # a GPTModel, or the bigram baseline
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        x = torch.randint(0, config.vocab_size, (batch_size, context_length + 1))
-        inputs, targets = x[:, :-1], x[:, 1:]
-        times = []
-        for _ in range(steps + 1):
-            t0 = time.perf_counter()
-            optimizer.zero_grad()
-            logits = model(inputs)
-            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
-            loss.backward()
-            optimizer.step()
-            times.append(time.perf_counter() - t0)
-    return sum(times[1:]) / steps
-
-
-# --- sessions ---------------------------------------------------------------------------
-class WorkspaceRegistry:
-    """Session id -> Workspace, with an idle time-to-live and a cap on how many exist.
-
-    A session that makes no request for `session_ttl_s` seconds and runs no job is dropped.
-    When the cap is reached the least recently used idle session goes first; if every session
-    is training, a new one is refused with a message rather than taking memory from the others.
-    """
-
-    def __init__(self, limits: Limits | None = None, *, clock: Callable[[], float] = time.monotonic):
-        self.limits = limits or Limits()
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._spaces: OrderedDict[str, Workspace] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._spaces)
-
-    def __contains__(self, session_id: str) -> bool:
-        return session_id in self._spaces
-
-    def get(self, session_id: str) -> Workspace:
-        if not isinstance(session_id, str) or not session_id:
-            raise WorkspaceError("This request has no session. Reload the page.")
-        with self._lock:
-            self._sweep_locked()
-            ws = self._spaces.get(session_id)
-            if ws is None:
-                if len(self._spaces) >= self.limits.max_sessions:
-                    self._evict_one_locked()
-                ws = Workspace(session_id, limits=self.limits)
-                self._spaces[session_id] = ws
-            self._spaces.move_to_end(session_id)
-            ws.last_active = self._clock()
-            return ws
-
-    def release(self, session_id: str) -> None:
-        """The session has gone (tab closed): stop its job and free its memory."""
-        with self._lock:
-            ws = self._spaces.pop(session_id, None)
-        if ws is not None:
-            ws.close()
-
-    def sweep(self) -> int:
-        with self._lock:
-            return self._sweep_locked()
-
-    def _sweep_locked(self) -> int:
-        now = self._clock()
-        expired = [sid for sid, ws in self._spaces.items()
-                   if not ws.busy and now - ws.last_active > self.limits.session_ttl_s]
-        for sid in expired:
-            self._spaces.pop(sid).close()
-        return len(expired)
-
-    def _evict_one_locked(self) -> None:
-        for sid, ws in self._spaces.items():  # oldest first
-            if not ws.busy:
-                self._spaces.pop(sid).close()
-                return
-        raise WorkspaceError(
-            "The playground is full: every session is training right now. Try again in a minute."
-        )
-
-
-# --- shared pretrained models ----------------------------------------------------------
-class SharedModels:
-    """Pretrained models loaded once per process and shared read-only by every session.
-
-    Models are put in eval mode with gradients off; sessions that want to train one copy it.
-    At most `max_models` stay loaded (least recently used goes first); loading is serialised
-    per key, so thirty students pressing "load 124M" at once read the weights once.
-    """
-
-    def __init__(self, max_models: int = 2):
-        self.max_models = max_models
-        self._lock = threading.Lock()
-        self._key_locks: dict[str, threading.Lock] = {}
-        self._models: OrderedDict[str, tuple[Any, GPTConfig, Any]] = OrderedDict()
-
-    def keys(self) -> list[str]:
-        with self._lock:
-            return list(self._models)
-
-    def get(self, key: str) -> tuple[Any, GPTConfig, Any] | None:
-        with self._lock:
-            entry = self._models.get(key)
-            if entry is not None:
-                self._models.move_to_end(key)
-            return entry
-
-    def load(self, key: str, loader: Callable[[], tuple[Any, Any, Any]]) -> tuple[Any, GPTConfig, Any]:
-        """Return the model under `key`, calling `loader()` -> (model, config, tokenizer) once."""
-        with self._lock:
-            key_lock = self._key_locks.setdefault(key, threading.Lock())
-        with key_lock:
-            entry = self.get(key)
-            if entry is not None:
-                return entry
-            model, config, tokenizer = loader()
-            model.eval()
-            for p in model.parameters():
-                p.requires_grad_(False)
-            entry = (model, config, tokenizer)
-            with self._lock:
-                self._models[key] = entry
-                while len(self._models) > self.max_models:
-                    self._models.popitem(last=False)
-            return entry
-
-    def clear(self) -> None:
-        with self._lock:
-            self._models.clear()

@@ -1,0 +1,84 @@
+"""A session's run history: what the loss chart and the sample log show, bounded in size."""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RunHistory:
+    """What the loss chart and the sample log show, bounded in size.
+
+    Evaluation points are few (one every `eval_freq` steps) and kept as they come; per-batch
+    losses are many, so when they pass the bound every other one is dropped (the curve keeps
+    its shape, the memory stays flat however long the run).
+    """
+    max_points: int = 2_000
+    max_samples: int = 60
+    tokens_seen: list[int] = field(default_factory=list)
+    train_losses: list[float] = field(default_factory=list)
+    val_losses: list[float] = field(default_factory=list)
+    eval_steps: list[int] = field(default_factory=list)
+    step_tokens: list[int] = field(default_factory=list)
+    step_losses: list[float] = field(default_factory=list)
+    _step_stride: int = 1
+    _step_count: int = 0
+    samples: deque = field(default_factory=deque)
+    num_epochs: int | None = None
+    tokens_per_epoch: int | None = None
+    # Set when the trainer itself flags overfitting (`EvalEvent.overfitting`).
+    flagged: bool = False
+
+    def add_eval(self, step: int, tokens_seen: int, train_loss: float, val_loss: float) -> None:
+        self.eval_steps.append(int(step))
+        self.tokens_seen.append(int(tokens_seen))
+        self.train_losses.append(float(train_loss))
+        self.val_losses.append(float(val_loss))
+        if len(self.tokens_seen) > self.max_points:
+            for name in ("eval_steps", "tokens_seen", "train_losses", "val_losses"):
+                setattr(self, name, getattr(self, name)[::2])
+
+    def add_step(self, tokens_seen: int, loss: float) -> None:
+        self._step_count += 1
+        if self._step_count % self._step_stride:
+            return
+        self.step_tokens.append(int(tokens_seen))
+        self.step_losses.append(float(loss))
+        if len(self.step_tokens) > self.max_points:
+            self.step_tokens, self.step_losses = self.step_tokens[::2], self.step_losses[::2]
+            self._step_stride *= 2
+
+    def add_sample(self, label: str, text: str) -> None:
+        self.samples.append((label, text))
+        while len(self.samples) > self.max_samples:
+            self.samples.popleft()
+
+    def sample_log(self, *, newest_first: bool = True) -> str:
+        samples = reversed(self.samples) if newest_first else self.samples
+        return "\n\n".join(f"[{label}]\n{text}" for label, text in samples)
+
+    @property
+    def last_val_loss(self) -> float | None:
+        return self.val_losses[-1] if self.val_losses else None
+
+    def overfitting_hint(self, *, patience: int = 3) -> str | None:
+        """A sentence when validation loss has risen `patience` evaluations in a row while
+        training loss kept falling, or the gap has grown past 1 nat (the book's run shows both
+        after a few epochs)."""
+        v, t = self.val_losses, self.train_losses
+        finite = [(a, b) for a, b in zip(t, v) if math.isfinite(a) and math.isfinite(b)]
+        if len(finite) < patience + 1:
+            return None
+        recent = finite[-(patience + 1):]
+        val_rising = all(b2 > b1 for (_, b1), (_, b2) in zip(recent, recent[1:]))
+        train_falling = recent[-1][0] < recent[0][0]
+        best_val = min(b for _, b in finite)
+        gap = finite[-1][1] - finite[-1][0]
+        if (val_rising and train_falling) or self.flagged:
+            return ("Overfitting: validation loss has risen for "
+                    f"{patience} evaluations while training loss keeps falling.")
+        if gap > 1.0 and finite[-1][1] > best_val + 0.05:
+            return (f"Overfitting: validation loss is {gap:.2f} above training loss and past its "
+                    f"best ({best_val:.2f}); the model is memorising the training text.")
+        return None
