@@ -4,18 +4,26 @@ workspace function into a Gradio handler whose errors read as sentences.
 Handlers in this package take the session's `Workspace` as their first argument and plain
 values after it, so tests call them directly; `bind` adapts them for Gradio.
 """
+import gc
 import inspect
 import logging
+import math
 import os
+import re
+import sys
+import tempfile
 import typing
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 
 from gpt_core.corpus import CorpusError
 from .limits import Limits
+from .memory import MemoryBudgetError, budget_from_env
 from .server import SharedModels, WorkspaceRegistry
 from .session import Workspace, WorkspaceError
+from .train_queue import TrainQueue
 
 log = logging.getLogger("playground")
 
@@ -42,6 +50,14 @@ class ServerSettings:
     queue_size: int
     max_upload_mb: int
     on_spaces: bool
+    # One run may plan this many optimizer steps, and keeps its slot this long while others
+    # wait (then it pauses, resumable, and queues again): one student cannot hold a class up.
+    max_run_steps: int = 20_000
+    max_run_seconds_while_others_wait: int = 600
+    # A request's body (JSON) past this is refused with 413 before it is parsed.
+    max_request_mb: int = 32
+    # How long a checkpoint's download link stays valid.
+    download_link_s: int = 3600
 
     @classmethod
     def from_env(cls) -> "ServerSettings":
@@ -59,6 +75,14 @@ class ServerSettings:
             # A GPT-2 124M checkpoint is ~500 MB and the book's model.pth ~650 MB.
             max_upload_mb=_env_int("PLAYGROUND_MAX_UPLOAD_MB", 200 if on_spaces else 1024),
             on_spaces=on_spaces,
+            # The presets plan at most 5,890 steps on the bundled texts, BabyGPT 3,000 iterations.
+            max_run_steps=_env_int("PLAYGROUND_MAX_RUN_STEPS", 20_000),
+            max_run_seconds_while_others_wait=_env_int("PLAYGROUND_MAX_RUN_SECONDS_WHILE_OTHERS_WAIT", 600),
+            # The largest legitimate body is a pasted corpus of `max_corpus_chars` characters,
+            # each at most 6 bytes of JSON (a \uXXXX escape): 32 MB for the default 5,000,000.
+            max_request_mb=_env_int("PLAYGROUND_MAX_REQUEST_MB",
+                                    math.ceil(6 * Limits.from_env().max_corpus_chars / 2**20) + 3),
+            download_link_s=_env_int("PLAYGROUND_DOWNLOAD_LINK_S", 3600),
         )
 
 
@@ -69,17 +93,47 @@ SETTINGS = ServerSettings.from_env()
 # otherwise; on your own machine the default (200M) stands.
 LIMITS = Limits.from_env({"PLAYGROUND_MAX_TRAIN_PARAMETERS": "20000000", **os.environ}
                          if SETTINGS.on_spaces else None)
-REGISTRY = WorkspaceRegistry(LIMITS)
+# One memory budget for everything large the server holds (playground/memory.py).
+BUDGET = budget_from_env()
+REGISTRY = WorkspaceRegistry(LIMITS, budget=BUDGET)
 # GPT-2 weights loaded in this process, shared read-only by every session.
-SHARED = SharedModels(max_models=_env_int("PLAYGROUND_MAX_SHARED_MODELS", 2))
+SHARED = SharedModels(max_models=_env_int("PLAYGROUND_MAX_SHARED_MODELS", 2), budget=BUDGET)
+# Trainings of all sessions wait their turn here (not in Gradio's queue, whose place the page
+# cannot show), `train_concurrency` at a time.
+TRAIN_QUEUE = TrainQueue(SETTINGS.train_concurrency, share_s=SETTINGS.max_run_seconds_while_others_wait)
 
 # Exceptions whose message is already a sentence for the user.
-USER_ERRORS = (CorpusError, WorkspaceError, ValueError, FileNotFoundError, PermissionError,
+USER_ERRORS = (CorpusError, WorkspaceError, MemoryBudgetError, ValueError, FileNotFoundError, PermissionError,
                ConnectionError, TimeoutError)
 
 
+def _server_dirs() -> list[str]:
+    from gradio.utils import get_upload_folder
+
+    dirs = {tempfile.gettempdir(), get_upload_folder(), str(REGISTRY.files_root),
+            str(Path(__file__).resolve().parent.parent), sys.prefix}
+    dirs |= {os.path.realpath(d) for d in dirs}
+    return sorted((d.rstrip("/") for d in dirs if len(d.rstrip("/")) > 1), key=len, reverse=True)
+
+
+def without_server_paths(text: str) -> str:
+    """`text` with every path under the server's temp, upload, session-files and install
+    folders cut to its base name: `/tmp/gradio/3f.../notes.txt` reads `notes.txt`."""
+    roots = "|".join(re.escape(d) for d in _server_dirs())
+    pattern = rf"(?:{roots})(?![^/\s'\"`:,;)\]])(?:/[^/\s'\"`:,;)\]]*)*"
+    return re.sub(pattern, lambda m: os.path.basename(m.group(0).rstrip("/")), text)
+
+
 def friendly_message(exc: BaseException) -> str:
-    """A readable sentence for any exception (never a traceback)."""
+    """A readable sentence for any exception (never a traceback, never a server folder)."""
+    text = _message(exc)
+    clean = without_server_paths(text)
+    if clean != text:
+        log.info("message shown without server paths: %s", text)
+    return clean
+
+
+def _message(exc: BaseException) -> str:
     if isinstance(exc, gr.Error):
         return exc.message
     if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
@@ -94,6 +148,7 @@ def friendly_message(exc: BaseException) -> str:
 
 def to_gr_error(exc: BaseException) -> gr.Error:
     if isinstance(exc, gr.Error):
+        exc.message = friendly_message(exc)
         return exc
     if not isinstance(exc, USER_ERRORS):
         log.exception("unexpected error in a handler", exc_info=exc)
@@ -103,7 +158,8 @@ def to_gr_error(exc: BaseException) -> gr.Error:
 def session(request: gr.Request | None) -> Workspace:
     """The workspace of the browser session (or API client) that sent `request`."""
     session_id = getattr(request, "session_hash", None) if request is not None else None
-    return REGISTRY.get(session_id or "")
+    client = getattr(getattr(request, "client", None), "host", None)
+    return REGISTRY.get(session_id or "", client=client)
 
 
 def _api_signature(fn, names, *, progress: bool = False) -> inspect.Signature:
@@ -149,8 +205,8 @@ def bind(fn, names=None):
     if inspect.isgeneratorfunction(fn):
         def handler(request, *values):
             try:
-                ws = session(request)
-                yield from fn(ws, *values)
+                with session(request).using() as ws:
+                    yield from fn(ws, *values)
             except GeneratorExit:
                 raise
             except Exception as exc:
@@ -158,7 +214,8 @@ def bind(fn, names=None):
     else:
         def handler(request, *values):
             try:
-                return fn(session(request), *values)
+                with session(request).using() as ws:
+                    return fn(ws, *values)
             except Exception as exc:
                 raise to_gr_error(exc) from None
     return _finish(handler, fn, _api_signature(fn, names))
@@ -170,7 +227,8 @@ def bind_progress(fn):
     def handler(request, *values):
         *values, progress = values
         try:
-            return fn(session(request), progress, *values)
+            with session(request).using() as ws:
+                return fn(ws, progress, *values)
         except Exception as exc:
             raise to_gr_error(exc) from None
     return _finish(handler, fn, _api_signature(fn, None, progress=True))
@@ -188,13 +246,35 @@ def return_freed_memory_promptly(threshold_bytes: int = 4 << 20) -> bool:
     """
     if os.environ.get("MALLOC_MMAP_THRESHOLD_"):
         return False
+    libc = _glibc()
+    try:
+        return libc is not None and bool(libc.mallopt(-3, int(threshold_bytes)))  # -3: M_MMAP_THRESHOLD
+    except AttributeError:
+        return False
+
+
+def release_freed_memory() -> bool:
+    """Collect, then give the heap's free pages back to the system now (glibc's malloc_trim).
+
+    A refused upload's pickle leaves many small freed blocks that would stay in this process
+    until other requests reuse them: three refused checkpoints once held 6.5 GB. Returns False
+    where it does not apply (not glibc)."""
+    gc.collect()
+    libc = _glibc()
+    try:
+        return libc is not None and bool(libc.malloc_trim(0))
+    except AttributeError:
+        return False
+
+
+def _glibc():
+    """The C library through ctypes, or None where it is not glibc's libc.so.6."""
     import ctypes
 
     try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(-3, int(threshold_bytes)))  # -3: M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        return False
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
 
 
 def guard(fn):

@@ -38,10 +38,16 @@ class Limits:
     """What one session may use. Defaults suit a 2-core, 16 GB server shared by a class."""
     max_corpus_chars: int = 5_000_000
     max_sessions: int = 200
+    # One address may hold this many (a class behind one NAT address still fits); beyond it
+    # that address's own sessions without work make room, else a new one is refused.
+    max_sessions_per_client: int = 60
     # An idle session (no request, no running job) is dropped after this many seconds.
     session_ttl_s: float = 3 * 3600
     # Models a session may own and train: the book's 124M (163M with its separate head) fits.
     max_train_parameters: int = 200_000_000
+    # Positions a model may see, trained or uploaded: each layer holds a context x context
+    # mask, and a step's attention grows with its square (GPT-2 reads 1,024).
+    max_context_length: int = 4096
     max_history_points: int = 2_000
     max_samples: int = 60
     max_new_tokens: int = 500

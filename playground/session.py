@@ -9,11 +9,13 @@ use them directly.
 """
 from __future__ import annotations
 
+import gc
 import shutil
 import threading
 import time
 import uuid
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,9 @@ from gpt_core.tokenizers import GPT2Tokenizer, get_tokenizer
 
 from .history import RunHistory
 from .limits import Limits, default_files_root, session_folder
+from .memory import TRAINED_BYTES_PER_PARAMETER, MemoryBudget
+
+SPILL_DIR = "spilled"  # inside the session's folder; never offered for download
 
 
 class WorkspaceError(ValueError):
@@ -65,6 +70,27 @@ class Job:
         self.stop.set()
 
 
+def resident_bytes(config: Any, trained: bool) -> int:
+    """What a session's model holds between runs: float32 weights, and with a trainer its
+    gradients and AdamW moments too."""
+    return config.num_parameters() * (TRAINED_BYTES_PER_PARAMETER if trained else 4)
+
+
+@dataclass(frozen=True)
+class Spilled:
+    """The own model written to disk: its checkpoint, and what rebuilds the rest exactly."""
+    path: Path
+    label: str
+    tokenizer: Any
+    corpus_name: str | None
+    checkpoint_path: str | None  # the file offered for download, untouched by the spill
+    text: str | None  # with a trainer: the text its run was built on (resume needs its batches)
+
+    @property
+    def trained(self) -> bool:
+        return self.text is not None
+
+
 class BoundedDict(OrderedDict):
     """A dict that forgets its oldest entries beyond `maxlen`."""
 
@@ -86,10 +112,12 @@ class Workspace:
     session's files live in `files_root / id`.
     """
 
-    def __init__(self, *, limits: Limits | None = None, files_root: str | Path | None = None):
+    def __init__(self, *, limits: Limits | None = None, files_root: str | Path | None = None,
+                 budget: MemoryBudget | None = None):
         self.id = uuid.uuid4().hex
         self.limits = limits or Limits()
         self.files_root = Path(files_root) if files_root is not None else default_files_root()
+        self.budget = budget  # None: nothing is accounted (a notebook, a unit test)
         self.lock = threading.RLock()
         self.last_active = time.monotonic()
         self.corpus_name: str = DEFAULT_CORPUS
@@ -97,7 +125,9 @@ class Workspace:
         self.encoding_note: str = "utf-8"
         self._tokenizers: dict[str, Any] = {}
         self._stats_cache: OrderedDict = OrderedDict()
-        self.own: OwnedModel | None = None
+        self._own: OwnedModel | None = None
+        self._spilled: Spilled | None = None  # the own model, written to disk to free memory
+        self.in_use = 0  # requests being handled right now (a spill waits for none)
         self.history = RunHistory(max_points=self.limits.max_history_points,
                                   max_samples=self.limits.max_samples)
         self.job: Job | None = None
@@ -115,6 +145,18 @@ class Workspace:
     def busy(self) -> bool:
         return self.job is not None
 
+    @contextmanager
+    def using(self):
+        """Around every request: a session being served is never spilled."""
+        with self.lock:
+            self.in_use += 1
+        try:
+            yield self
+        finally:
+            with self.lock:
+                self.in_use -= 1
+                self.touch()
+
     def close(self) -> None:
         """Stop a running job and drop everything heavy (the session has gone)."""
         with self.lock:
@@ -122,10 +164,106 @@ class Workspace:
             if self.job is not None:
                 self.job.request_stop()
             self._drop_checkpoints()
-            self.own = None
+            self._own, self._spilled = None, None
+            if self.budget is not None:
+                self.budget.release_prefix(self.key(""))
             self._tokenizers.clear()
             self._stats_cache.clear()
             self._text = None
+
+    # --- the own model, in memory or spilled to disk -----------------------------------------
+    def key(self, part: str) -> str:
+        """This session's key for `part` in the server's memory budget."""
+        return f"{self.id}:{part}"
+
+    @property
+    def own(self) -> OwnedModel | None:
+        """The session's own model. One spilled to disk to free memory is read back first, so
+        a student who comes back finds it as they left it."""
+        if self._spilled is not None:
+            self._restore()
+        return self._own
+
+    @own.setter
+    def own(self, value: OwnedModel | None) -> None:
+        with self.lock:
+            self._own, self._spilled = value, None
+            if value is None:
+                self.release("model")
+
+    @property
+    def spilled(self) -> bool:
+        return self._spilled is not None
+
+    @property
+    def holds_work(self) -> bool:
+        """Whether dropping this session would lose something its student made."""
+        return (self._own is not None or self._spilled is not None or self.job is not None
+                or self.corpus_name not in SAMPLE_CORPORA)
+
+    def reserve(self, part: str, nbytes: int, what: str) -> None:
+        """Reserve `nbytes` of the server's budget for `part` of this session (replacing what it
+        held), or raise MemoryBudgetError with a sentence."""
+        if self.budget is not None:
+            self.budget.reserve(self.key(part), nbytes, what=what, owner=self.id)
+
+    def release(self, part: str) -> None:
+        if self.budget is not None:
+            self.budget.release(self.key(part))
+
+    def _hold_resident(self) -> None:
+        """Between runs the own model holds its weights, and with a trainer its AdamW state."""
+        own = self._own
+        if own is None:
+            self.release("model")
+        elif self.budget is not None:
+            self.budget.try_reserve(self.key("model"), resident_bytes(own.config, own.trainer is not None),
+                                    what="your model", owner=self.id)  # shrinking always fits
+
+    def spill(self) -> int:
+        """Write the own model (with its optimizer and run, as a checkpoint) to this session's
+        folder and free its memory. Returns the bytes given back to the budget: 0 when the
+        session is training, being served, or has nothing in memory."""
+        if not self.lock.acquire(blocking=False):
+            return 0
+        try:
+            own = self._own
+            if own is None or self.job is not None or self.in_use or self.closed:
+                return 0
+            path = self.files_dir() / SPILL_DIR / "model.pt"
+            if own.trainer is not None:
+                own.trainer.save_checkpoint(path)
+            else:
+                save_checkpoint(path, model=own.model, model_config=own.config, tokenizer=own.tokenizer)
+            self._spilled = Spilled(path, own.label, own.tokenizer, own.corpus_name, own.checkpoint_path,
+                                    text=self.text if own.trainer is not None else None)
+            self._own = None
+            freed = self.budget.held(self.key("model")) if self.budget is not None else 0
+            self.release("model")
+        finally:
+            self.lock.release()
+        gc.collect()
+        return freed
+
+    def _restore(self) -> None:
+        with self.lock:
+            spilled = self._spilled
+            if spilled is None:
+                return
+            ckpt = read_checkpoint(spilled.path)
+            cfg = ckpt.model_config
+            self.reserve("model", resident_bytes(cfg, spilled.trained), "your model")
+            trainer = None
+            if spilled.trained:
+                trainer = prepare_training(spilled.text, config=ckpt.train_config, resume=ckpt)
+                model = trainer.model
+            else:
+                model, _ = load_model(ckpt, device=select_device("auto"))
+                model.eval()
+            self._own = OwnedModel(model, cfg, spilled.tokenizer, spilled.label, trainer,
+                                   corpus_name=spilled.corpus_name, checkpoint_path=spilled.checkpoint_path)
+            self._spilled = None
+            shutil.rmtree(spilled.path.parent, ignore_errors=True)
 
     # --- corpus ---------------------------------------------------------------------------
     @property
@@ -201,6 +339,7 @@ class Workspace:
         with self.lock:
             if self.job is job:
                 self.job = None
+                self._hold_resident()  # the run's activations are gone
             self.touch()
 
     def request_stop(self) -> bool:
@@ -247,12 +386,25 @@ class Workspace:
         training this session's model). The session's model is replaced only once everything
         is built: a bad option changes nothing.
         """
+        try:
+            trainer, tok = self._build_run(model_config, train_config, tokenizer_kind=tokenizer_kind,
+                                           start_from=start_from, base=base)
+        except BaseException:
+            with self.lock:
+                self._hold_resident()  # back to what the model we keep holds
+            raise
+        self._install(trainer, tok, label)
+        return self.own
+
+    def _build_run(self, model_config: GPTConfig, train_config: Any, *, tokenizer_kind: str, start_from: str,
+                   base: tuple[Any, GPTConfig, Any] | None) -> tuple[Any, Any]:
         if start_from == "own":
             own = self.own
             if own is None:
                 raise WorkspaceError("You have no model to continue yet: train one from scratch or "
                                      "upload a checkpoint first.")
             tok = own.tokenizer
+            self.reserve_run(own.config, train_config)
             trainer = prepare_training(self.text, tokenizer=tok, model=own.model, model_config=own.config,
                                        config=train_config)
         elif start_from == "gpt2":
@@ -262,6 +414,7 @@ class Workspace:
             window = min(model_config.context_length, base_config.context_length)
             config = base_config.replace(context_length=window)
             self.check_trainable(config)
+            self.reserve_run(config, train_config)
             model = crop_context(base_model, window)
             trainer = prepare_training(self.text, tokenizer=tok, model=model, model_config=config,
                                        config=train_config)
@@ -269,11 +422,18 @@ class Workspace:
             tok = self.tokenizer(tokenizer_kind)
             config = model_config.replace(vocab_size=tok.n_vocab)
             self.check_trainable(config)
+            self.reserve_run(config, train_config)
             trainer = prepare_training(self.text, tokenizer=tok, model_config=config, config=train_config)
         else:
             raise ValueError(f"start_from must be 'scratch', 'gpt2' or 'own', got {start_from!r}")
-        self._install(trainer, tok, label)
-        return self.own
+        return trainer, tok
+
+    def reserve_run(self, config: Any, train_config: Any) -> None:
+        """Reserve what training `config` takes at its peak (weights, AdamW state, a step's
+        activations from batch x context); `end_job` shrinks it to what stays between runs."""
+        self.reserve("model", config.training_memory_bytes(train_config.batch_size, config.context_length),
+                     f"training this model ({config.num_parameters() / 1e6:,.1f}M parameters, batch "
+                     f"{train_config.batch_size} × context {config.context_length})")
 
     def _install(self, trainer: Any, tokenizer: Any, label: str) -> None:
         config = trainer.model_config
@@ -287,6 +447,8 @@ class Workspace:
         with self.lock:
             self._drop_checkpoints()
             self.own, self.history = own, history
+            if self.job is None:  # a run about to start keeps its reservation until it ends
+                self._hold_resident()
 
     def load_checkpoint(self, path: str) -> tuple[OwnedModel, str]:
         """Make an uploaded checkpoint (ours, or the book's model.pth) this session's model.
@@ -314,6 +476,7 @@ class Workspace:
             note = (f"Its settings were read off the tensor shapes, with {config.n_heads} attention heads "
                     f"of 64 dimensions assumed (as in GPT-2 and the book's 124M). " + note)
         if ckpt.kind == "gpt_core" and ckpt.trainer_state and ckpt.train_config is not None:
+            self.reserve("model", resident_bytes(config, True), "the uploaded model")
             try:
                 trainer = prepare_training(self.text, config=ckpt.train_config, resume=ckpt)
             except ValueError as e:
@@ -324,6 +487,7 @@ class Workspace:
                     note = (f"Its run stopped at step {trainer.state.step + 1:,} of {trainer.total_steps:,}: "
                             f"press Resume to continue it on the current text ({self.corpus_name}).")
                 return self.own, note
+        self.reserve("model", resident_bytes(config, False), "the uploaded model")
         model, _ = load_model(ckpt, device=select_device("auto"))
         return self.adopt_model(model, config, tok, label), note
 
@@ -335,6 +499,7 @@ class Workspace:
         with self.lock:
             self._drop_checkpoints()
             self.own = own
+            self._hold_resident()
             self.history = RunHistory(max_points=self.limits.max_history_points,
                                       max_samples=self.limits.max_samples)
         return own

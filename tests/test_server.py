@@ -45,3 +45,153 @@ def test_session_folders_do_not_follow_a_link_out_of_the_root(tmp_path):
     (root / ("a" * 32)).symlink_to(tmp_path)
     with pytest.raises(ValueError, match="not directly inside"):
         session_folder(root, "a" * 32)
+
+
+# --- eviction that loses nothing ------------------------------------------------------------
+def test_a_flood_of_new_sessions_never_pushes_out_a_student_with_work(tmp_path):
+    registry = WorkspaceRegistry(Limits(max_sessions=5), files_root=tmp_path)
+    student = registry.get("student", client="10.0.0.1")
+    student.set_text("my own essay " * 40, name="essay")
+    for i in range(200):  # what 200 /generate calls with fresh hashes did
+        registry.get(f"flood-{i}", client="10.0.0.2")
+    assert "student" in registry and not student.closed and student.corpus_name == "essay"
+    assert len(registry) == 5
+
+
+def test_one_client_is_capped_and_makes_room_from_its_own_empty_sessions(tmp_path):
+    registry = WorkspaceRegistry(Limits(max_sessions=50, max_sessions_per_client=3), files_root=tmp_path)
+    others = registry.get("other", client="10.0.0.9")
+    first = [registry.get(f"s{i}", client="10.0.0.2") for i in range(3)]
+    registry.get("s3", client="10.0.0.2")  # the client's oldest empty session goes
+    assert "s0" not in registry and first[0].closed and "other" in registry and not others.closed
+    for sid in ("s1", "s2", "s3"):
+        registry.get(sid, client="10.0.0.2").set_text("work " * 50, name=sid)
+    with pytest.raises(WorkspaceError, match="Too many sessions from your address"):
+        registry.get("s4", client="10.0.0.2")
+    assert all(sid in registry for sid in ("s1", "s2", "s3"))
+
+
+def test_a_full_registry_of_sessions_with_work_refuses_a_new_one(tmp_path):
+    registry = WorkspaceRegistry(Limits(max_sessions=2), files_root=tmp_path)
+    for sid in ("a", "b"):
+        registry.get(sid).set_text("work " * 50, name=sid)
+    with pytest.raises(WorkspaceError, match="full"):
+        registry.get("c")
+    assert "a" in registry and "b" in registry
+
+
+# --- the memory budget and spilling ---------------------------------------------------------
+import threading  # noqa: E402
+
+import torch  # noqa: E402
+
+from gpt_core.config import GPTConfig, TrainConfig  # noqa: E402
+from gpt_core.train_events import EvalEvent  # noqa: E402
+from playground.memory import MB, MemoryBudget, MemoryBudgetError  # noqa: E402
+
+TINY = GPTConfig(vocab_size=1, context_length=16, emb_dim=32, n_heads=2, n_layers=2, drop_rate=0.0)
+TINY_RUN = TrainConfig(num_epochs=2, batch_size=4, learning_rate=3e-3, eval_freq=3, eval_iter=1,
+                       start_context="I had", sample_tokens=4, threads=1)
+
+
+def run_steps(ws, steps: int | None) -> list:
+    """Run (or resume) the session's trainer for `steps` optimizer steps, or to its end."""
+    job = ws.begin_job("train")
+    events, done = [], 0
+    try:
+        for ev in ws.own.trainer.run(stop=job.stop):
+            events.append(ev)
+            if type(ev).__name__ == "StepEvent":
+                done += 1
+            if steps is not None and done >= steps:
+                job.request_stop()
+    finally:
+        ws.end_job(job)
+    return events
+
+
+def trained_workspace(tmp_path, verdict_text, budget=None, *, steps=3):
+    from playground.session import Workspace
+
+    ws = Workspace(files_root=tmp_path, budget=budget)
+    ws.set_text(verdict_text[:3000], name="verdict excerpt")
+    ws.new_run(TINY, TINY_RUN, tokenizer_kind="char", label="tiny")
+    if steps:
+        run_steps(ws, steps)
+    return ws
+
+
+def evals(events) -> list[tuple[float, float]]:
+    return [(e.train_loss, e.val_loss) for e in events if isinstance(e, EvalEvent)]
+
+
+def test_a_spilled_session_comes_back_bit_exact_and_resumes_as_if_never_spilled(tmp_path, verdict_text):
+    uninterrupted = evals(run_steps(trained_workspace(tmp_path / "ref", verdict_text, steps=0), None))
+    budget = MemoryBudget(4096 * MB, headroom_bytes=0)
+    spilled = trained_workspace(tmp_path / "a", verdict_text, budget)
+    before = {k: v.clone() for k, v in spilled.own.model.state_dict().items()}
+    optimizer_before = spilled.own.trainer.optimizer.state_dict()
+    step = spilled.own.trainer.state.step
+    held = budget.held(spilled.key("model"))
+    assert held == TINY.replace(vocab_size=spilled.own.config.vocab_size).num_parameters() * 16
+
+    assert spilled.spill() == held
+    assert spilled.spilled and budget.held(spilled.key("model")) == 0 and spilled._own is None
+
+    own = spilled.own  # the student comes back: read back transparently
+    assert not spilled.spilled and budget.held(spilled.key("model")) == held
+    assert own.trainer.state.step == step and own.label == "tiny"
+    for name, tensor in own.model.state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+    optimizer_after = own.trainer.optimizer.state_dict()
+    for i, state in optimizer_before["state"].items():
+        for k, v in state.items():
+            assert torch.equal(torch.as_tensor(optimizer_after["state"][i][k]), torch.as_tensor(v)), (i, k)
+    # It finishes the run with the losses of a run never stopped, to the last bit.
+    rest = evals(run_steps(spilled, None))
+    assert rest and rest == uninterrupted[-len(rest):]
+    assert not any(spilled.files_dir().glob("spilled/*"))
+
+
+def test_a_session_being_served_or_training_is_never_spilled(tmp_path, verdict_text):
+    ws = trained_workspace(tmp_path, verdict_text, MemoryBudget(4096 * MB, headroom_bytes=0))
+    with ws.using():
+        assert ws.spill() == 0 and not ws.spilled
+    job = ws.begin_job("train")
+    assert ws.spill() == 0 and not ws.spilled
+    ws.end_job(job)
+    assert ws.spill() > 0
+
+
+def test_a_run_that_does_not_fit_spills_idle_sessions_first(tmp_path, verdict_text):
+    budget = MemoryBudget(4096 * MB, headroom_bytes=0)
+    registry = WorkspaceRegistry(Limits(), files_root=tmp_path, budget=budget)
+    idle = registry.get("idle")
+    idle.set_text(verdict_text[:3000], name="verdict excerpt")
+    idle.new_run(TINY, TINY_RUN, tokenizer_kind="char", label="tiny")
+    run_steps(idle, 2)
+    held = budget.held(idle.key("model"))
+    budget.limit = budget.reserved + held // 2  # room for half of another such model
+    newcomer = registry.get("newcomer")
+    newcomer.set_text(verdict_text[:3000], name="verdict excerpt")
+    newcomer.new_run(TINY, TINY_RUN.replace(batch_size=1), tokenizer_kind="char", label="tiny")
+    assert idle.spilled and not newcomer.spilled
+    assert budget.reserved <= budget.capacity
+
+
+def test_a_run_larger_than_the_budget_is_refused_with_what_fits_and_changes_nothing(tmp_path, verdict_text):
+    budget = MemoryBudget(64 * MB, headroom_bytes=0)
+    ws = trained_workspace(tmp_path, verdict_text, budget)
+    model, held = ws.own.model, budget.held(ws.key("model"))
+    big = GPTConfig(vocab_size=1, context_length=256, emb_dim=512, n_heads=8, n_layers=8)
+    with pytest.raises(MemoryBudgetError, match=r"needs about .* free now"):
+        ws.new_run(big, TINY_RUN, tokenizer_kind="char")
+    assert ws.own.model is model and budget.held(ws.key("model")) == held
+
+
+def test_closing_a_session_gives_its_memory_back(tmp_path, verdict_text):
+    budget = MemoryBudget(4096 * MB, headroom_bytes=0)
+    ws = trained_workspace(tmp_path, verdict_text, budget)
+    assert budget.reserved > 0
+    ws.close()
+    assert budget.reserved == 0
