@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import re
@@ -36,10 +37,15 @@ KNOWN_SIZES = {"124M": {
     "model.ckpt.data-00000-of-00001": 497_759_232, "model.ckpt.index": 5_215,
     "model.ckpt.meta": 471_155, "vocab.bpe": 456_318,
 }}
+# sha256 of the release files where they are known. OpenAI publishes none, and a checksum is
+# never guessed: a file is verified by its size, its sha256 is then recorded beside it
+# (VERIFIED), and a later change of the file is detected by that record.
+KNOWN_SHA256: dict[str, dict[str, str]] = {}
 # For progress only (never a check): the data file holds the float32 weights, and the
 # vocabulary files are the same for every size.
 ESTIMATED_DATA_BYTES = {"355M": 1_419_292_672, "774M": 3_096_120_320, "1558M": 6_230_444_800}
 MANIFEST = ".download.json"
+VERIFIED = ".verified.json"
 LOCK_NAME = ".download.lock"
 _CHUNK = 1 << 20
 _MARKUP = (b"<!doctype", b"<html", b"<?xml", b"<error", b"<head", b"<body")
@@ -54,7 +60,14 @@ def default_models_dir() -> Path:
 
 
 class DownloadError(RuntimeError):
-    """A file could not be fetched; the message names the URL(s) and what to do next."""
+    """A file could not be fetched; the message names the URL(s) and what to do next.
+
+    `offline` is True when no server answered at all (no network, DNS, refused connections),
+    so an app can say so in a sentence and keep the URLs for its log."""
+
+    def __init__(self, message: str, *, offline: bool = False):
+        super().__init__(message)
+        self.offline = offline
 
 
 @dataclass(frozen=True)
@@ -79,7 +92,12 @@ class _Permanent(Exception):
 
 
 class _Transient(Exception):
-    """Worth retrying (timeout, dropped connection, 5xx); the .part file is kept for resuming."""
+    """Worth retrying (timeout, dropped connection, 5xx); the .part file is kept for resuming.
+    `unreached`: no server answered (nothing was received)."""
+
+    def __init__(self, message: str, *, unreached: bool = False):
+        super().__init__(message)
+        self.unreached = unreached
 
 
 # --- locking ------------------------------------------------------------------------------
@@ -137,6 +155,79 @@ def _check_content(name: str, path: Path) -> str | None:
     return None
 
 
+# --- verified files: sizes checked, checksums recorded ------------------------------------
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _stamp(path: Path) -> list[int]:
+    """What changes whenever the file's bytes do. ctime cannot be set back by a process
+    (utime updates it), so a rewritten file with its old mtime still gets a new stamp."""
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def _read_verified(folder: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((folder / VERIFIED).read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def record_verified(path: str | os.PathLike, *, sha256: str | None = None) -> None:
+    """Record that the file at `path` was verified: its sha256 (computed when not given) and
+    stamp, in VERIFIED beside it. Call only after the file passed its checks."""
+    path = Path(path)
+    digest = sha256 or sha256_file(path)
+    with file_lock(path.parent / (VERIFIED + ".lock"), what="the verification record"):
+        record = _read_verified(path.parent)
+        record[path.name] = {"sha256": digest, "stamp": _stamp(path)}
+        tmp = path.parent / (VERIFIED + f".tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
+        os.replace(tmp, path.parent / VERIFIED)
+
+
+def forget_verified(path: Path) -> None:
+    with file_lock(path.parent / (VERIFIED + ".lock"), what="the verification record"):
+        record = _read_verified(path.parent)
+        if record.pop(path.name, None) is not None:
+            tmp = path.parent / (VERIFIED + f".tmp-{os.getpid()}")
+            tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
+            os.replace(tmp, path.parent / VERIFIED)
+
+
+def is_verified(path: str | os.PathLike, *, size: str | None = None) -> bool:
+    """Whether the file at `path` is the one recorded as verified (unchanged since), and, for a
+    release file of `size`, matches the release's known size and checksum."""
+    path = Path(path)
+    entry = _read_verified(path.parent).get(path.name)
+    if not isinstance(entry, dict) or not path.is_file():
+        return False
+    known_size = KNOWN_SIZES.get(size or "", {}).get(path.name)
+    known_sha = KNOWN_SHA256.get(size or "", {}).get(path.name)
+    if known_size is not None and path.stat().st_size != known_size:
+        return False
+    if known_sha is not None and entry.get("sha256") != known_sha:
+        return False
+    if entry.get("stamp") == _stamp(path):
+        return True
+    # Touched since (copied back, metadata changed): trusted again only with the same bytes.
+    if sha256_file(path) != entry.get("sha256"):
+        return False
+    record_verified(path, sha256=entry["sha256"])
+    return True
+
+
+def release_verified(folder: str | os.PathLike, size: str) -> bool:
+    """Every file of the release of `size` in `folder` verified and unchanged."""
+    return all(is_verified(Path(folder) / name, size=size) for name in GPT2_FILES)
+
+
 # --- one HTTP attempt ---------------------------------------------------------------------
 def _content_range(value: str | None) -> tuple[int | None, int | None]:
     """'bytes 100-199/1000' -> (100, 1000); 'bytes */1000' -> (None, 1000)."""
@@ -172,7 +263,7 @@ def _fetch(url: str, name: str, part: Path, expected: int | None, *, timeout: fl
         raise _Transient(f"HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, HTTPException, OSError) as e:
         reason = getattr(e, "reason", e)
-        raise _Transient(f"could not connect ({reason})") from None
+        raise _Transient(f"could not connect ({reason})", unreached=True) from None
     with resp:
         ctype = resp.headers.get("Content-Type", "")
         if "html" in ctype.lower():
@@ -279,18 +370,34 @@ def download_gpt2(size: str, models_dir: str | os.PathLike, *, progress: Progres
             if dest.exists():
                 have = dest.stat().st_size
                 recorded = expected if expected is not None else manifest.get(name)
-                if have == recorded and _check_content(name, dest) is None:
+                if is_verified(dest, size=size):
+                    sizes[name] = finished[name] = have
+                    emit(name, have, have, "skipped", f"{name} is already complete")
+                    continue
+                if name in _read_verified(folder):
+                    # Verified once and changed since: its bytes are not the release's; fetch it afresh.
+                    dest.unlink()
+                    forget_verified(dest)
+                elif have == recorded and _check_content(name, dest) is None:
+                    record_verified(dest)  # e.g. fetched by the book's script: verified by its size
                     sizes[name] = finished[name] = have
                     emit(name, have, have, "skipped", f"{name} is already complete")
                     continue
                 # Not known to be whole (e.g. left by another downloader): resume it as a .part.
-                if not part.exists() or part.stat().st_size < have:
+                elif not part.exists() or part.stat().st_size < have:
                     os.replace(dest, part)
                 else:
                     dest.unlink()
             got = _download_file(size, name, part, expected, bases, timeout=timeout, retries=retries,
                                  deadline=end, backoff=backoff, emit=emit, sizes=sizes)
+            digest = sha256_file(part)
+            known_sha = KNOWN_SHA256.get(size, {}).get(name)
+            if known_sha is not None and digest != known_sha:
+                part.unlink()
+                raise DownloadError(f"GPT-2 {size} file {name} does not have the release's checksum; "
+                                    "it was not kept. Try again later or use another mirror.")
             os.replace(part, dest)
+            record_verified(dest, sha256=digest)
             sizes[name] = finished[name] = got
             manifest[name] = got
             _write_manifest(folder, manifest)
@@ -310,6 +417,8 @@ def _download_file(size: str, name: str, part: Path, expected: int | None, bases
     urls = [f"{b.rstrip('/')}/{size}/{name}" for b in bases]
     failures: list[str] = []
     transient = 0
+    reached = False  # did any server answer at all?
+    started_over: set[str] = set()
     i = 0
     while urls:
         url = urls[i % len(urls)]
@@ -318,17 +427,27 @@ def _download_file(size: str, name: str, part: Path, expected: int | None, bases
                 if total is not None:
                     sizes[name] = total
                 emit(name, done, total, "downloading", url)
+            resumed = part.exists() and part.stat().st_size > 0
             got = _fetch(url, name, part, expected, timeout=timeout, deadline=deadline, on_bytes=on_bytes)
             problem = _check_content(name, part)
+            if problem and resumed and url not in started_over:
+                # What the part began with (e.g. a foreign file left in the folder) was not the
+                # start of this file: fetch it again from the first byte.
+                part.unlink()
+                started_over.add(url)
+                failures.append(f"{url}: {problem} (resumed from a partial file; starting over)")
+                continue
             if problem:
                 part.unlink()
                 raise _Permanent(problem)
             return got
         except _Permanent as e:
+            reached = True
             failures.append(f"{url}: {e}")
             urls.remove(url)  # this URL will not serve it; do not wait, try the next
             continue
         except _Transient as e:
+            reached = reached or not e.unreached
             failures.append(f"{url}: {e}")
             transient += 1
             out_of_time = deadline is not None and time.monotonic() >= deadline
@@ -345,7 +464,8 @@ def _download_file(size: str, name: str, part: Path, expected: int | None, bases
     raise DownloadError(
         f"could not download GPT-2 {size} file {name}.\n  " + "\n  ".join(failures[-6:]) + "\n"
         + ("The part already fetched is kept; run the same command again to resume.\n" if kept else "")
-        + "Check the internet connection. " + _OFFLINE_HINT
+        + "Check the internet connection. " + _OFFLINE_HINT,
+        offline=not reached,
     )
 
 
@@ -413,7 +533,7 @@ def cmd_download(args: Any) -> int:
                                retries=args.retries, base_urls=args.base_url)
         if not args.no_cache:
             print("converting to the fast-loading cache (TensorFlow, once) ...", file=sys.stderr, flush=True)
-            prepare_cache(folder)
+            prepare_cache(folder, verified=True)
     except (DownloadError, GPT2LoadError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

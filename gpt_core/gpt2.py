@@ -29,7 +29,8 @@ import torch
 
 from . import gpt2_convert as conv
 from .config import GPTConfig
-from .download import GPT2_MODEL_SIZES, ProgressFn, default_models_dir, download_gpt2, file_lock
+from .download import (GPT2_FILES, GPT2_MODEL_SIZES, ProgressFn, default_models_dir, download_gpt2, file_lock,
+                       is_verified, record_verified, release_verified)
 from .gpt2_book import load_gpt2_params_from_tf_ckpt, load_weights_into_gpt
 from .gpt2_convert import GPT2LoadError, WeightError
 from .gpt2_files import (CACHE_NAME, DATA_FILE, INDEX_FILE, REQUIRED_FILES, cache_candidates, cache_hparams,
@@ -77,23 +78,30 @@ def _run_child(cmd: Sequence[str], *, what: str, timeout: float | None = None) -
 
 
 def prepare_cache(source: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None,
-                  timeout: float | None = None) -> Path:
+                  timeout: float | None = None, verified: bool = False) -> Path:
     """Make sure a valid fast-loading cache exists for a release folder (or a transformers
     model.safetensors) and return its path. Converts once, under a lock, in a child process
-    for TensorFlow checkpoints; a cache is rebuilt when its source files change."""
+    for TensorFlow checkpoints; a cache is rebuilt when its source files change.
+
+    `verified`: the source folder's files are verified, and the cache must be one this
+    program made from them (recorded as verified), never one that was merely found there."""
     src = Path(source)
     if src.is_file() and src.suffix == ".safetensors":
         return _prepare_hf_cache(src, cache_dir=cache_dir)
     hp = check_release_folder(src)
     fingerprint = source_fingerprint(src)
     candidates = cache_candidates(src, cache_dir)
+
+    def usable(c: Path) -> bool:
+        return valid_cache(c, fingerprint) and (not verified or is_verified(c))
+
     for c in candidates:
-        if valid_cache(c, fingerprint):
+        if usable(c):
             return c
     target = next((c for c in candidates if writable_dir(c.parent) or not c.parent.exists()), candidates[-1])
     target.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(target.with_name(f".{target.name}.lock"), what=f"converting {src}"):
-        if valid_cache(target, fingerprint):  # another process finished it while we waited
+        if usable(target):  # another process finished it while we waited
             return target
         for stale in target.parent.glob(f"{target.name}.tmp-*"):  # left by a killed process
             stale.unlink(missing_ok=True)
@@ -105,6 +113,8 @@ def prepare_cache(source: str | os.PathLike, *, cache_dir: str | os.PathLike | N
             if not valid_cache(tmp, fingerprint):
                 raise GPT2LoadError(f"the converted cache {tmp} is incomplete (is the disk full?)")
             os.replace(tmp, target)
+            if verified:
+                record_verified(target)
         finally:
             tmp.unlink(missing_ok=True)
     return target
@@ -201,16 +211,11 @@ def load_gpt2(source: str | os.PathLike = "124M", *, models_dir: str | os.PathLi
     On CPU the parameters are copy-on-write views of the memory-mapped cache: processes that
     load the same model share its pages until one trains it. `device` moves the model."""
     src = Path(source)
+    verified = False
     if isinstance(source, str) and source in GPT2_MODEL_SIZES:  # a size; Path("124M") is a folder
-        folder = Path(models_dir or default_models_dir()) / str(source)
-        found = _locate(folder) if folder.is_dir() else None
-        if found is None or (found == folder and not _release_complete(folder)):
-            if not download:
-                raise GPT2LoadError(f"GPT-2 {source} is not in {folder}; download it (python -m gpt_core download "
-                                    f"{source}) or import a folder that has it (python -m gpt_core import FOLDER)")
-            download_gpt2(str(source), folder.parent, progress=progress)
-            found = folder
-        src = found
+        src = _verified_size(Path(models_dir or default_models_dir()) / source, source, download=download,
+                             progress=progress)
+        verified = True
     elif src.is_dir():
         found = _locate(src)
         if found is None:
@@ -228,18 +233,28 @@ def load_gpt2(source: str | os.PathLike = "124M", *, models_dir: str | os.PathLi
         header, start = read_header(src)
         cache = src if cache_hparams(src, header, start) is not None else prepare_cache(src, cache_dir=cache_dir)
     else:
-        cache = prepare_cache(src, cache_dir=cache_dir, timeout=timeout)
+        cache = prepare_cache(src, cache_dir=cache_dir, timeout=timeout, verified=verified)
     model, cfg = model_from_cache(cache, device=device)
     tok_thread.join()
     return model, cfg, tokenizer[0] if tokenizer else GPT2Tokenizer()
 
 
-def _release_complete(folder: Path) -> bool:
-    try:
-        check_release_folder(folder)
-        return True
-    except GPT2LoadError:
-        return False
+def _verified_size(folder: Path, size: str, *, download: bool, progress: ProgressFn | None) -> Path:
+    """What GPT-2 `size` in `folder` may be loaded from: the release's files as downloaded (sizes
+    checked, checksums recorded) or imported by `import_gpt2`, unchanged since; else the
+    download, which re-verifies them. Any other file there (a model.safetensors, a cache this
+    program did not record) is never loaded as this size."""
+    if release_verified(folder, size):
+        return folder
+    release_here = any((folder / n).exists() for n in GPT2_FILES if n != "hparams.json")
+    if not release_here and is_verified(folder / CACHE_NAME):  # imported from a transformers model
+        return folder / CACHE_NAME
+    if not download:
+        there = "is not verified in" if release_here or (folder / CACHE_NAME).exists() else "is not in"
+        raise GPT2LoadError(f"GPT-2 {size} {there} {folder}; download it (python -m gpt_core download "
+                            f"{size}) or import a folder that has it (python -m gpt_core import FOLDER)")
+    download_gpt2(size, folder.parent, progress=progress)
+    return folder
 
 
 def _copy_atomic(src: Path, dest: Path) -> None:
@@ -282,18 +297,22 @@ def import_gpt2(source: str | os.PathLike | Sequence[str | os.PathLike], *,
         dest.mkdir(parents=True, exist_ok=True)
         _prepare_hf_cache(hf[0], target=dest / CACHE_NAME, hparams=hp)
         (dest / "hparams.json").write_text(json.dumps(hp))
+        record_verified(dest / CACHE_NAME)  # importing is the operator's decision to trust it
         return dest
     hp = check_release_files(files, where=str(source) if not isinstance(source, (list, tuple)) else "the given files")
     dest = root / (name or hparams_size_name(hp) or _no_name(hp))
     dest.mkdir(parents=True, exist_ok=True)
     with file_lock(dest / ".download.lock", what=f"importing into {dest}"):
-        for n in ("checkpoint", "encoder.json", "hparams.json", INDEX_FILE, "model.ckpt.meta", "vocab.bpe", DATA_FILE):
+        # Importing is the operator's decision to trust these files: recorded as verified.
+        for n in GPT2_FILES:
             if n in files:
                 _copy_atomic(files[n], dest / n)
+                record_verified(dest / n)
         # A folder converted before brings its cache along (still valid: same sizes and mtimes).
         if CACHE_NAME in files and valid_cache(files[CACHE_NAME], source_fingerprint(dest)):
             _copy_atomic(files[CACHE_NAME], dest / CACHE_NAME)
-    prepare_cache(dest)
+            record_verified(dest / CACHE_NAME)
+    prepare_cache(dest, verified=True)
     return dest
 
 

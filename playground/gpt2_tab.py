@@ -1,8 +1,13 @@
-"""GPT-2 tab: download OpenAI's weights (with progress), or import them from a folder or an
-upload; loaded models are shared read-only by every session of this server."""
+"""GPT-2 tab: download OpenAI's weights (with progress) or import them from a folder on the
+server; those are shared read-only by every session. An uploaded GPT-2 becomes the
+uploader's own model and nothing else: it is never written to the models folder, never
+shared, and never mistaken for OpenAI's release."""
 from __future__ import annotations
 
+import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from gpt_core.config import GPT2_SIZES, format_bytes, format_count
@@ -11,6 +16,7 @@ from .common import SETTINGS, SHARED
 from .models import gpt2_key
 from .session import Workspace, WorkspaceError
 
+log = logging.getLogger("playground")
 SIZES = list(GPT2_SIZES)
 # Sizes this server may load (each stays in memory for everyone): all locally, the two
 # smaller ones on a free Hugging Face Space (16 GB shared by every visitor).
@@ -86,17 +92,27 @@ def _loaded(key: str) -> tuple[str, str]:
     return status, loaded_models_md()
 
 
-def _offline_message(size: str, exc: Exception) -> str:
-    reason = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else type(exc).__name__
-    return (f"Could not download GPT-2 {size} ({reason[:160]}). If this server has no internet, copy the "
-            f"release files into {models_dir() / size} and press Download again (it finds them), or "
-            f"use *Import from a folder* / upload below.")
+def _download_failed(size: str, exc: Exception) -> str:
+    """A sentence for the page; the URLs, errors and paths go to the server log only."""
+    log.warning("GPT-2 %s: download or load failed: %s", size, exc)
+    from gpt_core.download import DownloadError
+
+    if isinstance(exc, DownloadError) and exc.offline:
+        why = "This server cannot reach the internet, so GPT-2 cannot be downloaded here."
+    elif isinstance(exc, DownloadError):
+        why = (f"The download of GPT-2 {size} did not complete, or its files did not match OpenAI's "
+               "release (the part fetched is kept, so pressing Download again resumes).")
+    else:
+        why = f"The GPT-2 {size} files on this server could not be read."
+    return (f"{why} The details are in the server's log. The operator can copy OpenAI's release files "
+            "into the server's models folder and use *Import from a folder*; or upload a GPT-2 below "
+            "to use it as your own model.")
 
 
 def download(ws: Workspace, progress, size: str):
     """Download (or find) GPT-2 `size` and load it for everyone."""
     from gpt_core.download import DownloadError
-    from gpt_core.gpt2 import load_gpt2
+    from gpt_core.gpt2 import GPT2LoadError, load_gpt2
 
     if size not in SIZES:
         raise ValueError(f"Unknown GPT-2 size {size!r}; choose one of {', '.join(SIZES)}.")
@@ -105,7 +121,8 @@ def download(ws: Workspace, progress, size: str):
     key = gpt2_key(size)
 
     def report(p) -> None:
-        desc = f"{p.status} {p.file}" + (f": {p.message[:120]}" if p.status in ("retrying", "waiting") else "")
+        desc = {"retrying": f"connection problem; retrying {p.file}",
+                "waiting": "another session is downloading this model; waiting for it"}.get(p.status, f"{p.status} {p.file}")
         if p.total:
             progress((p.done, p.total), desc=desc, unit="bytes")
         else:
@@ -117,8 +134,8 @@ def download(ws: Workspace, progress, size: str):
 
     try:
         SHARED.load(key, loader)
-    except DownloadError as e:
-        raise WorkspaceError(_offline_message(size, e)) from None
+    except (DownloadError, GPT2LoadError) as e:
+        raise WorkspaceError(_download_failed(size, e)) from None
     return _loaded(key)
 
 
@@ -140,11 +157,16 @@ def _check_import_path(folder: str) -> Path:
 
 
 def import_folder(ws: Workspace, progress, folder: str):
+    """Load GPT-2 from a folder the operator put on the server (under the import roots) for
+    everyone. A size folder of the models folder ("124M") loads only verified files."""
     from gpt_core.gpt2 import load_gpt2
 
     path = _check_import_path(folder)
     progress(None, desc="reading the weights (the first time converts them: up to a minute)")
-    model, cfg, tok = load_gpt2(str(path), download=False)
+    if path.parent == models_dir().resolve() and path.name in SIZES:
+        model, cfg, tok = load_gpt2(path.name, models_dir=models_dir(), download=False)
+    else:
+        model, cfg, tok = load_gpt2(str(path), download=False)
     size = _size_of(cfg)
     if size is not None and size not in ALLOWED_SIZES:
         raise WorkspaceError(f"GPT-2 {size} is too large for this server; choose one of {', '.join(ALLOWED_SIZES)}.")
@@ -154,17 +176,38 @@ def import_folder(ws: Workspace, progress, folder: str):
 
 
 def import_upload(ws: Workspace, progress, files):
-    from gpt_core.gpt2 import import_gpt2, load_gpt2
+    """An uploaded GPT-2 (a model.safetensors, or the release's files) becomes this student's
+    own model ("Your model"), in this session's memory. It is converted in a private temporary
+    folder that is deleted afterwards: nothing is written to the shared models folder, and the
+    server's GPT-2 stays what it was."""
+    from gpt_core.gpt2 import GPT2LoadError, import_gpt2, load_gpt2
 
     if not files:
         raise ValueError("No files arrived. Choose a model.safetensors or the GPT-2 release files.")
     paths = [str(f) for f in (files if isinstance(files, (list, tuple)) else [files])]
+    ws.require_idle("load an uploaded GPT-2")
     progress(None, desc="checking and converting the uploaded weights")
-    dest = import_gpt2(paths, models_dir=models_dir())
-    model, cfg, tok = load_gpt2(str(dest), download=False)
-    size = _size_of(cfg)
-    if size is not None and size not in ALLOWED_SIZES:
-        raise WorkspaceError(f"GPT-2 {size} is too large for this server; choose one of {', '.join(ALLOWED_SIZES)}.")
-    key = gpt2_key(size) if size else f"GPT-2 ({dest.name})"
-    SHARED.load(key, lambda: (model, cfg, tok))
-    return _loaded(key)
+    private = Path(tempfile.mkdtemp(prefix="gpt2-upload-"))
+    try:
+        try:
+            model, cfg, tok = load_gpt2(import_gpt2(paths, models_dir=private, name="upload"), download=False)
+        except GPT2LoadError as e:  # the same sentence, without the server's folders in it
+            message = str(e)
+            for folder in {str(private / "upload"), *(str(Path(f).parent) for f in paths)}:
+                message = message.replace(folder + os.sep, "")
+            raise type(e)(message) from None
+        size = _size_of(cfg)
+        if size is not None and size not in ALLOWED_SIZES:
+            raise WorkspaceError(f"GPT-2 {size} is too large for this server; choose one of {', '.join(ALLOWED_SIZES)}.")
+        # The weights are views of a file in the folder about to go: give the model its own memory.
+        for param in model.parameters():
+            param.data = param.data.clone()
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+    label = f"Uploaded GPT-2 {size}" if size else "Uploaded GPT-2"
+    ws.adopt_model(model, cfg, tok, label)
+    status = (f"✅ Your upload is now **your model** ({label}: {cfg.n_layers} layers, emb_dim {cfg.emb_dim}, "
+              f"{cfg.n_heads} heads, context {cfg.context_length}, {format_count(cfg.num_parameters())} "
+              "parameters). It is private to you: other students do not see it, and the server's shared "
+              "GPT-2 is unchanged. Choose *Your model* in Generate, Evaluate or Train.")
+    return status, loaded_models_md()
