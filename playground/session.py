@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gpt_core.checkpoint import load_model, read_checkpoint, save_checkpoint
+from gpt_core.checkpoint import CheckpointLimits, load_model, read_checkpoint, save_checkpoint
 from gpt_core.config import GPTConfig
 from gpt_core.corpus import DEFAULT_CORPUS, SAMPLE_CORPORA, CorpusError, CorpusStats, corpus_stats, decode_text, load_sample
 from gpt_core.model import crop_context
 from gpt_core.prepare import prepare_training, select_device
+from gpt_core.speed import measure_step_seconds
 from gpt_core.tokenizers import GPT2Tokenizer, get_tokenizer
 
 from .history import RunHistory
@@ -371,7 +372,24 @@ class Workspace:
                 f"This model has {n / 1e6:.0f}M parameters; this server trains models up to "
                 f"{self.limits.max_train_parameters / 1e6:.0f}M. Choose a smaller preset."
             )
+        if config.context_length > self.limits.max_context_length:
+            raise WorkspaceError(
+                f"This model reads {config.context_length:,} tokens at a time; this server trains models "
+                f"with a context of up to {self.limits.max_context_length:,} tokens. Choose a shorter "
+                f"context length.")
 
+
+    def time_step(self, config: Any, *, batch_size: int, steps: int = 2) -> float:
+        """Seconds a training step of `config` takes here (`measure_step_seconds`), with its
+        throwaway model's memory reserved for as long as it lives."""
+        self.check_trainable(config)
+        self.reserve("measure", config.training_memory_bytes(batch_size, config.context_length),
+                     "timing a training step of this model")
+        try:
+            return measure_step_seconds(config, batch_size=batch_size, context_length=config.context_length,
+                                        steps=steps)
+        finally:
+            self.release("measure")
 
     # --- training runs ----------------------------------------------------------------------
     def new_run(self, model_config: GPTConfig, train_config: Any, *, tokenizer_kind: str,
@@ -454,22 +472,32 @@ class Workspace:
         """Make an uploaded checkpoint (ours, or the book's model.pth) this session's model.
 
         Returns the model and a note for the user. Read with weights_only (no code runs);
-        a model larger than the session may train is refused. A checkpoint of ours that
+        a model larger than the session may train is refused before anything is built for
+        it, and a refused file's memory is given back at once. A checkpoint of ours that
         stopped early can be resumed on the current text (the text it was trained on).
         """
-        ckpt = read_checkpoint(path)
-        config = ckpt.model_config
-        self.check_trainable(config)
-        tok = ckpt.tokenizer()
-        if tok is None:
-            if config.vocab_size != GPT2Tokenizer().n_vocab:
-                raise WorkspaceError(
-                    f"This checkpoint does not say which tokenizer it used and its vocabulary has "
-                    f"{config.vocab_size:,} tokens (GPT-2's has 50,257), so its ids cannot be read.")
-            tok = GPT2Tokenizer()
-        if tok.n_vocab != config.vocab_size:
-            raise WorkspaceError(f"The checkpoint's tokenizer has {tok.n_vocab:,} tokens but its model "
-                                 f"{config.vocab_size:,}; the file is inconsistent.")
+        limits = CheckpointLimits.for_models_up_to(self.limits.max_train_parameters,
+                                                   max_context_length=self.limits.max_context_length)
+        try:
+            ckpt = read_checkpoint(path, limits=limits)
+            config = ckpt.model_config
+            self.check_trainable(config)
+            tok = ckpt.tokenizer()
+            if tok is None:
+                if config.vocab_size != GPT2Tokenizer().n_vocab:
+                    raise WorkspaceError(
+                        f"This checkpoint does not say which tokenizer it used and its vocabulary has "
+                        f"{config.vocab_size:,} tokens (GPT-2's has 50,257), so its ids cannot be read.")
+                tok = GPT2Tokenizer()
+            if tok.n_vocab != config.vocab_size:
+                raise WorkspaceError(f"The checkpoint's tokenizer has {tok.n_vocab:,} tokens but its model "
+                                     f"{config.vocab_size:,}; the file is inconsistent.")
+        except ValueError:  # CheckpointError, WorkspaceError: the file is refused
+            from .common import release_freed_memory  # here: common imports this module
+
+            ckpt = None  # the traceback keeps this frame; it must not keep the file's tensors
+            release_freed_memory()
+            raise
         label = "Uploaded checkpoint" if ckpt.kind == "gpt_core" else "Uploaded book model"
         note = "Use it in Generate and Evaluate, or train it further (Start from: your model)."
         if ckpt.config_inferred:
@@ -488,7 +516,7 @@ class Workspace:
                             f"press Resume to continue it on the current text ({self.corpus_name}).")
                 return self.own, note
         self.reserve("model", resident_bytes(config, False), "the uploaded model")
-        model, _ = load_model(ckpt, device=select_device("auto"))
+        model, _ = load_model(ckpt, device=select_device("auto"), limits=limits)
         return self.adopt_model(model, config, tok, label), note
 
     def adopt_model(self, model: Any, config: GPTConfig, tokenizer: Any, label: str) -> OwnedModel:
