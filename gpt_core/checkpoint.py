@@ -171,14 +171,19 @@ class CheckpointLimits:
     max_context_length: int | None = None
     max_tensor_bytes: int | None = None
     max_pickle_bytes: int | None = None
+    # A config within the parameter limit can still claim tens of thousands of tiny layers,
+    # each a Python module to build.
+    max_layers: int | None = None
 
     @classmethod
-    def for_models_up_to(cls, max_parameters: int, *, max_context_length: int | None = None) -> "CheckpointLimits":
+    def for_models_up_to(cls, max_parameters: int, *, max_context_length: int | None = None,
+                         max_layers: int | None = None) -> "CheckpointLimits":
         """The limits that fit a checkpoint of a model with up to `max_parameters`: float32
         weights plus AdamW's two moments (12 bytes a parameter), rounded up to 16 for the
         attention masks (the book stores them as float32) and the run's state, plus 256 MB."""
         return cls(max_parameters=max_parameters, max_context_length=max_context_length,
-                   max_tensor_bytes=16 * max_parameters + 256 * MB, max_pickle_bytes=16 * MB)
+                   max_tensor_bytes=16 * max_parameters + 256 * MB, max_pickle_bytes=16 * MB,
+                   max_layers=max_layers)
 
 
 NO_LIMITS = CheckpointLimits()
@@ -359,6 +364,10 @@ def check_claims(config: ModelConfig, state_dict: Mapping[str, torch.Tensor], *,
     if limits.max_context_length is not None and config.context_length > limits.max_context_length:
         raise CheckpointError(f"{name} is for a model with a context of {config.context_length:,} tokens; "
                               f"the limit here is {limits.max_context_length:,}")
+    layers = getattr(config, "n_layers", 0)
+    if limits.max_layers is not None and layers > limits.max_layers:
+        raise CheckpointError(f"{name} is for a model with {layers:,} transformer blocks; the limit here "
+                              f"is {limits.max_layers:,}")
     n = config.num_parameters()
     if limits.max_parameters is not None and n > limits.max_parameters:
         raise CheckpointError(f"{name} is for a model with {n / 1e6:,.1f}M parameters; the limit here "

@@ -179,7 +179,7 @@ def prepare_training(text: str, *, tokenizer=None, model_config: GPTConfig | Non
         try:
             optimizer.load_state_dict(ckpt.optimizer_state_dict)
         except (ValueError, KeyError, RuntimeError) as e:
-            raise CheckpointError(f"the optimizer state in {ckpt.path} does not fit this model: {e}") from None
+            raise CheckpointError(f"the optimizer state in {Path(ckpt.path).name} does not fit this model: {e}") from None
         for g in optimizer.param_groups:  # the options of this run, not those saved
             g["lr"], g["weight_decay"], g["betas"] = config.learning_rate, config.weight_decay, config.betas
 

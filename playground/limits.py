@@ -48,6 +48,7 @@ class Limits:
     # Positions a model may see, trained or uploaded: each layer holds a context x context
     # mask, and a step's attention grows with its square (GPT-2 reads 1,024).
     max_context_length: int = 4096
+    max_layers: int = 96  # GPT-2 XL has 48
     max_history_points: int = 2_000
     max_samples: int = 60
     max_new_tokens: int = 500

@@ -377,7 +377,10 @@ class Workspace:
                 f"This model reads {config.context_length:,} tokens at a time; this server trains models "
                 f"with a context of up to {self.limits.max_context_length:,} tokens. Choose a shorter "
                 f"context length.")
-
+        layers = getattr(config, "n_layers", 0)
+        if layers > self.limits.max_layers:
+            raise WorkspaceError(f"This model has {layers:,} transformer blocks; this server trains models "
+                                 f"with up to {self.limits.max_layers:,}. Choose fewer layers.")
 
     def time_step(self, config: Any, *, batch_size: int, steps: int = 2) -> float:
         """Seconds a training step of `config` takes here (`measure_step_seconds`), with its
@@ -477,7 +480,8 @@ class Workspace:
         stopped early can be resumed on the current text (the text it was trained on).
         """
         limits = CheckpointLimits.for_models_up_to(self.limits.max_train_parameters,
-                                                   max_context_length=self.limits.max_context_length)
+                                                   max_context_length=self.limits.max_context_length,
+                                                   max_layers=self.limits.max_layers)
         try:
             ckpt = read_checkpoint(path, limits=limits)
             config = ckpt.model_config

@@ -249,3 +249,12 @@ def test_a_refused_upload_leaves_the_sessions_model_in_place(tmp_path):
         assert ws.own is own and all(torch.equal(v, before[k]) for k, v in own.model.state_dict().items())
     finally:
         ws.close()
+
+
+def test_a_config_claiming_thousands_of_tiny_layers_is_refused_before_any_is_built():
+    from gpt_core.checkpoint import CheckpointLimits, check_claims
+    from gpt_core.config import GPTConfig
+
+    config = GPTConfig(vocab_size=10, context_length=8, emb_dim=8, n_heads=1, n_layers=20_000)
+    with pytest.raises(CheckpointError, match="20,000 transformer blocks"):
+        check_claims(config, {}, limits=CheckpointLimits.for_models_up_to(10**9, max_layers=96))
