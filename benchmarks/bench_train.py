@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Subset  # noqa: E402
 
 from gpt_core import train as our_train  # noqa: E402
 from gpt_core.config import GPT_CONFIG_124M, GPTConfig, TrainConfig, get_preset  # noqa: E402
+from gpt_core.corpus import ASSETS_DIR  # noqa: E402
 from gpt_core.data import GPTDatasetV1  # noqa: E402
 from gpt_core.model import GPTModel  # noqa: E402
 from gpt_core.prepare import make_optimizer, prepare_training  # noqa: E402
@@ -37,7 +38,7 @@ from gpt_core.schedule import EpochLoaderSchedule  # noqa: E402
 from gpt_core.tokenizers import GPT2Tokenizer  # noqa: E402
 from gpt_core.train_events import EvalEvent  # noqa: E402
 
-TEXT = (ROOT / "assets" / "the-verdict.txt").read_text(encoding="utf-8")
+TEXT = (ASSETS_DIR / "the-verdict.txt").read_text(encoding="utf-8")
 
 
 def fixed_loader(steps: int, batch_size: int = 2, ctx: int = 256) -> DataLoader:

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-ASSETS = ROOT / "assets"
+ASSETS = ROOT / "gpt_core" / "assets"  # the package's data, read here without importing torch
 
 # Training options every student sends (by the labels of the Train tab's fields). One epoch,
 # one evaluation (the first step) and no dropout: short, and exactly reproducible.

@@ -9,9 +9,13 @@ import codecs
 import math
 import unicodedata
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+# Package data (gpt_core/assets/), read through importlib.resources so that an installed copy
+# finds its own files whatever the working directory. Values are Traversables: read them with
+# `.read_bytes()` / `.read_text()`.
+ASSETS_DIR = resources.files(__package__) / "assets"
 SAMPLE_CORPORA = {
     "The Verdict (Edith Wharton)": ASSETS_DIR / "the-verdict.txt",
     "Tiny Shakespeare": ASSETS_DIR / "tinyshakespeare.txt",
@@ -123,7 +127,7 @@ def load_sample(name: str = DEFAULT_CORPUS) -> str:
         path = SAMPLE_CORPORA[name]
     except KeyError:
         raise CorpusError(f"unknown sample corpus {name!r}") from None
-    return read_text_file(path).text
+    return decode_text(path.read_bytes()).text
 
 
 def split_text(text: str, train_ratio: float = 0.9) -> tuple[str, str]:

@@ -8,13 +8,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Iterable, Protocol, Sequence
 
 import torch
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
-GPT2_VOCAB_DIR = ASSETS_DIR / "gpt2"
+# OpenAI's encoder.json and vocab.bpe, shipped as package data (gpt_core/assets/gpt2/).
+GPT2_VOCAB_DIR = resources.files(__package__) / "assets" / "gpt2"
 ENDOFTEXT = "<|endoftext|>"
 # sha256 of OpenAI's released files; the encoding is never built from anything else.
 GPT2_FILE_SHA256 = {
@@ -51,7 +53,7 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(bs, map(chr, cs)))
 
 
-def _read_verified(path: Path) -> bytes:
+def _read_verified(path: Traversable) -> bytes:
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if digest != GPT2_FILE_SHA256[path.name]:
@@ -60,11 +62,10 @@ def _read_verified(path: Path) -> bytes:
 
 
 @functools.lru_cache(maxsize=1)
-def _gpt2_encoding(vocab_dir: str):
+def _gpt2_encoding(directory: Traversable):
     """The tiktoken Encoding, built from local files only (tiktoken would download them)."""
     import tiktoken
 
-    directory = Path(vocab_dir)
     encoder = json.loads(_read_verified(directory / "encoder.json"))
     merges_text = _read_verified(directory / "vocab.bpe").decode("utf-8")
     byte_decoder = {c: b for b, c in _bytes_to_unicode().items()}
@@ -95,9 +96,8 @@ class GPT2Tokenizer:
 
     name = "gpt2"
 
-    def __init__(self, vocab_dir: str | Path = GPT2_VOCAB_DIR):
-        self._vocab_dir = str(vocab_dir)
-        self.encoding = _gpt2_encoding(self._vocab_dir)
+    def __init__(self, vocab_dir: str | Path | Traversable = GPT2_VOCAB_DIR):
+        self.encoding = _gpt2_encoding(Path(vocab_dir) if isinstance(vocab_dir, str) else vocab_dir)
 
     @property
     def n_vocab(self) -> int:

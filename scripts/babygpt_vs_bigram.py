@@ -28,7 +28,7 @@ from gpt_core.babygpt import (BABYGPT_ITERATIONS, babygpt_train_config, bigram_t
                               estimate_loss)
 from gpt_core.bigram import BigramConfig  # noqa: E402
 from gpt_core.config import PRESETS  # noqa: E402
-from gpt_core.corpus import read_text_file  # noqa: E402
+from gpt_core.corpus import ASSETS_DIR, read_text_file  # noqa: E402
 from gpt_core.generate import generate  # noqa: E402
 from gpt_core.prepare import prepare_training  # noqa: E402
 from gpt_core.tokenizers import CharTokenizer, text_to_token_ids, token_ids_to_text  # noqa: E402
@@ -55,7 +55,7 @@ def train_one(name: str, text: str, tokenizer: CharTokenizer, model_config, conf
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--text", default=str(ROOT / "assets" / "lunyu.txt"), help="UTF-8 or GBK text (default: 论语)")
+    p.add_argument("--text", default=str(ASSETS_DIR / "lunyu.txt"), help="UTF-8 or GBK text (default: 论语)")
     p.add_argument("--iters", type=int, default=BABYGPT_ITERATIONS, help="iterations for both models")
     p.add_argument("--eval-every", type=int, default=100, help="iterations between loss estimates")
     p.add_argument("--eval-iters", type=int, default=200, help="random batches per split in an estimate")

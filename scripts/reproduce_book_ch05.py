@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from gpt_core.config import GPT_CONFIG_124M, GPTConfig, TrainConfig  # noqa: E402
+from gpt_core.corpus import ASSETS_DIR  # noqa: E402
 from gpt_core.prepare import prepare_training  # noqa: E402
 from gpt_core.tokenizers import GPT2Tokenizer  # noqa: E402
 from gpt_core.train_events import (CheckpointEvent, DoneEvent, ErrorEvent, EvalEvent, SampleEvent,  # noqa: E402
@@ -37,7 +38,7 @@ def main() -> int:
     parser.add_argument("--out", default=None, help="save the final checkpoint in this folder")
     args = parser.parse_args()
 
-    text = (ROOT / "assets" / "the-verdict.txt").read_text(encoding="utf-8")
+    text = (ASSETS_DIR / "the-verdict.txt").read_text(encoding="utf-8")
     config = TrainConfig(num_epochs=args.epochs, batch_size=2, learning_rate=4e-4, weight_decay=0.1,
                          eval_freq=5, eval_iter=5, start_context="Every effort moves you", seed=123,
                          train_ratio=0.9, device="cpu", threads=args.threads)

@@ -35,8 +35,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextmanager
-def running_app(tmp: Path, *, env: dict[str, str] | None = None, timeout: float = 180.0) -> Iterator[dict]:
-    """Start the app; yield {"url", "seconds_to_serve", "log"}; stop it on exit."""
+def running_app(tmp: Path, *, env: dict[str, str] | None = None, timeout: float = 180.0,
+                cwd: Path = ROOT) -> Iterator[dict]:
+    """Start the app (from `cwd`); yield {"url", "seconds_to_serve", "log"}; stop it on exit."""
     port = free_port()
     log_path = tmp / "app.log"
     environment = {
@@ -51,7 +52,7 @@ def running_app(tmp: Path, *, env: dict[str, str] | None = None, timeout: float 
     url = f"http://127.0.0.1:{port}/"
     with open(log_path, "w") as log:
         start = time.monotonic()
-        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=environment,
+        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=cwd, env=environment,
                                 stdout=log, stderr=subprocess.STDOUT)
         try:
             while True:

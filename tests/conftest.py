@@ -11,12 +11,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from reference import seed_tiktoken_cache  # noqa: E402
 
+from gpt_core.corpus import ASSETS_DIR as ASSETS  # noqa: E402  (the package's own data files)
+
 seed_tiktoken_cache()
 # Same thread count everywhere, so bit-exact comparisons don't depend on the machine.
 torch.set_num_threads(int(os.environ.get("GPT_TEST_THREADS", "2")))
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
-ASSETS = ROOT / "assets"
 
 
 @pytest.fixture(scope="session")

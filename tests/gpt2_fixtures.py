@@ -87,7 +87,7 @@ def write_tf_checkpoint(folder: str | Path, hp: dict[str, int] | None = None, *,
     (folder / "hparams.json").write_text(json.dumps(hp, indent=2))
     if vocab_files:
         for name in ("encoder.json", "vocab.bpe"):
-            shutil.copyfile(ROOT / "assets" / "gpt2" / name, folder / name)
+            shutil.copyfile(ROOT / "gpt_core" / "assets" / "gpt2" / name, folder / name)
     return arrays
 
 

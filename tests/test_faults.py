@@ -26,6 +26,7 @@ import pytest
 import torch
 
 from benchmarks.load_classroom import Api, connect, free_port, plot_traces
+from conftest import ASSETS
 from gpt2_fixtures import TINY_HPARAMS, FaultyServer, random_arrays, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,7 +92,7 @@ def workspace_of(client):
 
 
 def verdict() -> str:
-    return (ROOT / "assets" / "the-verdict.txt").read_text(encoding="utf-8")
+    return (ASSETS / "the-verdict.txt").read_text(encoding="utf-8")
 
 
 def still_serving(client) -> None:

@@ -3,8 +3,6 @@
 book's generate past the window is in test_kv_cache.py."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,7 +15,8 @@ from gpt_core.generate import (TextDecoder, generate, next_token_distribution, s
 from gpt_core.model import GPTModel
 from gpt_core.tokenizers import CharTokenizer, GPT2Tokenizer
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+from conftest import ASSETS
+
 TINY = GPTConfig(vocab_size=50257, context_length=16, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.1)
 PROMPT = torch.tensor([[6109, 3626, 6100, 345]])  # "Every effort moves you"
 CHINESE = "子曰：学而时习之，不亦说乎？有朋自远方来，不亦乐乎？🙂👍🏽"
