@@ -5,6 +5,7 @@ from .config import GPT2_SIZES, GPT_CONFIG_124M, PRESETS, GPTConfig, TrainConfig
 from .corpus import CorpusError, corpus_stats, decode_text, split_text
 from .data import GPTDatasetV1, create_dataloader_v1, create_train_val_loaders
 from .generate import generate, next_token_distribution, score_text, stream_generate
+from .gpt2 import download_and_load_gpt2, load_gpt2, load_weights_into_gpt
 from .losses import calc_loss_batch, calc_loss_loader, perplexity
 from .model import GPTModel
 from .prepare import prepare_training, select_device
@@ -18,6 +19,7 @@ __all__ = [
     "CorpusError", "corpus_stats", "decode_text", "split_text",
     "GPTDatasetV1", "create_dataloader_v1", "create_train_val_loaders",
     "generate", "next_token_distribution", "score_text", "stream_generate",
+    "download_and_load_gpt2", "load_gpt2", "load_weights_into_gpt",
     "calc_loss_batch", "calc_loss_loader", "perplexity",
     "GPTModel",
     "prepare_training", "select_device", "BatchSchedule", "EpochLoaderSchedule",

@@ -77,14 +77,6 @@ def loaded_models_md() -> str:
     return "\n".join(rows)
 
 
-def _size_of(cfg) -> str | None:
-    for size, known in GPT2_SIZES.items():
-        if (known.emb_dim, known.n_layers, known.n_heads, known.vocab_size) == (
-                cfg.emb_dim, cfg.n_layers, cfg.n_heads, cfg.vocab_size):
-            return size
-    return None
-
-
 def _loaded(key: str) -> tuple[str, str]:
     model, cfg, _ = SHARED.get(key)
     status = (f"✅ **{key}** is loaded: {cfg.n_layers} layers, emb_dim {cfg.emb_dim}, {cfg.n_heads} heads, "
@@ -95,7 +87,7 @@ def _loaded(key: str) -> tuple[str, str]:
 def _download_failed(size: str, exc: Exception) -> str:
     """A sentence for the page; the URLs, errors and paths go to the server log only."""
     log.warning("GPT-2 %s: download or load failed: %s", size, exc)
-    from gpt_core.download import DownloadError
+    from gpt_core.gpt2 import DownloadError
 
     if isinstance(exc, DownloadError) and exc.offline:
         why = "This server cannot reach the internet, so GPT-2 cannot be downloaded here."
@@ -111,8 +103,7 @@ def _download_failed(size: str, exc: Exception) -> str:
 
 def download(ws: Workspace, progress, size: str):
     """Download (or find) GPT-2 `size` and load it for everyone."""
-    from gpt_core.download import DownloadError
-    from gpt_core.gpt2 import GPT2LoadError, load_gpt2
+    from gpt_core.gpt2 import DownloadError, GPT2LoadError, load_gpt2
 
     if size not in SIZES:
         raise ValueError(f"Unknown GPT-2 size {size!r}; choose one of {', '.join(SIZES)}.")
@@ -159,7 +150,7 @@ def _check_import_path(folder: str) -> Path:
 def import_folder(ws: Workspace, progress, folder: str):
     """Load GPT-2 from a folder the operator put on the server (under the import roots) for
     everyone. A size folder of the models folder ("124M") loads only verified files."""
-    from gpt_core.gpt2 import load_gpt2
+    from gpt_core.gpt2 import load_gpt2, size_of
 
     path = _check_import_path(folder)
     progress(None, desc="reading the weights (the first time converts them: up to a minute)")
@@ -167,7 +158,7 @@ def import_folder(ws: Workspace, progress, folder: str):
         model, cfg, tok = load_gpt2(path.name, models_dir=models_dir(), download=False)
     else:
         model, cfg, tok = load_gpt2(str(path), download=False)
-    size = _size_of(cfg)
+    size = size_of(cfg)
     if size is not None and size not in ALLOWED_SIZES:
         raise WorkspaceError(f"GPT-2 {size} is too large for this server; choose one of {', '.join(ALLOWED_SIZES)}.")
     key = gpt2_key(size) if size else f"GPT-2 ({path.name})"
@@ -180,7 +171,7 @@ def import_upload(ws: Workspace, progress, files):
     own model ("Your model"), in this session's memory. It is converted in a private temporary
     folder that is deleted afterwards: nothing is written to the shared models folder, and the
     server's GPT-2 stays what it was."""
-    from gpt_core.gpt2 import GPT2LoadError, import_gpt2, load_gpt2
+    from gpt_core.gpt2 import GPT2LoadError, import_gpt2, load_gpt2, size_of
 
     if not files:
         raise ValueError("No files arrived. Choose a model.safetensors or the GPT-2 release files.")
@@ -196,7 +187,7 @@ def import_upload(ws: Workspace, progress, files):
             for folder in {str(private / "upload"), *(str(Path(f).parent) for f in paths)}:
                 message = message.replace(folder + os.sep, "")
             raise type(e)(message) from None
-        size = _size_of(cfg)
+        size = size_of(cfg)
         if size is not None and size not in ALLOWED_SIZES:
             raise WorkspaceError(f"GPT-2 {size} is too large for this server; choose one of {', '.join(ALLOWED_SIZES)}.")
         # The weights are views of a file in the folder about to go: give the model its own memory.

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from gpt2_fixtures import CHECKPOINT_TEXT, ROOT, FaultyServer, wait_until
-from gpt_core.download import (GPT2_FILES, KNOWN_SIZES, MANIFEST, DownloadError, DownloadProgress,
-                               add_gpt2_commands, download_gpt2, looks_like_markup)
+from gpt_core.__main__ import add_gpt2_commands
+from gpt_core.gpt2.download import MANIFEST, DownloadError, DownloadProgress, looks_like_markup
+from gpt_core.gpt2.release import GPT2_FILES, KNOWN_SIZES, download_gpt2
 
 SIZE = "355M"  # no built-in file sizes: checked against Content-Length
 DATA = "model.ckpt.data-00000-of-00001"
@@ -184,7 +185,7 @@ def test_a_complete_part_file_is_recognised_by_the_416_answer(tmp_path):
 
 def test_progress_estimates_match_the_model_sizes():
     from gpt_core.config import GPT2_SIZES
-    from gpt_core.download import ESTIMATED_DATA_BYTES
+    from gpt_core.gpt2.release import ESTIMATED_DATA_BYTES
 
     assert KNOWN_SIZES["124M"][DATA] == 4 * GPT2_SIZES["124M"].num_parameters()
     assert ESTIMATED_DATA_BYTES == {s: 4 * GPT2_SIZES[s].num_parameters() for s in ("355M", "774M", "1558M")}
@@ -199,13 +200,10 @@ def test_bad_arguments_are_refused(tmp_path):
     assert looks_like_markup(b"  <!DOCTYPE html>") and not looks_like_markup(b"\x00\x01<html")
 
 
-# The child loads download.py by path: the same code, without importing torch via gpt_core.
+# A second process, as another student's session would be.
 _CHILD = """
-import importlib.util, sys
-spec = importlib.util.spec_from_file_location("gpt_download", sys.argv[4])
-mod = sys.modules["gpt_download"] = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(mod)
-download_gpt2 = mod.download_gpt2
+import sys
+from gpt_core.gpt2.release import download_gpt2
 def show(p):
     print(p.status, p.file, flush=True)
 download_gpt2(sys.argv[1], sys.argv[2], progress=show, base_urls=[sys.argv[3]], backoff=0.01)
@@ -217,8 +215,7 @@ def test_two_processes_fetching_the_same_model_share_one_download(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with serve() as server:
         server.faults[f"/primary/{SIZE}/{DATA}"] = ["hold"]  # the first download waits mid-file
-        args = [sys.executable, "-c", _CHILD, SIZE, str(tmp_path), server.url("/primary"),
-                str(ROOT / "gpt_core" / "download.py")]
+        args = [sys.executable, "-c", _CHILD, SIZE, str(tmp_path), server.url("/primary")]
         a = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
         assert wait_until(lambda: server.count(f"/primary/{SIZE}/{DATA}") == 1, timeout=60)
         b = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)

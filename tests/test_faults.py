@@ -195,7 +195,7 @@ def tiny_release(tmp_path_factory) -> Path:
 
 
 def test_a_gpt2_download_cut_off_half_way_resumes_through_the_app(client, tiny_release, monkeypatch):
-    import gpt_core.download as download
+    import gpt_core.gpt2.release as download
     from playground.common import SHARED
 
     size = "355M"  # any size but 124M, whose exact file sizes are known and checked

@@ -17,16 +17,27 @@ import torch
 from gpt2_fixtures import (ROOT, TINY_HPARAMS, FaultyServer, book_params, hf_model, hf_state_dict,
                            random_arrays, release_shapes, write_tf_checkpoint)
 from gpt_core import GPTModel
-from gpt_core import gpt2_convert as conv
 from gpt_core.config import GPTConfig
-from gpt_core.download import GPT2_FILES
-from gpt_core.gpt2 import (GPT2LoadError, WeightError, _run_child, config_from_hparams, import_gpt2, load_gpt2,
+from gpt_core.gpt2 import (GPT2_FILES, GPT2LoadError, WeightError, config_from_hparams, import_gpt2, load_gpt2,
                            load_gpt2_params_from_tf_ckpt, load_weights_into_gpt)
-from gpt_core.gpt2_files import (CACHE_NAME, DATA_FILE, INDEX_FILE, SkipInit, read_header, source_fingerprint,
-                                 valid_cache)
+from gpt_core.gpt2 import convert as conv
+from gpt_core.gpt2.cache import CACHE_NAME, SkipInit, _run_child, read_header, valid_cache
+from gpt_core.gpt2.release import DATA_FILE, INDEX_FILE, source_fingerprint
 
 HP = TINY_HPARAMS
 IDS = torch.tensor([[1, 5, 9, 42, 100, 0, 7, 3, 3, 64], [2, 2, 31, 17, 88, 99, 4, 50, 61, 11]])
+
+
+def leaves(p, path=()):
+    """(path, array) of every leaf of the book's nested params."""
+    if isinstance(p, dict):
+        for k, v in p.items():
+            yield from leaves(v, path + (k,))
+    elif isinstance(p, list):
+        for i, v in enumerate(p):
+            yield from leaves(v, path + (i,))
+    else:
+        yield path, p
 
 
 def copy_release(src: Path, dest: Path) -> Path:
@@ -199,15 +210,6 @@ def test_book_api_reads_the_book_s_params_and_loads_any_gpt(release, reference_l
     ours = load_gpt2_params_from_tf_ckpt(folder / "model.ckpt", settings)
     theirs = book_read(str(folder / "model.ckpt"), settings)
 
-    def leaves(p, path=()):
-        if isinstance(p, dict):
-            for k, v in p.items():
-                yield from leaves(v, path + (k,))
-        elif isinstance(p, list):
-            for i, v in enumerate(p):
-                yield from leaves(v, path + (i,))
-        else:
-            yield path, p
     a, b = dict(leaves(ours)), dict(leaves(theirs))
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     bare = copy_release(folder, tmp_path / "bare")  # the book passes settings; hparams.json is optional
@@ -310,12 +312,11 @@ def test_a_size_not_downloaded_and_download_off_says_what_to_do(tmp_path):
 _FRESH_PROCESS = """
 import os, sys, torch
 sys.path.insert(0, os.getcwd())
-import gpt_core, gpt_core.gpt2, gpt_core.download
+import gpt_core, gpt_core.gpt2, gpt_core.gpt2.download
 if os.path.exists("app.py"):
     import app
 assert "tensorflow" not in sys.modules, "importing gpt_core or app.py imported tensorflow"
-from gpt_core.download import download_gpt2
-from gpt_core.gpt2 import load_gpt2
+from gpt_core.gpt2 import download_gpt2, load_gpt2
 download_gpt2("355M", sys.argv[1], base_urls=[sys.argv[2], sys.argv[3]], backoff=0.01, timeout=5)
 model, cfg, tok = load_gpt2("355M", models_dir=sys.argv[1], download=False)
 assert "tensorflow" not in sys.modules, "loading imported tensorflow in the app's process"
@@ -369,3 +370,38 @@ def test_skipping_init_while_loading_does_not_touch_models_built_in_other_thread
         t.join()
     torch.manual_seed(0)
     assert torch.equal(built["w"], torch.nn.Linear(8, 8).weight)
+
+
+def test_download_and_load_gpt2_gives_the_book_s_settings_and_params(release, tmp_path, monkeypatch):
+    """The book's `download_and_load_gpt2(model_size, models_dir)`, ours and the book's, both
+    fetching the fixture release from a server on 127.0.0.1."""
+    import urllib.request
+
+    import gpt_core
+    import gpt_core.gpt2.release as release_files
+    from llms_from_scratch.ch05 import download_and_load_gpt2 as book_download_and_load
+
+    folder = release[0]
+    files = {f"/p/355M/{n}": (folder / n).read_bytes() for n in GPT2_FILES}
+    with FaultyServer(files) as server:
+        openai = "https://openaipublic.blob.core.windows.net/gpt-2/models"
+        real_urlopen = urllib.request.urlopen
+
+        def local(url, *args, **kwargs):  # the book's URLs, pointed at the local server
+            if isinstance(url, str) and url.startswith(openai):
+                url = server.url("/p") + url[len(openai):]
+            return real_urlopen(url, *args, **kwargs)
+
+        monkeypatch.setattr(urllib.request, "urlopen", local)
+        monkeypatch.setattr(release_files, "GPT2_BASE_URLS", (server.url("/p"),))
+        settings, params = gpt_core.download_and_load_gpt2("355M", tmp_path / "ours")
+        book_settings, book_params_ = book_download_and_load("355M", str(tmp_path / "book"))
+    assert settings == book_settings == json.loads((folder / "hparams.json").read_text())
+
+    a, b = dict(leaves(params)), dict(leaves(book_params_))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    cfg = config_from_hparams(settings, drop_rate=0.0)
+    model = GPTModel(cfg)
+    gpt_core.load_weights_into_gpt(model, params)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(IDS), release[2](IDS))

@@ -111,7 +111,7 @@ def plant(folder: Path, tmp_path: Path, *, seed: int) -> None:
 
 
 def test_a_planted_model_in_a_size_folder_is_never_loaded_as_the_shared_gpt2(models, tmp_path, monkeypatch):
-    import gpt_core.download as download
+    import gpt_core.gpt2.release as download
     from gpt_core.gpt2 import GPT2LoadError, load_gpt2
 
     plant(models / "124M", tmp_path, seed=2)
@@ -133,8 +133,8 @@ def test_a_planted_model_in_a_size_folder_is_never_loaded_as_the_shared_gpt2(mod
 
 
 def test_an_unreachable_internet_is_a_sentence_with_details_in_the_log(models, tmp_path, monkeypatch, caplog):
-    import gpt_core.download as download
-    import gpt_core.gpt2 as gpt2
+    import gpt_core.gpt2.load as gpt2
+    import gpt_core.gpt2.release as download
 
     with FaultyServer({}) as gone:
         closed = gone.url("/gpt2")
@@ -162,7 +162,7 @@ def tiny_release(tmp_path_factory):
 
 def test_a_verified_download_replaces_planted_files_and_a_changed_file_is_caught(
         models, tmp_path, monkeypatch, tiny_release):
-    import gpt_core.download as download
+    import gpt_core.gpt2.release as download
     from gpt_core.gpt2 import GPT2LoadError, load_gpt2
 
     folder, arrays = tiny_release
@@ -177,8 +177,8 @@ def test_a_verified_download_replaces_planted_files_and_a_changed_file_is_caught
         model, cfg, _ = SHARED.get(f"GPT-2 {size}")
         assert cfg.emb_dim == TINY_HPARAMS["n_embd"]  # the release, not the planted model
         np.testing.assert_array_equal(model.tok_emb.weight.detach().numpy(), arrays["model/wte"])
-        data = models / size / download.DATA_NAME
-        assert download.is_verified(data, size=size)
+        data = models / size / download.DATA_FILE
+        assert download.release_verified(models / size, size)
         # The same size, other bytes, even with the old mtime: no longer the verified file.
         st = data.stat()
         raw = bytearray(data.read_bytes())
@@ -188,9 +188,11 @@ def test_a_verified_download_replaces_planted_files_and_a_changed_file_is_caught
         with pytest.raises(GPT2LoadError, match="not verified"):
             load_gpt2(size, models_dir=models, download=False)
         load_gpt2(size, models_dir=models)  # downloads it afresh
-        assert mirror.count(f"/gpt2/{size}/{download.DATA_NAME}", 200) == 2
-        assert data.read_bytes() == served[f"/gpt2/{size}/{download.DATA_NAME}"]
-    record = json.loads((models / size / download.VERIFIED).read_text())
+        assert mirror.count(f"/gpt2/{size}/{download.DATA_FILE}", 200) == 2
+        assert data.read_bytes() == served[f"/gpt2/{size}/{download.DATA_FILE}"]
+    from gpt_core.gpt2.download import VERIFIED
+
+    record = json.loads((models / size / VERIFIED).read_text())
     assert set(record) >= set(download.GPT2_FILES) | {"gpt_core_weights.safetensors"}
     assert "model.safetensors" not in record
 

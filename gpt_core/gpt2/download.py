@@ -1,10 +1,12 @@
-"""Download OpenAI's GPT-2 release: resumable, verified, locked, standard library only.
+"""Resumable, verified, locked downloads of named files, standard library only.
 
-Each of the 7 files streams into `NAME.part` and is renamed into place only when complete and
-checked, so a file with its final name is always whole. An interrupted download resumes with
-an HTTP Range request when the server answers 206 and starts over when it answers 200. The
-book's backup mirror is tried when OpenAI's storage fails. A file lock makes a second process
-(another student's session) wait and then find the files already there.
+Nothing here knows GPT-2 (release.py says which files, from where, of what size): this is
+the HTTP leaf. Each file streams into `NAME.part` and is renamed into place only when
+complete and checked, so a file with its final name is always whole. An interrupted download
+resumes with an HTTP Range request when the server answers 206 and starts over when it
+answers 200. The next mirror is tried when one fails. A file lock makes a second process
+(another student's session) wait and then find the files already there. A file that passed
+its checks has its sha256 recorded beside it (VERIFIED), so a later change is detected.
 """
 from __future__ import annotations
 
@@ -15,48 +17,19 @@ import json
 import os
 import re
 import socket
-import sys
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
-GPT2_MODEL_SIZES = ("124M", "355M", "774M", "1558M")
-GPT2_FILES = ("checkpoint", "encoder.json", "hparams.json", "model.ckpt.data-00000-of-00001",
-              "model.ckpt.index", "model.ckpt.meta", "vocab.bpe")
-# OpenAI's public storage first, then the backup mirror of "Build a Large Language Model (From Scratch)".
-DATA_NAME = "model.ckpt.data-00000-of-00001"
-GPT2_BASE_URLS = ("https://openaipublic.blob.core.windows.net/gpt-2/models",
-                  "https://f001.backblazeb2.com/file/LLMs-from-scratch/gpt2")
-# Exact sizes of the 124M release; other sizes are checked against Content-Length.
-KNOWN_SIZES = {"124M": {
-    "checkpoint": 77, "encoder.json": 1_042_301, "hparams.json": 90,
-    "model.ckpt.data-00000-of-00001": 497_759_232, "model.ckpt.index": 5_215,
-    "model.ckpt.meta": 471_155, "vocab.bpe": 456_318,
-}}
-# sha256 of the release files where they are known. OpenAI publishes none, and a checksum is
-# never guessed: a file is verified by its size, its sha256 is then recorded beside it
-# (VERIFIED), and a later change of the file is detected by that record.
-KNOWN_SHA256: dict[str, dict[str, str]] = {}
-# For progress only (never a check): the data file holds the float32 weights, and the
-# vocabulary files are the same for every size.
-ESTIMATED_DATA_BYTES = {"355M": 1_419_292_672, "774M": 3_096_120_320, "1558M": 6_230_444_800}
 MANIFEST = ".download.json"
 VERIFIED = ".verified.json"
 LOCK_NAME = ".download.lock"
 _CHUNK = 1 << 20
 _MARKUP = (b"<!doctype", b"<html", b"<?xml", b"<error", b"<head", b"<body")
-_OFFLINE_HINT = ("If this machine is offline, copy the GPT-2 files from a machine that has them and "
-                 "import the folder: python -m gpt_core import FOLDER")
-
-
-def default_models_dir() -> Path:
-    """$GPT2_MODELS_DIR, else ~/.cache/gpt-playground/gpt2."""
-    env = os.environ.get("GPT2_MODELS_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "gpt-playground" / "gpt2"
 
 
 class DownloadError(RuntimeError):
@@ -137,23 +110,6 @@ def looks_like_markup(head: bytes) -> bool:
     return head.lstrip()[:16].lower().startswith(_MARKUP)
 
 
-def _check_content(name: str, path: Path) -> str | None:
-    """Why the file at `path` cannot be the release's `name`, or None if it can."""
-    with open(path, "rb") as f:
-        head = f.read(512)
-    if looks_like_markup(head):
-        return "it is an HTML/XML page (an error message from the server), not the model file"
-    if name == "hparams.json":
-        try:
-            hp = json.loads(path.read_bytes())
-            if not isinstance(hp, dict) or "n_embd" not in hp:
-                return "hparams.json has no n_embd"
-        except ValueError:
-            return "hparams.json is not valid JSON"
-    if name == "checkpoint" and not head.startswith(b"model_checkpoint_path"):
-        return "it does not start with model_checkpoint_path"
-    return None
-
 
 # --- verified files: sizes checked, checksums recorded ------------------------------------
 def sha256_file(path: str | os.PathLike) -> str:
@@ -179,6 +135,12 @@ def _read_verified(folder: Path) -> dict[str, Any]:
         return {}
 
 
+def _write_verified(folder: Path, record: Mapping[str, Any]) -> None:
+    tmp = folder / (VERIFIED + f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
+    os.replace(tmp, folder / VERIFIED)
+
+
 def record_verified(path: str | os.PathLike, *, sha256: str | None = None) -> None:
     """Record that the file at `path` was verified: its sha256 (computed when not given) and
     stamp, in VERIFIED beside it. Call only after the file passed its checks."""
@@ -187,32 +149,26 @@ def record_verified(path: str | os.PathLike, *, sha256: str | None = None) -> No
     with file_lock(path.parent / (VERIFIED + ".lock"), what="the verification record"):
         record = _read_verified(path.parent)
         record[path.name] = {"sha256": digest, "stamp": _stamp(path)}
-        tmp = path.parent / (VERIFIED + f".tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
-        os.replace(tmp, path.parent / VERIFIED)
+        _write_verified(path.parent, record)
 
 
 def forget_verified(path: Path) -> None:
     with file_lock(path.parent / (VERIFIED + ".lock"), what="the verification record"):
         record = _read_verified(path.parent)
         if record.pop(path.name, None) is not None:
-            tmp = path.parent / (VERIFIED + f".tmp-{os.getpid()}")
-            tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
-            os.replace(tmp, path.parent / VERIFIED)
+            _write_verified(path.parent, record)
 
 
-def is_verified(path: str | os.PathLike, *, size: str | None = None) -> bool:
-    """Whether the file at `path` is the one recorded as verified (unchanged since), and, for a
-    release file of `size`, matches the release's known size and checksum."""
+def is_verified(path: str | os.PathLike, *, size: int | None = None, sha256: str | None = None) -> bool:
+    """Whether the file at `path` is the one recorded as verified (unchanged since), and has
+    the `size` and `sha256` given (what the publisher announced, where known)."""
     path = Path(path)
     entry = _read_verified(path.parent).get(path.name)
     if not isinstance(entry, dict) or not path.is_file():
         return False
-    known_size = KNOWN_SIZES.get(size or "", {}).get(path.name)
-    known_sha = KNOWN_SHA256.get(size or "", {}).get(path.name)
-    if known_size is not None and path.stat().st_size != known_size:
+    if size is not None and path.stat().st_size != size:
         return False
-    if known_sha is not None and entry.get("sha256") != known_sha:
+    if sha256 is not None and entry.get("sha256") != sha256:
         return False
     if entry.get("stamp") == _stamp(path):
         return True
@@ -221,11 +177,6 @@ def is_verified(path: str | os.PathLike, *, size: str | None = None) -> bool:
         return False
     record_verified(path, sha256=entry["sha256"])
     return True
-
-
-def release_verified(folder: str | os.PathLike, size: str) -> bool:
-    """Every file of the release of `size` in `folder` verified and unchanged."""
-    return all(is_verified(Path(folder) / name, size=size) for name in GPT2_FILES)
 
 
 # --- one HTTP attempt ---------------------------------------------------------------------
@@ -329,73 +280,80 @@ def _write_manifest(folder: Path, manifest: dict[str, int]) -> None:
     os.replace(tmp, folder / MANIFEST)
 
 
-def download_gpt2(size: str, models_dir: str | os.PathLike, *, progress: ProgressFn | None = None,
-                  base_urls: Sequence[str] | None = None, timeout: float = 30.0, retries: int = 5,
-                  deadline: float | None = None, backoff: float = 1.0) -> Path:
-    """Download GPT-2 `size` ("124M", "355M", "774M", "1558M") into `models_dir/size`.
 
-    Complete files are skipped. `timeout` is per network operation, `retries` the transient
-    failures allowed per file (resuming each time, with backoff 1, 2, 4 ... s times `backoff`),
-    `deadline` an overall limit in seconds. Returns the folder. Raises DownloadError."""
-    if size not in GPT2_MODEL_SIZES:
-        raise ValueError(f"unknown GPT-2 size {size!r}; choose one of {', '.join(GPT2_MODEL_SIZES)}")
+def download_files(folder: str | os.PathLike, names: Sequence[str], bases: Sequence[str], *, what: str,
+                   expected: Mapping[str, int], estimate: Mapping[str, int],
+                   sha256: Mapping[str, str] | None = None,
+                   check: Callable[[str, Path], str | None] = lambda name, path: None, hint: str = "",
+                   progress: ProgressFn | None = None, timeout: float = 30.0, retries: int = 5,
+                   deadline: float | None = None, backoff: float = 1.0) -> Path:
+    """Bring every file of `names` into `folder`, each from `BASE/NAME` for the first of
+    `bases` that serves it. `expected` holds the exact sizes known ahead (others are checked
+    against what the server announces), `estimate` sizes for progress only, `sha256` the known
+    checksums; `check(name, path)` says why a complete file is not the one wanted (or None).
+
+    Complete, verified files are skipped. `timeout` is per network operation, `retries` the
+    transient failures allowed per file (resuming each time, with backoff 1, 2, 4 ... s times
+    `backoff`), `deadline` an overall limit in seconds. `what` names the files in messages
+    and `hint` ends the error. Returns the folder. Raises DownloadError."""
     if timeout <= 0 or retries < 0 or (deadline is not None and deadline <= 0):
         raise ValueError("timeout and deadline must be positive and retries at least 0")
-    bases = tuple(base_urls) if base_urls is not None else GPT2_BASE_URLS
     if not bases:
         raise ValueError("base_urls is empty")
     end = None if deadline is None else time.monotonic() + deadline
-    folder = Path(models_dir) / size
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    known = KNOWN_SIZES.get(size, {})
+    known_sha = sha256 or {}
     report = progress or (lambda p: None)
     sizes: dict[str, int | None] = {}
     finished: dict[str, int] = {}
 
     def emit(name: str, file_done: int, file_total: int | None, status: str, message: str = "") -> None:
-        exact = all(sizes.get(n) is not None for n in GPT2_FILES)
-        total = sum(sizes.get(n) or _estimate(size, n) for n in GPT2_FILES)
+        exact = all(sizes.get(n) is not None for n in names)
+        total = sum(sizes.get(n) or estimate.get(n, 0) for n in names)
         done = sum(finished.values()) + (0 if name in finished else file_done)
         report(DownloadProgress(name, file_done, file_total, done, max(total, done), status, message, exact))
 
-    with file_lock(folder / LOCK_NAME, deadline=end, what=f"GPT-2 {size} in {folder}",
-                   on_wait=lambda: emit(GPT2_FILES[0], 0, None, "waiting",
+    def skip(name: str, have: int) -> None:
+        sizes[name] = finished[name] = have
+        emit(name, have, have, "skipped", f"{name} is already complete")
+
+    with file_lock(folder / LOCK_NAME, deadline=end, what=f"{what} in {folder}",
+                   on_wait=lambda: emit(names[0], 0, None, "waiting",
                                         "another process is downloading this model; waiting for it")):
         manifest = _read_manifest(folder)
-        for name in GPT2_FILES:
-            sizes[name] = known.get(name, manifest.get(name))
-        for name in GPT2_FILES:
+        for name in names:
+            sizes[name] = expected.get(name, manifest.get(name))
+        for name in names:
             dest, part = folder / name, folder / (name + ".part")
-            expected = known.get(name)
+            want = expected.get(name)
             if dest.exists():
                 have = dest.stat().st_size
-                recorded = expected if expected is not None else manifest.get(name)
-                if is_verified(dest, size=size):
-                    sizes[name] = finished[name] = have
-                    emit(name, have, have, "skipped", f"{name} is already complete")
+                if is_verified(dest, size=want, sha256=known_sha.get(name)):
+                    skip(name, have)
                     continue
                 if name in _read_verified(folder):
                     # Verified once and changed since: its bytes are not the release's; fetch it afresh.
                     dest.unlink()
                     forget_verified(dest)
-                elif have == recorded and _check_content(name, dest) is None:
-                    record_verified(dest)  # e.g. fetched by the book's script: verified by its size
-                    sizes[name] = finished[name] = have
-                    emit(name, have, have, "skipped", f"{name} is already complete")
+                elif have == (want if want is not None else manifest.get(name)) and _problem(name, dest, check) is None:
+                    record_verified(dest)  # e.g. fetched by another program: verified by its size
+                    skip(name, have)
                     continue
                 # Not known to be whole (e.g. left by another downloader): resume it as a .part.
                 elif not part.exists() or part.stat().st_size < have:
                     os.replace(dest, part)
                 else:
                     dest.unlink()
-            got = _download_file(size, name, part, expected, bases, timeout=timeout, retries=retries,
-                                 deadline=end, backoff=backoff, emit=emit, sizes=sizes)
+            urls = [f"{b.rstrip('/')}/{name}" for b in bases]
+            got = _download_file(f"{what} file {name}", name, part, want, urls, check=check, hint=hint,
+                                 timeout=timeout, retries=retries, deadline=end, backoff=backoff,
+                                 emit=emit, sizes=sizes)
             digest = sha256_file(part)
-            known_sha = KNOWN_SHA256.get(size, {}).get(name)
-            if known_sha is not None and digest != known_sha:
+            if known_sha.get(name) not in (None, digest):
                 part.unlink()
-                raise DownloadError(f"GPT-2 {size} file {name} does not have the release's checksum; "
-                                    "it was not kept. Try again later or use another mirror.")
+                raise DownloadError(f"{what} file {name} does not have the published checksum; it was not "
+                                    "kept. Try again later or use another mirror.")
             os.replace(part, dest)
             record_verified(dest, sha256=digest)
             sizes[name] = finished[name] = got
@@ -405,16 +363,10 @@ def download_gpt2(size: str, models_dir: str | os.PathLike, *, progress: Progres
     return folder
 
 
-def _estimate(size: str, name: str) -> int:
-    if name == DATA_NAME:
-        return ESTIMATED_DATA_BYTES.get(size, 0)
-    return 0 if name in ("model.ckpt.index", "model.ckpt.meta") else KNOWN_SIZES["124M"][name]
-
-
-def _download_file(size: str, name: str, part: Path, expected: int | None, bases: Sequence[str], *,
-                   timeout: float, retries: int, deadline: float | None, backoff: float,
-                   emit: Callable[..., None], sizes: dict[str, int | None]) -> int:
-    urls = [f"{b.rstrip('/')}/{size}/{name}" for b in bases]
+def _download_file(what: str, name: str, part: Path, expected: int | None, urls: list[str], *,
+                   check: Callable[[str, Path], str | None], hint: str, timeout: float, retries: int,
+                   deadline: float | None, backoff: float, emit: Callable[..., None],
+                   sizes: dict[str, int | None]) -> int:
     failures: list[str] = []
     transient = 0
     reached = False  # did any server answer at all?
@@ -429,7 +381,7 @@ def _download_file(size: str, name: str, part: Path, expected: int | None, bases
                 emit(name, done, total, "downloading", url)
             resumed = part.exists() and part.stat().st_size > 0
             got = _fetch(url, name, part, expected, timeout=timeout, deadline=deadline, on_bytes=on_bytes)
-            problem = _check_content(name, part)
+            problem = _problem(name, part, check)
             if problem and resumed and url not in started_over:
                 # What the part began with (e.g. a foreign file left in the folder) was not the
                 # start of this file: fetch it again from the first byte.
@@ -462,113 +414,16 @@ def _download_file(size: str, name: str, part: Path, expected: int | None, bases
             i += 1  # next attempt goes to the next mirror; the .part resumes there
     kept = part.exists() and part.stat().st_size > 0
     raise DownloadError(
-        f"could not download GPT-2 {size} file {name}.\n  " + "\n  ".join(failures[-6:]) + "\n"
+        f"could not download {what}.\n  " + "\n  ".join(failures[-6:]) + "\n"
         + ("The part already fetched is kept; run the same command again to resume.\n" if kept else "")
-        + "Check the internet connection. " + _OFFLINE_HINT,
+        + "Check the internet connection. " + hint,
         offline=not reached,
     )
 
 
-# --- command line -------------------------------------------------------------------------
-class ProgressBar:
-    """A one-line progress bar on a terminal (one line per file otherwise). CLI only."""
-
-    def __init__(self, stream: Any = None):
-        self.stream = stream or sys.stderr
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self._last = 0.0
-        self._start = time.monotonic()
-
-    def __call__(self, p: DownloadProgress) -> None:
-        now = time.monotonic()
-        if p.status in ("retrying", "waiting"):
-            self._line(f"{p.file}: {p.message}", end=True)
-        elif p.status in ("done", "skipped"):
-            self._line(f"{p.file:32s} {_mb(p.file_done):>10s}  {'already here' if p.status == 'skipped' else 'ok'}", end=True)
-        elif self.tty and now - self._last > 0.1:
-            self._last = now
-            frac = p.file_done / p.file_total if p.file_total else 0.0
-            bar = "#" * int(frac * 30)
-            rate = p.done / max(now - self._start, 1e-6)
-            total = f"/{_mb(p.file_total)}" if p.file_total else ""
-            self._line(f"{p.file:32s} [{bar:30s}] {_mb(p.file_done)}{total}  {_mb(rate)}/s")
-
-    def _line(self, text: str, end: bool = False) -> None:
-        if self.tty:
-            self.stream.write("\r\033[K" + text + ("\n" if end else ""))
-        elif end:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-
-def _mb(n: float | None) -> str:
-    return "?" if n is None else f"{n / 1e6:.1f} MB"
-
-
-def add_download_args(d: Any) -> None:
-    d.add_argument("size", choices=GPT2_MODEL_SIZES, help="which GPT-2")
-    d.add_argument("--models-dir", default=str(default_models_dir()),
-                   help="where models live ($GPT2_MODELS_DIR sets the default)")
-    d.add_argument("--timeout", type=float, default=30.0, help="seconds without data before retrying")
-    d.add_argument("--retries", type=int, default=5, help="retries per file (each resumes)")
-    d.add_argument("--no-cache", action="store_true", help="do not convert to the fast-loading cache afterwards")
-    d.add_argument("--base-url", action="append", default=None, metavar="URL",
-                   help="a mirror holding SIZE/FILE (e.g. a classroom server); repeat to add more; "
-                        "replaces OpenAI's storage and the book's mirror")
-
-
-def add_import_args(i: Any) -> None:
-    i.add_argument("source", nargs="+", help="a folder in the release layout, its files, or a model.safetensors")
-    i.add_argument("--name", default=None, help="folder name under --models-dir (default: the size, e.g. 124M)")
-    i.add_argument("--models-dir", default=str(default_models_dir()),
-                   help="where models live ($GPT2_MODELS_DIR sets the default)")
-
-
-def cmd_download(args: Any) -> int:
-    """Exit 0 with the folder printed; 1 if the download or the conversion failed."""
-    from .gpt2 import GPT2LoadError, prepare_cache
-
-    try:
-        folder = download_gpt2(args.size, args.models_dir, progress=ProgressBar(), timeout=args.timeout,
-                               retries=args.retries, base_urls=args.base_url)
-        if not args.no_cache:
-            print("converting to the fast-loading cache (TensorFlow, once) ...", file=sys.stderr, flush=True)
-            prepare_cache(folder, verified=True)
-    except (DownloadError, GPT2LoadError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(folder)
-    return 0
-
-
-def cmd_import(args: Any) -> int:
-    """Exit 0 with the folder printed; 2 if the source is not usable GPT-2 weights."""
-    from .gpt2 import GPT2LoadError, import_gpt2
-
-    source = args.source[0] if len(args.source) == 1 else args.source
-    try:
-        folder = import_gpt2(source, models_dir=args.models_dir, name=args.name)
-    except (GPT2LoadError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(folder)
-    return 0
-
-
-DOWNLOAD_HELP = "download OpenAI's GPT-2 weights (resumable, verified) and prepare them for fast loading"
-IMPORT_HELP = "import GPT-2 weights from a folder, its files, or a transformers model.safetensors (offline)"
-
-
-def register_gpt2_commands(register: Callable[..., None]) -> None:
-    """For gpt_core.__main__: register(name, help, add_arguments, run)."""
-    register("download", DOWNLOAD_HELP, add_download_args, cmd_download)
-    register("import", IMPORT_HELP, add_import_args, cmd_import)
-
-
-def add_gpt2_commands(subparsers: Any) -> None:
-    """The same commands on any argparse subparsers object."""
-    for name, text, add, run in (("download", DOWNLOAD_HELP, add_download_args, cmd_download),
-                                 ("import", IMPORT_HELP, add_import_args, cmd_import)):
-        p = subparsers.add_parser(name, help=text, description=text)
-        add(p)
-        p.set_defaults(func=run)
+def _problem(name: str, path: Path, check: Callable[[str, Path], str | None]) -> str | None:
+    """Why the complete file at `path` is not `name`: an error page, or what `check` finds."""
+    with open(path, "rb") as f:
+        if looks_like_markup(f.read(512)):
+            return "it is an HTML/XML page (an error message from the server), not the model file"
+    return check(name, path)

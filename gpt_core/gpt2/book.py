@@ -1,5 +1,7 @@
-"""The book's GPT-2 functions with the book's signatures, driven by the name table in
-gpt2_convert (not sixty `assign` lines), every tensor's shape checked before anything is written."""
+"""The book's GPT-2 functions with the book's signatures (llms_from_scratch.ch05), driven by the
+name table in convert.py (not sixty `assign` lines), every tensor's shape checked before
+anything is written. They hold the whole model in numpy, as the book does; `load_gpt2` is the
+lean path."""
 from __future__ import annotations
 
 import os
@@ -10,9 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import gpt2_convert as conv
-from .gpt2_convert import GPT2LoadError, WeightError
-from .gpt2_files import REQUIRED_FILES, check_release_files, read_hparams
+from . import convert as conv
+from .convert import GPT2LoadError, WeightError
+from .release import REQUIRED_FILES, check_release_files, download_gpt2, read_hparams
 
 
 def _prefix(ckpt_path: str | os.PathLike) -> Path:
@@ -47,6 +49,15 @@ def load_gpt2_params_from_tf_ckpt(ckpt_path: str | os.PathLike, settings: Mappin
             d = d[key] if isinstance(key, int) else d.setdefault(key, {})
         d[last] = conv.read_tf_row(reader, row)
     return params
+
+
+def download_and_load_gpt2(model_size: str, models_dir: str | os.PathLike) -> tuple[dict[str, int], dict[str, Any]]:
+    """The book's `(settings, params)`: GPT-2 `model_size` downloaded into `models_dir/model_size`
+    (resumable and verified, complete files skipped), its hparams.json and its params dict read
+    with TensorFlow in this process. `load_weights_into_gpt(gpt, params)` then fills a model."""
+    folder = download_gpt2(model_size, models_dir)
+    settings = read_hparams(folder / "hparams.json")
+    return settings, load_gpt2_params_from_tf_ckpt(folder / "model.ckpt", settings)
 
 
 def _book_get(params: Mapping[str, Any], row: conv.Row) -> np.ndarray:

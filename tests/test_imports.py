@@ -1,0 +1,106 @@
+"""Data flows one way: no import cycle among the modules of gpt_core and playground (imports
+inside functions count too), and the engine imports nothing of the app or of gradio."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("gpt_core", "playground")
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for pkg in PACKAGES for p in sorted((ROOT / pkg).rglob("*.py"))}
+
+
+def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
+    """The project modules `name` imports: `from pkg import sub` names pkg.sub when that is a
+    module, else pkg itself."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+        else:
+            continue
+        for t in targets:
+            while t and t not in known:  # a name inside a module: the module
+                t = t.rpartition(".")[0]
+            if t and t != name:
+                found.add(t)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    mods = modules()
+    return {name: imports_of(name, path, set(mods)) for name, path in mods.items()}
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        state[n] = 1
+        path.append(n)
+        for m in sorted(edges.get(n, ())):
+            if state.get(m) == 1:
+                return path[path.index(m):] + [m]
+            if m not in state and (cycle := visit(m)):
+                return cycle
+        path.pop()
+        state[n] = 2
+        return None
+
+    for n in sorted(edges):
+        if n not in state and (cycle := visit(n)):
+            return cycle
+    return None
+
+
+def test_the_walk_sees_the_package_s_imports():
+    g = graph()
+    assert "gpt_core.gpt2.download" in g["gpt_core.gpt2.release"]
+    assert "gpt_core.model" in g["gpt_core.gpt2.cache"]
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_no_import_cycle_in_the_project():
+    cycle = find_cycle(graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_engine_imports_nothing_of_the_app_or_gradio():
+    for name, path in modules().items():
+        if not name.startswith("gpt_core"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                roots = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                roots = [(node.module or "").split(".")[0]]
+            else:
+                continue
+            assert not {"playground", "gradio", "gradio_client", "app"} & set(roots), f"{name} imports {roots}"
+
+
+def test_the_download_leaf_imports_only_the_standard_library():
+    tree = ast.parse((ROOT / "gpt_core" / "gpt2" / "download.py").read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            assert not node.level, "gpt_core/gpt2/download.py imports from the package"
+            assert node.module.split(".")[0] in {"__future__", "dataclasses", "http", "pathlib", "typing", "urllib"}
+        elif isinstance(node, ast.Import):
+            assert {a.name.split(".")[0] for a in node.names} <= {
+                "contextlib", "errno", "fcntl", "hashlib", "json", "os", "re", "socket", "time", "urllib"}
