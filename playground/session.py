@@ -30,7 +30,7 @@ from gpt_core.tokenizers import GPT2Tokenizer, get_tokenizer
 
 from .history import RunHistory
 from .limits import Limits, default_files_root, session_folder
-from .memory import TRAINED_BYTES_PER_PARAMETER, MemoryBudget
+from .memory import TRAINED_BYTES_PER_PARAMETER, MemoryBudget, release_freed_memory
 
 SPILL_DIR = "spilled"  # inside the session's folder; never offered for download
 
@@ -497,8 +497,6 @@ class Workspace:
                 raise WorkspaceError(f"The checkpoint's tokenizer has {tok.n_vocab:,} tokens but its model "
                                      f"{config.vocab_size:,}; the file is inconsistent.")
         except ValueError:  # CheckpointError, WorkspaceError: the file is refused
-            from .common import release_freed_memory  # here: common imports this module
-
             ckpt = None  # the traceback keeps this frame; it must not keep the file's tensors
             release_freed_memory()
             raise
