@@ -124,7 +124,7 @@ def download(ws: Workspace, progress, size: str):
         return load_gpt2(size, models_dir=models_dir(), progress=report)
 
     try:
-        SHARED.load(key, loader)
+        SHARED.load(key, loader, nbytes=GPT2_SIZES[size].memory_bytes())
     except (DownloadError, GPT2LoadError) as e:
         raise WorkspaceError(_download_failed(size, e)) from None
     return _loaded(key)
@@ -162,7 +162,7 @@ def import_folder(ws: Workspace, progress, folder: str):
     if size is not None and size not in ALLOWED_SIZES:
         raise WorkspaceError(f"GPT-2 {size} is too large for this server; choose one of {', '.join(ALLOWED_SIZES)}.")
     key = gpt2_key(size) if size else f"GPT-2 ({path.name})"
-    SHARED.load(key, lambda: (model, cfg, tok))
+    SHARED.load(key, lambda: (model, cfg, tok), nbytes=cfg.memory_bytes())
     return _loaded(key)
 
 
@@ -171,28 +171,19 @@ def import_upload(ws: Workspace, progress, files):
     own model ("Your model"), in this session's memory. It is converted in a private temporary
     folder that is deleted afterwards: nothing is written to the shared models folder, and the
     server's GPT-2 stays what it was."""
-    from gpt_core.gpt2 import GPT2LoadError, import_gpt2, load_gpt2, size_of
-
     if not files:
         raise ValueError("No files arrived. Choose a model.safetensors or the GPT-2 release files.")
     paths = [str(f) for f in (files if isinstance(files, (list, tuple)) else [files])]
     ws.require_idle("load an uploaded GPT-2")
+    # The weights are about the size of the files: held in the budget before they are read.
+    ws.reserve("model", sum(os.path.getsize(p) for p in paths if os.path.isfile(p)), "your uploaded GPT-2")
     progress(None, desc="checking and converting the uploaded weights")
     private = Path(tempfile.mkdtemp(prefix="gpt2-upload-"))
     try:
-        try:
-            model, cfg, tok = load_gpt2(import_gpt2(paths, models_dir=private, name="upload"), download=False)
-        except GPT2LoadError as e:  # the same sentence, without the server's folders in it
-            message = str(e)
-            for folder in {str(private / "upload"), *(str(Path(f).parent) for f in paths)}:
-                message = message.replace(folder + os.sep, "")
-            raise type(e)(message) from None
-        size = size_of(cfg)
-        if size is not None and size not in ALLOWED_SIZES:
-            raise WorkspaceError(f"GPT-2 {size} is too large for this server; choose one of {', '.join(ALLOWED_SIZES)}.")
-        # The weights are views of a file in the folder about to go: give the model its own memory.
-        for param in model.parameters():
-            param.data = param.data.clone()
+        model, cfg, tok, size = _read_upload(paths, private)
+    except BaseException:
+        ws.settle_memory()
+        raise
     finally:
         shutil.rmtree(private, ignore_errors=True)
     label = f"Uploaded GPT-2 {size}" if size else "Uploaded GPT-2"
@@ -202,3 +193,23 @@ def import_upload(ws: Workspace, progress, files):
               "parameters). It is private to you: other students do not see it, and the server's shared "
               "GPT-2 is unchanged. Choose *Your model* in Generate, Evaluate or Train.")
     return status, loaded_models_md()
+
+
+def _read_upload(paths: list[str], private: Path):
+    """(model, config, tokenizer, size) of uploaded GPT-2 files, converted in `private`."""
+    from gpt_core.gpt2 import GPT2LoadError, import_gpt2, load_gpt2, size_of
+
+    try:
+        model, cfg, tok = load_gpt2(import_gpt2(paths, models_dir=private, name="upload"), download=False)
+    except GPT2LoadError as e:  # the same sentence, without the server's folders in it
+        message = str(e)
+        for folder in {str(private / "upload"), *(str(Path(f).parent) for f in paths)}:
+            message = message.replace(folder + os.sep, "")
+        raise type(e)(message) from None
+    size = size_of(cfg)
+    if size is not None and size not in ALLOWED_SIZES:
+        raise WorkspaceError(f"GPT-2 {size} is too large for this server; choose one of {', '.join(ALLOWED_SIZES)}.")
+    # The weights are views of a file in the folder about to go: give the model its own memory.
+    for param in model.parameters():
+        param.data = param.data.clone()
+    return model, cfg, tok, size

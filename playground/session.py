@@ -221,6 +221,11 @@ class Workspace:
             self.budget.try_reserve(self.key("model"), resident_bytes(own.config, own.trainer is not None),
                                     what="your model", owner=self.id)  # shrinking always fits
 
+    def settle_memory(self) -> None:
+        """Back to what the model this session keeps holds (after a load that failed)."""
+        with self.lock:
+            self._hold_resident()
+
     def spill(self) -> int:
         """Write the own model (with its optimizer and run, as a checkpoint) to this session's
         folder and free its memory. Returns the bytes given back to the budget: 0 when the
@@ -411,8 +416,7 @@ class Workspace:
             trainer, tok = self._build_run(model_config, train_config, tokenizer_kind=tokenizer_kind,
                                            start_from=start_from, base=base)
         except BaseException:
-            with self.lock:
-                self._hold_resident()  # back to what the model we keep holds
+            self.settle_memory()
             raise
         self._install(trainer, tok, label)
         return self.own
