@@ -244,14 +244,16 @@ def build_app() -> gr.Blocks:
                           concurrency_id="train", concurrency_limit=SETTINGS.train_concurrency)
 
         run_outputs = [status, progress, chart, metrics, samples, download_ckpt, train_btn, resume_btn]
+        # Trainings wait in the app's own queue (playground/train_queue.py), which shows each
+        # student their place; Gradio only needs room for one waiting handler per session.
         train_event = train_btn.click(
             bind(train_tab.train, [*spec_names, "start_from"]), [*spec_inputs, start_from], run_outputs,
             api_name="train",
-            concurrency_id="train", concurrency_limit=SETTINGS.train_concurrency,
+            concurrency_id="train-queue", concurrency_limit=LIMITS.max_sessions,
             show_progress="minimal", show_progress_on=[status])
         resume_event = resume_btn.click(
             bind(train_tab.resume), None, run_outputs, api_name="resume",
-            concurrency_id="train", concurrency_limit=SETTINGS.train_concurrency,
+            concurrency_id="train-queue", concurrency_limit=LIMITS.max_sessions,
             show_progress="minimal", show_progress_on=[status])
         # Stop: the flag at once (the trainer ends after its current step), the queued or
         # running event cancelled, then the final view once the run has ended.
@@ -324,6 +326,8 @@ def main() -> None:
         server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0" if SETTINGS.on_spaces else "127.0.0.1"),
         max_file_size=f"{SETTINGS.max_upload_mb}mb",
         css=CSS, theme=THEME, show_error=True,
+        # Each training waiting its turn holds a worker thread: one per session, plus Gradio's 40.
+        max_threads=40 + LIMITS.max_sessions,
     )
 
 

@@ -265,6 +265,13 @@ def plot_traces(plot_value: Any) -> dict[str, tuple[list, list]]:
             if t.get("name")}
 
 
+def queue_place(status: str) -> int | None:
+    """How many trainings are ahead, from the Train tab's status while it waits in the app's
+    training queue ("Waiting: **2** trainings ahead of you ..."); None once it trains."""
+    m = re.match(r"Waiting: \*\*(\d+)\*\* trainings? ahead of you", status or "")
+    return int(m.group(1)) if m else None
+
+
 def markdown_number(text: str, label: str) -> float:
     m = re.search(re.escape(label) + r"[^|]*\|\s*\**([-0-9.,e+inf]+)", text)
     if not m:
@@ -316,7 +323,7 @@ class StudentResult:
     submitted: float = math.nan
     started: float = math.nan
     finished: float = math.nan
-    ranks: list[tuple[float, int, int | None]] = field(default_factory=list)  # (time, rank, queue size)
+    ranks: list[tuple[float, int]] = field(default_factory=list)  # (time, trainings ahead) while waiting
     train_status: str = ""
     pressed: threading.Event = field(default_factory=threading.Event)
     run_statuses: list[str] = field(default_factory=list)
@@ -333,7 +340,7 @@ class StudentResult:
 
     @property
     def queued(self) -> bool:
-        return bool(self.ranks)  # rank 0 is "next in line": waiting too
+        return bool(self.ranks)
 
 
 def run_student(url: str, api: Api, room: Classroom, result: StudentResult, *, upload_dir: Path,
@@ -342,7 +349,6 @@ def run_student(url: str, api: Api, room: Classroom, result: StudentResult, *, u
     """One student's visit, from opening the page to closing the tab. Errors are recorded,
     never raised, so one student's failure shows in the table instead of hiding the others."""
     from gradio_client import handle_file
-    from gradio_client.utils import Status
 
     client = None
     try:
@@ -360,20 +366,24 @@ def run_student(url: str, api: Api, room: Classroom, result: StudentResult, *, u
             room.trainings_pending += 1
         job = client.submit(*train_args(api), api_name="/train")
         try:
+            seen = 0
             while not job.done():
-                st = job.status()
-                if math.isnan(result.submitted) and st.code not in (Status.STARTING, Status.JOINING_QUEUE):
-                    # The server has the request in its queue: only now may the next student press
-                    # Train, so the order of the queue is the order of the students.
+                updates = job.outputs()
+                if updates and math.isnan(result.submitted):
+                    # The first answer comes once the run is in the app's training queue: only now
+                    # may the next student press Train, so the queue's order is the students'.
                     result.submitted = room.now()
                     result.pressed.set()
-                if st.code == Status.IN_QUEUE and st.rank is not None:
-                    if not result.ranks or result.ranks[-1][1] != st.rank:
-                        result.ranks.append((room.now(), int(st.rank), st.queue_size))
-                elif st.code in (Status.PROCESSING, Status.ITERATING, Status.PROGRESS) and math.isnan(result.started):
-                    result.started = room.now()
-                    with room.lock:
-                        room.trainings_running += 1
+                for update in updates[seen:]:
+                    place = queue_place(update[0])
+                    if place is not None:
+                        if not result.ranks or result.ranks[-1][1] != place:
+                            result.ranks.append((room.now(), place))
+                    elif math.isnan(result.started):
+                        result.started = room.now()
+                        with room.lock:
+                            room.trainings_running += 1
+                seen = len(updates)
                 time.sleep(0.05)
             outputs = job.outputs()
             job.result()  # raises if the run failed
@@ -653,7 +663,7 @@ def check(report: ClassroomReport, *, memory_per_student_mb: float = 400.0,
         if r.eval_loss is None or not math.isfinite(r.eval_loss):
             bad.append(f"{who}: evaluation gave no finite loss")
         # Place in the queue: it only falls while waiting.
-        ranks = [rank for _, rank, _ in r.ranks]
+        ranks = [rank for _, rank in r.ranks]
         if any(b > a for a, b in zip(ranks, ranks[1:])):
             bad.append(f"{who}: place in the queue went up: {ranks}")
     if report.references:
@@ -741,7 +751,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| student | queue places seen | waited s | trained s | steps | first val loss | gen p50 s | eval loss |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for r in report.students:
-        ranks = ",".join(str(rank) for _, rank, _ in r.ranks) or "-"
+        ranks = ",".join(str(rank) for _, rank in r.ranks) or "-"
         gens = [s for _, s, _, _ in r.generations]
         print(f"| {r.name} | {ranks[:40]} | {r.started - r.submitted:.1f} | {r.finished - r.started:.1f} | "
               f"{r.steps_done} | {(r.eval_val or [math.nan])[0]:.4f} | {percentile(gens, 50):.2f} | "

@@ -19,10 +19,11 @@ from gpt_core.train_events import (CheckpointEvent, DoneEvent, EpochEvent, Error
                                    SampleEvent, StepEvent, StoppedEvent)
 
 from . import models
-from .common import SHARED
+from .common import SETTINGS, SHARED, TRAIN_QUEUE
 from .data_tab import TOKENIZER_LABELS, tokenizer_kind
 from .options import (PRESET_LABELS, START_FROM, TRAIN_FIELDS, build_spec, preset_fields, preset_name)
 from .session import BoundedDict, Workspace, WorkspaceError
+from .train_queue import Place, Turn
 
 UPDATE_INTERVAL_S = 0.3  # chart redraws while training: often enough to look live
 AUTO_MEASURE_MAX_PARAMS = 20_000_000  # models this small are timed without asking (< 1 s)
@@ -31,6 +32,8 @@ AUTO_MEASURE_MAX_PARAMS = 20_000_000  # models this small are timed without aski
 # throwaway training steps (~6 s each on a busy 2-core server) while others train.
 MEASURED_STEP_SECONDS: BoundedDict = BoundedDict(64)
 STOP_WAIT_S = 15.0
+NOTHING_TRAINING = "Nothing is training in this session."
+LEFT_QUEUE = "You left the queue; nothing was trained."
 
 
 # --- presets and the estimate -----------------------------------------------------------
@@ -128,10 +131,48 @@ def estimate(ws: Workspace, tokenizer_label, preset_label, *fields) -> str:
         lines.append("Time per epoch: press *Measure speed* (times one training step here).")
     if random_windows:
         lines += _passes_warning(tc, stats.tokens, cfg.context_length)
+    too_long = _too_many_steps(tc, stats.train_batches)
+    if too_long:
+        lines.append(f"⚠️ {too_long}")
     if params > ws.limits.max_train_parameters:
         lines.append(f"⚠️ Larger than this server trains ({format_count(ws.limits.max_train_parameters)} parameters).")
     lines += [f"⚠️ {html.escape(w)}" for w in stats.warnings]
     return "  \n".join(lines)
+
+
+def _too_many_steps(tc, batches_per_epoch: int) -> str | None:
+    """The sentence refusing a run that plans more optimizer steps than this server trains in
+    one run, with the largest value that fits; None when it fits."""
+    cap = SETTINGS.max_run_steps
+    if tc.batching == "random_windows":
+        if tc.max_steps <= cap:
+            return None
+        return (f"{tc.max_steps:,} iterations are more than this server trains in one run "
+                f"({cap:,} steps): choose at most {cap:,} iterations.")
+    planned = batches_per_epoch * tc.num_epochs
+    if planned <= cap:
+        return None
+    epochs = cap // max(1, batches_per_epoch)
+    fix = (f"choose at most {epochs:,} epochs" if epochs else
+           f"one epoch is already {batches_per_epoch:,} steps: choose a batch size of at least "
+           f"{math.ceil(batches_per_epoch * tc.batch_size / cap)}, or at most {cap:,} iterations")
+    return (f"This run plans {planned:,} optimizer steps ({batches_per_epoch:,} per epoch × {tc.num_epochs:,} "
+            f"epochs); this server trains up to {cap:,} in one run: {fix}.")
+
+
+def _check_steps(ws: Workspace, spec, start: str, base) -> None:
+    """Refuse, before anything is built, a run longer than this server allows."""
+    kind, ctx = spec.tokenizer, spec.model.context_length
+    if start == "gpt2":
+        kind, ctx = "gpt2", min(ctx, base[1].context_length)
+    elif start == "own" and ws.own is not None:
+        kind = ws.own.tokenizer.to_dict().get("type", kind)
+        ctx = ws.own.config.context_length
+    batches = 0 if spec.train.batching == "random_windows" else ws.stats(
+        kind, context_length=ctx, stride=spec.train.stride or ctx, batch_size=spec.train.batch_size).train_batches
+    refusal = _too_many_steps(spec.train, batches)
+    if refusal:
+        raise WorkspaceError(refusal)
 
 
 def measure(ws: Workspace, tokenizer_label, preset_label, *fields) -> str:
@@ -149,7 +190,7 @@ def progress_html(p: dict | None) -> str:
         return ("<div class='run-progress' style='color:#6b7280;padding:8px 0'>No run yet. The demo "
                 "preset trains in seconds.</div>")
     frac = max(0.0, min(1.0, p.get("fraction", 0.0)))
-    color = {"running": "#2563eb", "done": "#16a34a", "stopped": "#d97706", "error": "#dc2626"}[p.get("state", "running")]
+    color = {"waiting": "#9ca3af", "running": "#2563eb", "done": "#16a34a", "stopped": "#d97706", "error": "#dc2626"}[p.get("state", "running")]
     text = html.escape(p.get("text", ""))
     return (
         "<div class='run-progress' style='padding:4px 0'>"
@@ -229,6 +270,26 @@ class _View:
         return (self.status, progress_html(self.progress), loss_figure(), "", "",
                 gr.update(interactive=False), gr.update(interactive=False), gr.update(interactive=False))
 
+    def waiting(self, place: Place):
+        """In the training queue: the place, falling live, and the Train button saying so."""
+        slots = TRAIN_QUEUE.slots
+        if place.reason:
+            self.status = f"Waiting for memory: {place.reason}"
+        else:
+            trainings = "training" if place.ahead == 1 else "trainings"
+            self.status = (f"Waiting: **{place.ahead}** {trainings} ahead of you (the server trains "
+                           f"{slots} at a time). Press **Stop** to leave the queue.")
+        self.progress = {"fraction": 0.0, "state": "waiting",
+                         "text": f"waiting for a training slot: {place.ahead} ahead of you"}
+        return (self.status, progress_html(self.progress), _figure(self.ws), "", self.ws.history.sample_log(),
+                gr.update(interactive=False), gr.update(value=f"Waiting… ({place.ahead} ahead)", interactive=False),
+                gr.update(interactive=False))
+
+    def left_queue(self):
+        self.status = LEFT_QUEUE
+        self.progress = {"fraction": 0.0, "state": "stopped", "text": "left the queue"}
+        return self.outputs(running=False)
+
     def outputs(self, *, running: bool, download: str | None = None):
         own = self.ws.own
         resumable = bool(own is not None and own.resumable)
@@ -236,13 +297,24 @@ class _View:
                            else gr.update(interactive=False) if running else gr.update())
         return (self.status, progress_html(self.progress), _figure(self.ws),
                 _metrics(self.ws, self.last_step, self.last_eval), self.ws.history.sample_log(),
-                download_update, gr.update(interactive=not running),
+                download_update, gr.update(value="Train", interactive=not running),
                 gr.update(interactive=(not running) and resumable))
 
 
-def _drive(ws: Workspace, job, view: _View):
+def _take_turn(ws: Workspace, turn: Turn, view: _View):
+    """Wait in the server's training queue, yielding the view each time the place changes.
+    Afterwards `turn.admitted` says whether the run may start (else Stop took it out)."""
+    ws.ui["view"], ws.ui["turn"] = view, turn
+    for place in TRAIN_QUEUE.wait(turn):
+        yield view.waiting(place)
+    if not turn.admitted:
+        yield view.left_queue()
+
+
+def _drive(ws: Workspace, turn: Turn, view: _View):
     """Run the session's trainer, yielding the view a few times a second and at every
-    evaluation and sample. Stops between steps when the job's stop flag is set."""
+    evaluation and sample. Stops between steps when the job's stop flag is set, or when its
+    share of time is over while others wait (`turn.paused`)."""
     ws.ui["view"] = view
     own = ws.own
     trainer = own.trainer
@@ -252,7 +324,7 @@ def _drive(ws: Workspace, job, view: _View):
     started = time.monotonic()
     view.status = f"Training **{own.label}** on *{own.corpus_name}*: {total:,} steps."
     yield view.outputs(running=True)
-    for ev in trainer.run(stop=job.stop):
+    for ev in trainer.run(stop=turn):
         force = False
         if isinstance(ev, StepEvent):
             ws.history.add_step(ev.tokens_seen, ev.loss)
@@ -275,9 +347,13 @@ def _drive(ws: Workspace, job, view: _View):
             pass
         elif isinstance(ev, DoneEvent):
             outcome = "done"
+        elif isinstance(ev, StoppedEvent) and turn.paused:
+            outcome = "stopped"
+            view.status = (f"Paused after step {ev.step + 1:,} to give the next student a turn after "
+                           f"{_share(TRAIN_QUEUE.share_s)}; press **Resume** to queue again.")
         elif isinstance(ev, StoppedEvent):
             outcome = "stopped"
-            view.status = f"Stopped after step {ev.step + 1:,}: {ev.reason}."
+            view.status = f"Stopped after step {ev.step + 1:,}: {ev.reason}. Press **Resume** to continue."
         elif isinstance(ev, ErrorEvent):
             outcome, error = "error", ev.message
         now = time.monotonic()
@@ -290,9 +366,7 @@ def _drive(ws: Workspace, job, view: _View):
         view.progress["fraction"] = 1.0
         view.status = (f"Done: {trainer.state.step + 1:,} steps, {trainer.state.tokens_seen:,} tokens in "
                        f"{_duration(elapsed)}. Try your model in **Generate**.")
-    elif outcome == "stopped":
-        view.status += " Press **Resume** to continue."
-    else:
+    elif outcome != "stopped":
         view.status = f"Training failed: {error}"
     _record_run(ws, own, trainer)
     download = ws.save_checkpoint() if _small_enough_to_autosave(own) else None
@@ -300,6 +374,10 @@ def _drive(ws: Workspace, job, view: _View):
     yield view.outputs(running=False, download=download)
     if error:
         raise WorkspaceError(f"Training stopped with an error: {error}")
+
+
+def _share(seconds: float) -> str:
+    return f"{seconds / 60:g} minutes" if seconds >= 120 else f"{seconds:g} s"
 
 
 def _small_enough_to_autosave(own) -> bool:
@@ -322,9 +400,14 @@ def train(ws: Workspace, tokenizer_label, preset_label, *fields_and_start):
         if base is None:
             raise WorkspaceError("No GPT-2 is loaded yet: load one in the GPT-2 tab, then train.")
         label = f"a copy of {loaded[0]}"
+    _check_steps(ws, spec, start, base)
     job = ws.begin_job("train")
+    turn = TRAIN_QUEUE.join(job, owner=ws, plan=spec)
     try:
         view = _View(ws)
+        yield from _take_turn(ws, turn, view)
+        if not turn.admitted:
+            return
         yield view.preparing("Preparing the data and building the model...")
         try:
             ws.new_run(spec.model, spec.train, tokenizer_kind=spec.tokenizer, start_from=start, base=base,
@@ -334,8 +417,9 @@ def train(ws: Workspace, tokenizer_label, preset_label, *fields_and_start):
             view.progress = {"fraction": 0.0, "text": "not started", "state": "error"}
             yield view.outputs(running=False)
             raise
-        yield from _drive(ws, job, view)
+        yield from _drive(ws, turn, view)
     finally:
+        TRAIN_QUEUE.leave(turn)
         ws.end_job(job)
 
 
@@ -348,18 +432,27 @@ def resume(ws: Workspace):
         raise WorkspaceError("This run has finished all its epochs. Press Train for a new run, or choose "
                              "Start from: your model to train it further.")
     job = ws.begin_job("resume")
+    turn = TRAIN_QUEUE.join(job, owner=ws, plan=own)
     try:
         view = _View(ws)
-        yield from _drive(ws, job, view)
+        yield from _take_turn(ws, turn, view)
+        if turn.admitted:
+            yield from _drive(ws, turn, view)
     finally:
+        TRAIN_QUEUE.leave(turn)
         ws.end_job(job)
 
 
 def request_stop(ws: Workspace) -> str:
-    """The Stop button, at once: raise the stop flag (the trainer stops after its step)."""
+    """The Stop button, at once: leave the training queue, or raise the stop flag (the trainer
+    stops after its step)."""
+    job = ws.job
+    if job is not None and TRAIN_QUEUE.withdraw(job):
+        job.request_stop()  # the waiting handler ends
+        return LEFT_QUEUE
     if ws.request_stop():
         return "Stopping after the current step..."
-    return "Nothing is training in this session."
+    return NOTHING_TRAINING
 
 
 def after_stop(ws: Workspace):
@@ -370,6 +463,10 @@ def after_stop(ws: Workspace):
     if not finished:
         view.status = "Stopping: the current step is still running; the run ends right after it."
         return view.outputs(running=True)
+    turn = ws.ui.get("turn")
+    if turn is not None and turn.left and turn.admitted is None:  # Stop took it out of the queue
+        del ws.ui["turn"]
+        return view.left_queue()
     if own is None or own.trainer is None:
         return (gr.update(),) * 5 + (gr.update(), gr.update(interactive=True), gr.update())
     st = own.trainer.state
@@ -388,8 +485,8 @@ def after_stop(ws: Workspace):
 def stop(ws: Workspace) -> str:
     """Stop this session's run (the API route): raise the flag, wait for the run to end, and
     say where it stopped."""
-    if not ws.request_stop():
-        return "Nothing is training in this session."
+    if request_stop(ws) == NOTHING_TRAINING:
+        return NOTHING_TRAINING
     return after_stop(ws)[0]
 
 

@@ -188,3 +188,67 @@ def test_babygpt_on_lunyu_draws_both_curves_and_sits_beside_its_bigram(page):
     assert "Runs on this text, last validation loss" in metrics
     assert "bigram" in metrics and "babygpt" in metrics
     shot(page, "2-train-babygpt-lunyu")
+
+
+# Is the element holding `text` inside `selector` what the browser hits at its centre, and not
+# faded out? (Text in a zero-height or covered box fails.)
+SEEN_JS = """([selector, text]) => {
+  const box = document.querySelector(selector);
+  const holders = box ? [...box.querySelectorAll('*')].filter(e => e.innerText && e.innerText.includes(text)) : [];
+  const el = holders[holders.length - 1];
+  if (!el) return 'no element with the text';
+  const r = el.getBoundingClientRect();
+  if (r.width < 1 || r.height < 1) return 'zero-size box';
+  const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+  if (!hit || !(hit === el || el.contains(hit))) return 'covered by ' + (hit ? hit.outerHTML.slice(0, 120) : 'nothing');
+  let opacity = 1;
+  for (let e = el; e; e = e.parentElement) opacity *= parseFloat(getComputedStyle(e).opacity);
+  return opacity >= 0.9 ? 'seen' : 'faded to ' + opacity.toFixed(2);
+}"""
+
+
+def seen(page, selector: str, text: str, timeout: float = 10.0) -> str:
+    """'seen' once the text is visible and uncovered (transitions may take a moment); else why not."""
+    end = time.monotonic() + timeout
+    while (verdict := page.evaluate(SEEN_JS, [selector, text])) != "seen" and time.monotonic() < end:
+        time.sleep(0.2)
+    return verdict
+
+
+def test_a_second_student_sees_the_queue_and_leaves_it_with_stop(app):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            first, second = (browser.new_page(viewport={"width": 1400, "height": 1000}) for _ in range(2))
+            for pg in (first, second):
+                pg.set_default_timeout(60_000)
+                pg.goto(app["url"])
+                open_tab(pg, "2 · Train")
+                pg.get_by_text("parameters").first.wait_for()
+            first.get_by_text("Training options").click()  # the accordion
+            epochs = first.get_by_label("Epochs", exact=True)
+            epochs.fill("100")
+            epochs.press("Tab")
+            first.locator("#train-btn").click()
+            first.wait_for_function("() => document.querySelector('#train-status').innerText.includes('Training')",
+                                    timeout=120_000)
+            second.locator("#train-btn").click()
+            waiting = "Waiting: 1 training ahead of you"
+            second.wait_for_function(f"() => document.querySelector('#train-status').innerText.includes('{waiting}')")
+            assert seen(second, "#train-status", waiting) == "seen"
+            assert "1 ahead of you" in second.inner_text("#progress-box")
+            assert second.locator("#train-btn").inner_text().startswith("Waiting… (1 ahead)")
+            assert second.locator("#train-btn").is_disabled() and not second.locator("#stop-btn").is_disabled()
+            shot(second, "2-train-waiting-in-the-queue")
+            second.locator("#stop-btn").click()
+            left = "You left the queue; nothing was trained."
+            second.wait_for_function(f"() => document.querySelector('#train-status').innerText.includes('{left}')")
+            second.wait_for_function("() => !document.querySelector('#train-btn').disabled")
+            assert second.locator("#train-btn").inner_text() == "Train"
+            assert seen(second, "#train-status", left) == "seen"
+            first.locator("#stop-btn").click()
+            first.wait_for_function("() => document.querySelector('#train-status').innerText.includes('Stopped after step')",
+                                    timeout=120_000)
+        finally:
+            browser.close()

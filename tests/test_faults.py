@@ -113,7 +113,7 @@ def test_closing_the_tab_mid_training_stops_the_run_and_frees_its_memory(app_url
 
     client = connect(app_url)
     session = client.session_hash
-    job = client.submit(*api.args_by_label("/train", tiny(Epochs=500)), api_name="/train")
+    job = client.submit(*api.args_by_label("/train", tiny(Epochs=50)), api_name="/train")
     ws = wait_for_step(client, 2)
     assert wait_until(lambda: len(job.outputs()) >= 2, 60), "no chart update arrived"
     trainer, run = ws.own.trainer, ws.job

@@ -247,6 +247,7 @@ TRAIN_CASES = {
     "negative learning rate": ({"Learning rate": -0.001}, "learning rate"),
     "batch size 0": ({"Batch size": 0}, "batch"),
     "a million epochs": ({"Epochs": 1_000_000}, "epoch"),
+    "a million iterations": ({"Iterations": 1_000_000}, "at most 20,000 iterations"),
     "emb_dim a million": ({"emb_dim": 1_000_000}, "emb"),
     "heads not dividing the width": ({"n_heads": 3}, "divisible"),
     "context of a billion": ({"context_length": 10**9}, "context"),
