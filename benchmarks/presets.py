@@ -42,12 +42,13 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from gpt_core.config import PRESETS, GPTConfig, format_bytes, format_count  # noqa: E402
+from gpt_core.config import PRESETS, GPTConfig  # noqa: E402
 from gpt_core.corpus import load_sample  # noqa: E402
 from gpt_core.data import create_train_val_loaders  # noqa: E402
 from gpt_core.losses import calc_loss_batch  # noqa: E402
 from gpt_core.model import GPTModel  # noqa: E402
 from gpt_core.tokenizers import CharTokenizer, GPT2Tokenizer  # noqa: E402
+from playground.formatting import format_bytes, format_count  # noqa: E402
 
 def trainable_on_cpu(name: str) -> bool:
     return not name.startswith("gpt2-")  # GPT-2 shapes: parameters and memory only

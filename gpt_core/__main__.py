@@ -159,7 +159,7 @@ def _train_config(args: argparse.Namespace, base):
     from .config import TrainConfig
     given = {field: getattr(args, field) for _, field, _, _ in TRAIN_OPTIONS if getattr(args, field) is not None}
     if base is None and getattr(args, "preset", None) == "babygpt" and not getattr(args, "gpt2", None):
-        from .babygpt import BABYGPT_TRAIN  # the notebook's training options come with its model
+        from .config import BABYGPT_TRAIN  # the notebook's training options come with its model
         base = TrainConfig(**BABYGPT_TRAIN)
     if args.shuffle is not None:
         given["shuffle"] = args.shuffle

@@ -6,7 +6,7 @@ the same paths as `GPTModel` (`forward(idx) -> (B, T, vocab)` logits, `calc_loss
 `generate`), it shows how much attention buys over a lookup table on the same corpus.
 
 The model carries a `cfg` (`BigramConfig`) like `GPTModel` does, so checkpoints describe
-it and `build_model(config_from_dict(d))` rebuilds it.
+it and `model.build_model(model.config_from_dict(d))` rebuilds it.
 """
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ from typing import Any, Mapping
 
 import torch
 from torch import nn
-
-from .config import GPTConfig
 
 BIGRAM = "bigram"
 
@@ -90,26 +88,3 @@ class BigramLanguageModel(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
-
-
-ModelConfig = GPTConfig | BigramConfig
-
-
-def config_from_dict(d: Mapping[str, Any]) -> ModelConfig:
-    """A stored model config back to its class: a bigram's says `model_type: "bigram"`;
-    anything else is the book's GPT dict."""
-    if not isinstance(d, Mapping):
-        raise ValueError(f"a model config is a dict, got {type(d).__name__}")
-    if d.get("model_type") == BIGRAM:
-        return BigramConfig.from_dict(d)
-    return GPTConfig.from_dict(d)
-
-
-def build_model(config: ModelConfig) -> nn.Module:
-    """A fresh model of the config's kind, initialised from torch's global RNG."""
-    if isinstance(config, BigramConfig):
-        return BigramLanguageModel(config)
-    if isinstance(config, GPTConfig):
-        from .model import GPTModel
-        return GPTModel(config)
-    raise ValueError(f"not a model config: {type(config).__name__}")

@@ -152,7 +152,7 @@ PRESETS: dict[str, Preset] = {
         GPTConfig(vocab_size=65, context_length=64, emb_dim=64, n_heads=4, n_layers=4, drop_rate=0.0),
         "char",
         "The BabyGPT notebook: 4 layers, 4 heads, 64 wide, context 64, no dropout; characters, "
-        "80/20 split, 3,000 iterations over random windows of batch 128 (babygpt.py).",
+        "80/20 split, 3,000 iterations over random windows of batch 128 (schedule.py).",
     ),
     "book-124M": Preset(
         "book-124M",
@@ -172,24 +172,6 @@ def get_preset(name: str) -> Preset:
         return PRESETS[name]
     except KeyError:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
-
-
-def format_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"  # pragma: no cover
-
-
-def format_count(n: int) -> str:
-    if n >= 1e9:
-        return f"{n / 1e9:.2f}B"
-    if n >= 1e6:
-        return f"{n / 1e6:.1f}M"
-    if n >= 1e3:
-        return f"{n / 1e3:.1f}K"
-    return str(n)
 
 
 def is_finite_number(x: Any) -> bool:
@@ -240,7 +222,7 @@ class TrainConfig:
     checkpoint_every: int | None = None  # optimizer steps between checkpoints (and each epoch)
     # "epochs": the book's epochs over sliding windows. "random_windows": the BabyGPT
     # notebook's `max_steps` iterations, each over `batch_size` windows at random starts
-    # (babygpt.RandomWindowSchedule); the train/val split is then of the token ids.
+    # (schedule.RandomWindowSchedule); the train/val split is then of the token ids.
     batching: str = "epochs"
 
     def __post_init__(self) -> None:
@@ -329,3 +311,25 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
+
+
+# --- the BabyGPT notebook's training (its model is the "babygpt" preset) -------------------
+BABYGPT_TRAIN_RATIO = 0.8
+BABYGPT_ITERATIONS = 3000
+# ... and its training: batch 128, AdamW lr 1e-3 with torch's default weight decay 0.01,
+# 3,000 iterations, loss estimated every 100 iterations over 200 batches of each split.
+BABYGPT_TRAIN: dict[str, Any] = dict(
+    batching="random_windows", max_steps=BABYGPT_ITERATIONS, num_epochs=1, batch_size=128,
+    learning_rate=1e-3, weight_decay=0.01, eval_freq=100, eval_iter=200, train_ratio=BABYGPT_TRAIN_RATIO,
+    start_context="子曰：", sample_tokens=100)
+BIGRAM_LEARNING_RATE = 1e-2  # the notebook trains its bigram table ten times faster
+
+
+def babygpt_train_config(**overrides: Any) -> TrainConfig:
+    """The notebook's training options as a TrainConfig; `overrides` change any field."""
+    return TrainConfig(**{**BABYGPT_TRAIN, **overrides})
+
+
+def bigram_train_config(**overrides: Any) -> TrainConfig:
+    """The notebook's bigram run: the BabyGPT options with AdamW lr 1e-2."""
+    return babygpt_train_config(**{"learning_rate": BIGRAM_LEARNING_RATE, **overrides})

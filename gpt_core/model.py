@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .bigram import BIGRAM, BigramConfig, BigramLanguageModel
 from .config import GPTConfig
 
 
@@ -308,3 +309,26 @@ def crop_context(model: GPTModel, context_length: int) -> GPTModel:
         copy.out_head.weight = copy.tok_emb.weight
     load_book_state_dict(copy, state)
     return copy.requires_grad_(True)
+
+
+# --- the model factory: every kind of model this project trains ---------------------------
+ModelConfig = GPTConfig | BigramConfig
+
+
+def config_from_dict(d: Mapping[str, Any]) -> ModelConfig:
+    """A stored model config back to its class: a bigram's says `model_type: "bigram"`;
+    anything else is the book's GPT dict."""
+    if not isinstance(d, Mapping):
+        raise ValueError(f"a model config is a dict, got {type(d).__name__}")
+    if d.get("model_type") == BIGRAM:
+        return BigramConfig.from_dict(d)
+    return GPTConfig.from_dict(d)
+
+
+def build_model(config: ModelConfig) -> nn.Module:
+    """A fresh model of the config's kind, initialised from torch's global RNG."""
+    if isinstance(config, BigramConfig):
+        return BigramLanguageModel(config)
+    if isinstance(config, GPTConfig):
+        return GPTModel(config)
+    raise ValueError(f"not a model config: {type(config).__name__}")

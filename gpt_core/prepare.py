@@ -15,12 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .bigram import build_model
 from .checkpoint import Checkpoint, CheckpointError, load_weights, read_checkpoint
 from .config import GPTConfig, TrainConfig
 from .data import create_train_val_loaders
-from .model import GPTModel
-from .schedule import EpochLoaderSchedule
+from .model import GPTModel, build_model
+from .schedule import EpochLoaderSchedule, schedule_for_text
 from .train import Trainer, TrainState
 
 # Options that decide which windows make a batch: a mid-epoch resume needs them unchanged.
@@ -153,8 +152,7 @@ def prepare_training(text: str, *, tokenizer=None, model_config: GPTConfig | Non
         if dist is not None and ckpt.rng_per_rank and len(ckpt.rng_per_rank) == dist.world_size:
             rng = ckpt.rng_per_rank[dist.rank]
 
-    if config.batching == "random_windows":  # the BabyGPT notebook's iterations (babygpt.py)
-        from .babygpt import schedule_for_text
+    if config.batching == "random_windows":  # the BabyGPT notebook's iterations
         schedule = schedule_for_text(text, tokenizer, context_length=model_config.context_length,
                                      config=config, dist=dist)
     else:

@@ -12,7 +12,7 @@ from .config import GPTConfig
 def measure_step_seconds(config: GPTConfig, *, batch_size: int, context_length: int, steps: int = 2) -> float:
     """Seconds one AdamW training step takes for this model size on this machine: a throwaway
     model trained on random ids, the first (warm-up) step not counted."""
-    from .bigram import build_model
+    from .model import build_model
 
     context_length = min(context_length, config.context_length)
     with torch.random.fork_rng():

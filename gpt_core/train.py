@@ -90,6 +90,16 @@ def evaluate_model(model: nn.Module, train_loader, val_loader, device, eval_iter
     return train_loss, val_loss
 
 
+@torch.no_grad()
+def estimate_loss(model: nn.Module, schedule: BatchSchedule, device: torch.device | str = "cpu") -> dict[str, float]:
+    """The notebook's `estimate_loss()`: {"train": mean loss, "val": mean loss} over
+    `eval_iters` fresh random batches of each split, in eval mode; the model is left in the
+    mode it was in."""
+    train_src, val_src = schedule.eval_sources()
+    train_loss, val_loss = evaluate_model(model, train_src, val_src, device, len(train_src))
+    return {"train": train_loss, "val": val_loss}
+
+
 def generate_sample(model: nn.Module, tokenizer, device, start_context: str, max_new_tokens: int = 50) -> str:
     """The book's `generate_and_print_sample`, returning the text instead of printing it."""
     was_training = model.training

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import os
 
-from gpt_core.config import format_count
 from gpt_core.render import message_html, tokens_html
+from .formatting import format_count
 from .session import Workspace
 
 TOKENIZERS = {"GPT-2 BPE": "gpt2", "Characters": "char"}

@@ -10,9 +10,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from gpt_core.config import GPT2_SIZES, format_bytes, format_count
+from gpt_core.config import GPT2_SIZES
 
 from .common import SETTINGS, SHARED
+from .formatting import format_bytes, format_count
 from .models import gpt2_key
 from .session import Workspace, WorkspaceError
 

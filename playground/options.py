@@ -9,9 +9,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from gpt_core.babygpt import BABYGPT_TRAIN
 from gpt_core.bigram import BigramConfig
-from gpt_core.config import GPTConfig, PRESETS, TrainConfig
+from gpt_core.config import BABYGPT_TRAIN, GPTConfig, PRESETS, TrainConfig
 
 # Label shown in the dropdown -> preset name in gpt_core.config.PRESETS ("custom": the fields).
 PRESET_CHOICES = {
@@ -44,7 +43,7 @@ TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
                       eval_iter=5, warmup_steps=0, cosine=False, grad_clip=0.0, label_smoothing=0.0,
                       seed=123, start_context="Every effort moves you", stride=0),
 }
-# The BabyGPT notebook (gpt_core/babygpt.py): iterations over random windows, 80/20 split of
+# The BabyGPT notebook (schedule.RandomWindowSchedule): iterations over random windows, 80/20 split of
 # the characters; its bigram baseline trains the same way at lr 1e-2.
 _NOTEBOOK = dict(num_epochs=1, batch_size=BABYGPT_TRAIN["batch_size"], learning_rate=BABYGPT_TRAIN["learning_rate"],
                  weight_decay=BABYGPT_TRAIN["weight_decay"], eval_freq=BABYGPT_TRAIN["eval_freq"],

@@ -12,7 +12,6 @@ import time
 
 import gradio as gr
 
-from gpt_core.config import format_bytes, format_count
 from gpt_core.plots import loss_figure
 from gpt_core.speed import measure_step_seconds
 from gpt_core.train_events import (CheckpointEvent, DoneEvent, EpochEvent, ErrorEvent, EvalEvent,
@@ -21,6 +20,7 @@ from gpt_core.train_events import (CheckpointEvent, DoneEvent, EpochEvent, Error
 from . import models
 from .common import SETTINGS, SHARED, TRAIN_QUEUE
 from .data_tab import TOKENIZER_LABELS, tokenizer_kind
+from .formatting import format_bytes, format_count
 from .options import (PRESET_LABELS, START_FROM, TRAIN_FIELDS, build_spec, preset_fields, preset_name)
 from .session import BoundedDict, Workspace, WorkspaceError
 from .train_queue import Place, Turn

@@ -24,14 +24,14 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from gpt_core.babygpt import (BABYGPT_ITERATIONS, babygpt_train_config, bigram_train_config,  # noqa: E402
-                              estimate_loss)
 from gpt_core.bigram import BigramConfig  # noqa: E402
-from gpt_core.config import PRESETS  # noqa: E402
+from gpt_core.config import (BABYGPT_ITERATIONS, PRESETS, babygpt_train_config,  # noqa: E402
+                             bigram_train_config)
 from gpt_core.corpus import ASSETS_DIR, read_text_file  # noqa: E402
 from gpt_core.generate import generate  # noqa: E402
 from gpt_core.prepare import prepare_training  # noqa: E402
 from gpt_core.tokenizers import CharTokenizer, text_to_token_ids, token_ids_to_text  # noqa: E402
+from gpt_core.train import estimate_loss  # noqa: E402
 
 
 def train_one(name: str, text: str, tokenizer: CharTokenizer, model_config, config) -> dict:

@@ -3,25 +3,24 @@ its schedule through our trainer (events, stop, resume)."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from conftest import ASSETS
-from gpt_core.babygpt import (RandomBatchesSource, RandomWindows, RandomWindowSchedule, babygpt_train_config,
-                              bigram_train_config, estimate_loss, label_smoothing_example,
-                              make_random_window_schedule, smoothed_targets, split_token_ids,
-                              temperature_picture)
-from gpt_core.bigram import BigramConfig, BigramLanguageModel, build_model, config_from_dict
+from gpt_core.bigram import BigramConfig, BigramLanguageModel
 from gpt_core.checkpoint import load_model, read_checkpoint
-from gpt_core.config import PRESETS, GPTConfig, TrainConfig
+from gpt_core.config import PRESETS, GPTConfig, TrainConfig, babygpt_train_config, bigram_train_config
 from gpt_core.corpus import decode_text
 from gpt_core.generate import generate
-from gpt_core.model import GPTModel
+from gpt_core.model import GPTModel, build_model, config_from_dict
 from gpt_core.prepare import make_optimizer, prepare_training
+from gpt_core.schedule import (RandomBatchesSource, RandomWindows, RandomWindowSchedule, make_random_window_schedule,
+                               split_token_ids)
 from gpt_core.tokenizers import CharTokenizer
-from gpt_core.train import Trainer, TrainState
+from gpt_core.train import Trainer, TrainState, estimate_loss
 
 
 @pytest.fixture(scope="module")
@@ -280,7 +279,94 @@ def test_schedule_through_the_trainer_stops_and_resumes_exactly(lunyu, tmp_path)
     assert second[-1].val_losses == straight[-1].val_losses
 
 
-# --- the sampling lab's pictures ------------------------------------------------------------------
+# --- the notebook's pictures: softmax with temperature and label smoothing, on five logits ------
+# Made-up logits for five tokens: the picture needs a vector, not a model.
+PICTURE_LOGITS: tuple[float, ...] = (1.0, 2.0, 0.5, 3.0, -1.0)
+
+
+@dataclass(frozen=True)
+class TemperaturePicture:
+    logits: list[float]
+    scale: float  # the logits multiplied by this: temperature = 1 / scale
+    probs: list[float]  # softmax(logits)
+    scaled_probs: list[float]  # softmax(logits * scale)
+
+    @property
+    def temperature(self) -> float:
+        return 1.0 / self.scale
+
+
+def temperature_picture(logits: torch.Tensor | list[float] | None = None, *, scale: float = 0.5) -> TemperaturePicture:
+    """The notebook's picture: softmax of a vector beside softmax of the vector scaled.
+
+    Scaling logits by `scale` is sampling at temperature 1/scale: below 1 the distribution
+    flattens (more surprising tokens), above 1 it sharpens towards the argmax."""
+    values = torch.tensor(PICTURE_LOGITS if logits is None else logits, dtype=torch.float32)
+    if values.dim() != 1 or values.numel() < 2:
+        raise ValueError("the picture needs a 1-D vector of at least two logits")
+    if not torch.isfinite(values).all():
+        raise ValueError("the logits must be finite numbers")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
+        raise ValueError(f"scale must be a positive number, got {scale!r}")
+    return TemperaturePicture(values.tolist(), float(scale), torch.softmax(values, dim=0).tolist(),
+                              torch.softmax(values * scale, dim=0).tolist())
+
+
+def smoothed_targets(num_classes: int, target: int, epsilon: float, *, spread: str = "others") -> torch.Tensor:
+    """The target distribution label smoothing trains towards.
+
+    spread="others" (the notebook): 1 - epsilon on the true class, epsilon shared by the
+    other `num_classes - 1`. spread="all" (PyTorch's `F.cross_entropy(label_smoothing=eps)`,
+    which the trainer uses): epsilon shared by all classes, the true one included, so the
+    true class gets 1 - epsilon + epsilon / num_classes. The two agree when PyTorch's epsilon
+    is the notebook's times num_classes / (num_classes - 1).
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be a whole number of at least 2, got {num_classes!r}")
+    if isinstance(target, bool) or not isinstance(target, int) or not 0 <= target < num_classes:
+        raise ValueError(f"target must be a class index from 0 to {num_classes - 1}, got {target!r}")
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0.0 <= epsilon < 1.0:
+        raise ValueError(f"epsilon must be a number in [0, 1), got {epsilon!r}")
+    if spread == "others":
+        q = torch.full((num_classes,), epsilon / (num_classes - 1))
+        q[target] = 1.0 - epsilon
+    elif spread == "all":
+        q = torch.full((num_classes,), epsilon / num_classes)
+        q[target] += 1.0 - epsilon
+    else:
+        raise ValueError(f"spread must be 'others' (the notebook) or 'all' (PyTorch), got {spread!r}")
+    return q
+
+
+@dataclass(frozen=True)
+class LabelSmoothingExample:
+    epsilon: float
+    target: int
+    probs: list[float]  # softmax of the logits: what the model predicts
+    targets_notebook: list[float]  # 1 - eps on the true class, eps over the others
+    targets_pytorch: list[float]  # eps over all classes (F.cross_entropy's label_smoothing)
+    loss_plain: float  # -log p[target]
+    loss_notebook: float  # cross-entropy against targets_notebook
+    loss_pytorch: float  # F.cross_entropy(logits, target, label_smoothing=eps): what the trainer uses
+
+
+def label_smoothing_example(logits: torch.Tensor | list[float] | None = None, target: int = 3, *,
+                            epsilon: float = 0.1) -> LabelSmoothingExample:
+    """Label smoothing on one prediction, both ways, with the loss each gives."""
+    values = torch.tensor(PICTURE_LOGITS if logits is None else logits, dtype=torch.float32)
+    if values.dim() != 1 or values.numel() < 2 or not torch.isfinite(values).all():
+        raise ValueError("logits must be a 1-D vector of at least two finite numbers")
+    k = values.numel()
+    q_nb = smoothed_targets(k, target, epsilon, spread="others")
+    q_pt = smoothed_targets(k, target, epsilon, spread="all")
+    log_p = torch.log_softmax(values, dim=0)
+    loss_pt = torch.nn.functional.cross_entropy(values[None], torch.tensor([target]), label_smoothing=float(epsilon))
+    return LabelSmoothingExample(
+        epsilon=float(epsilon), target=target, probs=log_p.exp().tolist(), targets_notebook=q_nb.tolist(),
+        targets_pytorch=q_pt.tolist(), loss_plain=float(-log_p[target]),
+        loss_notebook=float(-(q_nb * log_p).sum()), loss_pytorch=float(loss_pt))
+
+
 def test_temperature_picture_scales_the_logits():
     pic = temperature_picture([1.0, 2.0, 3.0], scale=0.25)
     torch.testing.assert_close(torch.tensor(pic.scaled_probs), torch.softmax(torch.tensor([0.25, 0.5, 0.75]), 0))

@@ -9,8 +9,7 @@ import torch
 from llms_from_scratch.ch04 import GPTModel as BookGPTModel
 
 from gpt_core.config import (
-    BOOK_FIELDS, GPT2_SIZES, GPT_CONFIG_124M, PRESETS, GPTConfig, Preset, format_bytes,
-    format_count, get_preset,
+    BOOK_FIELDS, GPT2_SIZES, GPT_CONFIG_124M, PRESETS, GPTConfig, Preset, get_preset,
 )
 from gpt_core.model import GPTModel
 
@@ -223,12 +222,3 @@ def test_training_memory_estimate_bounds_measured_activations():
     estimate = cfg.training_memory_bytes(4) - cfg.num_parameters() * 16
     assert estimate >= 0.5 * sum(saved)
 
-
-def test_format_helpers():
-    assert format_bytes(512) == "512 B"
-    assert format_bytes(2048) == "2.0 KB"
-    assert format_bytes(163_009_536 * 4) == "621.8 MB"
-    assert format_bytes(5 * 1024**3) == "5.0 GB"
-    assert format_count(999) == "999"
-    assert format_count(163_009_536) == "163.0M"
-    assert format_count(1_557_611_200) == "1.56B"
