@@ -164,18 +164,6 @@ def sampling_lab_figure(words: Sequence[str], probabilities: Sequence[float],
     return fig
 
 
-def probability_bars_figure(labels: Sequence[str], values: Sequence[float], *, title: str,
-                            height: int = 320) -> "go.Figure":
-    """A plain bar chart (used for model-vs-model comparisons)."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure(go.Bar(x=list(labels), y=_nan_to_none(values), marker_color=TRAIN_COLOR,
-                           text=[f"{v:.3f}" if math.isfinite(v) else "n/a" for v in values],
-                           textposition="outside"))
-    _layout(fig, title=title, height=height)
-    return fig
-
-
 def message_figure(text: str, *, title: str = "", height: int = 300) -> "go.Figure":
     """An empty chart that says why it is empty (no model yet, ...)."""
     import plotly.graph_objects as go

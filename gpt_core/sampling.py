@@ -66,14 +66,6 @@ def top_k_filter(logits: torch.Tensor, top_k: int | None) -> torch.Tensor:
     return torch.where(logits < min_val, torch.tensor(float("-inf"), device=logits.device), logits)
 
 
-def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Divide by the temperature (> 0): below 1 sharpens the distribution, above 1 flattens it."""
-    temperature = check_temperature(temperature)
-    if temperature == 0:
-        raise ValueError("temperature 0 means greedy decoding; there is nothing to scale")
-    return logits / temperature
-
-
 def top_p_filter(logits: torch.Tensor, top_p: float | None) -> torch.Tensor:
     """Nucleus filter: keep the smallest set of most likely tokens whose probabilities add up
     to at least `top_p`; the rest become -inf. The most likely token always stays.

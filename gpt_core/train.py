@@ -370,12 +370,6 @@ class Trainer:
         return save_checkpoint(path, **payload) if self.is_main else Path(path)
 
 
-def train(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: BatchSchedule, *,
-          config: TrainConfig = TrainConfig(), stop=None, **trainer_options: Any) -> Iterator[Event]:
-    """`Trainer(model, optimizer, schedule, config=..., ...).run(stop)`: a stream of events."""
-    return Trainer(model, optimizer, schedule, config=config, **trainer_options).run(stop)
-
-
 def train_model_simple(model, train_loader, val_loader, optimizer, device, num_epochs, eval_freq,
                        eval_iter, start_context, tokenizer, *,
                        on_event: Callable[[Event], None] | None = None):

@@ -19,18 +19,18 @@ from gpt_core.data import create_dataloader_v1, create_train_val_loaders
 from gpt_core.losses import calc_loss_batch, calc_loss_loader, perplexity
 from gpt_core.model import GPTModel
 from gpt_core.tokenizers import GPT2Tokenizer
-from gpt_core import losses
+from gpt_core import fused_loss
 
 
 @pytest.fixture(autouse=True)
 def always_fused(monkeypatch):
     # The fused head + loss is used only for large logits in real runs; here every shape
     # goes through it, so the small test models check its values and gradients.
-    monkeypatch.setattr(losses, "FUSED_MIN_LOGITS", 0)
+    monkeypatch.setattr(fused_loss, "FUSED_MIN_LOGITS", 0)
 
 
 def test_small_logits_take_the_plain_path_with_the_same_numbers(monkeypatch):
-    monkeypatch.setattr(losses, "FUSED_MIN_LOGITS", 10**12)
+    monkeypatch.setattr(fused_loss, "FUSED_MIN_LOGITS", 10**12)
     cfg = GPTConfig(vocab_size=97, context_length=8, emb_dim=16, n_heads=2, n_layers=1, drop_rate=0.0)
     torch.manual_seed(0)
     model = GPTModel(cfg)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
 
-from gpt_core.sampling import (STAGES, TOY_INVERSE_VOCAB, TOY_VOCAB, apply_temperature, describe_distribution,
+from gpt_core.sampling import (STAGES, TOY_INVERSE_VOCAB, TOY_VOCAB, describe_distribution,
                                filter_stages, sample_counts, sample_next_token, softmax_with_temperature,
                                temperature_lab, top_k_filter, top_p_filter, toy_logits)
 
@@ -158,10 +158,12 @@ def test_bad_top_p(bad):
         top_p_filter(toy_logits(), bad)
 
 
-def test_temperature_zero_cannot_scale():
+def test_temperature_divides_the_logits_and_zero_cannot_scale():
     with pytest.raises(ValueError, match="greedy"):
-        apply_temperature(toy_logits(), 0)
-    assert torch.equal(apply_temperature(toy_logits(), 2), toy_logits() / 2)
+        softmax_with_temperature(toy_logits(), 0)
+    assert torch.equal(softmax_with_temperature(toy_logits(), 2), torch.softmax(toy_logits() / 2, dim=0))
+    stages = filter_stages(toy_logits(), temperature=2)
+    assert torch.equal(stages["temperature"], torch.softmax(toy_logits() / 2, dim=-1))
 
 
 # --- every stage, for the chart --------------------------------------------------------------
