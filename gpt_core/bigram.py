@@ -82,6 +82,14 @@ class BigramLanguageModel(nn.Module):
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return self.token_embedding_table(idx)  # (B, T) -> (B, T, vocab)
 
+    def next_token_logits(self, idx: torch.Tensor, *, kv_cache: None = None,
+                          all_positions: bool = False) -> torch.Tensor:
+        """As `GPTModel.next_token_logits`, without a cache: the next token's logits are the
+        table's row of the current token, (B, vocab), or of each token, (B, T, vocab)."""
+        if kv_cache is not None:
+            raise ValueError("a bigram model keeps no KV cache")
+        return self(idx) if all_positions else self(idx[:, -1])  # (B, T) -> (B, vocab)
+
     @property
     def device(self) -> torch.device:
         return self.token_embedding_table.weight.device

@@ -7,22 +7,43 @@ are the same numbers and the token is chosen by the same operations in the same 
 (see `sampling.py`). Only the work per token differs: with the cache, each step feeds the
 one new token instead of the whole window, and the output head runs on the last position only.
 
-Generation never applies dropout and never changes the model's train/eval mode (the book
-switches to eval before sampling); a model that is not our `GPTModel` (the book's, say) is
-simply called on the window each step, in whatever mode it is in.
+Generation asks the model for its next-token logits (`GPTModel.next_token_logits`: through
+a KV cache, never with dropout) and never changes the model's train/eval mode (the book
+switches to eval before sampling); a model without that method (the book's, say) is simply
+called on the window each step, in whatever mode it is in.
+
+The book's `text_to_token_ids` and `token_ids_to_text` live here too, beside generation as
+in its chapter 5.
 """
 from __future__ import annotations
 
 import codecs
-import math
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 import torch
 
-from .model import GPTModel, KVCache
+from .losses import perplexity
 from .sampling import (Distribution, check_temperature, check_top_k, check_top_p, describe_distribution,
                        sample_next_token)
+from .tokenizers import ENDOFTEXT, CharTokenizer, GPT2Tokenizer
+
+
+# --- the book's text <-> ids helpers ----------------------------------------------------------
+
+
+def text_to_token_ids(text: str, tokenizer: Any) -> torch.Tensor:
+    """(1, T) tensor of ids, batch dimension added, as in the book's chapter 5."""
+    if isinstance(tokenizer, (GPT2Tokenizer, CharTokenizer)):
+        encoded = tokenizer.encode(text)
+    else:  # a raw tiktoken Encoding, as the book passes
+        encoded = tokenizer.encode(text, allowed_special={ENDOFTEXT})
+    return torch.tensor(encoded, dtype=torch.long).unsqueeze(0)
+
+
+def token_ids_to_text(token_ids: torch.Tensor, tokenizer: Any) -> str:
+    flat = token_ids.squeeze(0)
+    return tokenizer.decode(flat.tolist())
 
 # --- the book's greedy loop -----------------------------------------------------------------
 
@@ -52,6 +73,21 @@ def _model_limits(model: torch.nn.Module) -> tuple[int | None, int | None]:
     return getattr(cfg, "vocab_size", None), getattr(cfg, "context_length", None)
 
 
+def _context_size(context_size: int | None, context_length: int | None, default: int | None = None) -> int:
+    """The window generation and scoring condition on: `context_size` (1 up to the model's
+    context length), else the model's context length, else `default` where one is given."""
+    if context_size is None:
+        context_size = context_length if context_length is not None else default
+        if context_size is None:
+            raise ValueError("pass context_size: this model does not say how long its context is")
+        return context_size
+    if isinstance(context_size, bool) or not isinstance(context_size, int) or context_size < 1:
+        raise ValueError(f"context_size must be a whole number >= 1, got {context_size!r}")
+    if context_length is not None and context_size > context_length:
+        raise ValueError(f"context_size {context_size} is longer than the model's context_length {context_length}")
+    return context_size
+
+
 def _device_of(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
@@ -71,14 +107,7 @@ def _check_options(model: torch.nn.Module, max_new_tokens: int, context_size: in
     vocab_size, context_length = _model_limits(model)
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be a whole number >= 0, got {max_new_tokens!r}")
-    if context_size is None:
-        if context_length is None:
-            raise ValueError("pass context_size: this model does not say how long its context is")
-        context_size = context_length
-    if isinstance(context_size, bool) or not isinstance(context_size, int) or context_size < 1:
-        raise ValueError(f"context_size must be a whole number >= 1, got {context_size!r}")
-    if context_length is not None and context_size > context_length:
-        raise ValueError(f"context_size {context_size} is longer than the model's context_length {context_length}")
+    context_size = _context_size(context_size, context_length)
     check_temperature(temperature)
     check_top_k(top_k)
     check_top_p(top_p)
@@ -93,6 +122,30 @@ def _check_options(model: torch.nn.Module, max_new_tokens: int, context_size: in
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed must be a whole number, got {seed!r}")
     return context_size, generator
+
+
+# --- the model's next-token logits ----------------------------------------------------------------
+
+
+def _new_cache(model: torch.nn.Module, batch_size: int, max_len: int) -> Any:
+    """The model's own KV cache, or None for a model that keeps none (the bigram, the book's)."""
+    make = getattr(model, "new_kv_cache", None)
+    return make(batch_size, max_len) if make is not None else None
+
+
+def _logits(model: torch.nn.Module, ids: torch.Tensor, cache: Any = None, *, fresh: bool = True,
+            all_positions: bool = False) -> torch.Tensor:
+    """Next-token logits, (B, vocab), or (B, T, vocab) with `all_positions`, as the model gives
+    them (`next_token_logits`); any other module mapping (B, T) ids to (B, T, vocab) logits is
+    called on the ids. `fresh`: `ids` is a whole window, so the cache is emptied first;
+    otherwise `ids` continues the tokens it holds."""
+    forward = getattr(model, "next_token_logits", None)
+    if forward is None:
+        logits = model(ids)
+        return logits if all_positions else logits[:, -1, :]
+    if cache is not None and fresh:
+        cache.reset()
+    return forward(ids, kv_cache=cache, all_positions=all_positions)
 
 
 # --- the token loop -----------------------------------------------------------------------------
@@ -120,25 +173,15 @@ def _token_steps(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int,
     tokens = torch.empty(batch_size, prompt_len + max_new_tokens, dtype=torch.long, device=idx.device)
     tokens[:, :prompt_len] = idx
     n = prompt_len
-    ours = isinstance(model, GPTModel)
     # Never longer than the text will get: a short run on a long-context model stays small.
-    cache_len = min(context_size, prompt_len + max_new_tokens)
-    cache = KVCache.for_model(model, batch_size, max_len=cache_len) if ours else None
+    cache = _new_cache(model, batch_size, min(context_size, prompt_len + max_new_tokens))
     finished = torch.zeros(batch_size, dtype=torch.bool, device=idx.device) if eos_id is not None else None
-
-    def logits_for_window() -> torch.Tensor:
-        window = tokens[:, max(0, n - context_size):n]
-        if cache is None:
-            return model(window)[:, -1, :]
-        cache.reset()
-        return model.out_head(model.hidden_states(window, kv_cache=cache)[:, -1, :])
 
     for step in range(max_new_tokens):
         if step == 0 or not use_cache or cache is None or cache.length >= context_size:
-            logits = logits_for_window()
+            logits = _logits(model, tokens[:, max(0, n - context_size):n], cache)  # the window: (B, vocab)
         else:
-            hidden = model.hidden_states(tokens[:, n - 1:n], kv_cache=cache)  # (B, 1, d)
-            logits = model.out_head(hidden[:, -1, :])  # (B, vocab)
+            logits = _logits(model, tokens[:, n - 1:n], cache, fresh=False)  # one new token: (B, vocab)
         next_ids = sample_next_token(logits, temperature=temperature, top_k=top_k, top_p=top_p,
                                      generator=generator)  # (B, 1)
         if finished is not None:
@@ -255,15 +298,9 @@ def next_token_logits(model: torch.nn.Module, idx: torch.Tensor, context_size: i
     """(vocab,) logits for the token after the first row of `idx` (last `context_size` tokens)."""
     vocab_size, context_length = _model_limits(model)
     _check_idx(idx, vocab_size)
-    if context_size is not None and (isinstance(context_size, bool) or not isinstance(context_size, int)
-                                     or not 1 <= context_size <= (context_length or context_size)):
-        raise ValueError(f"context_size must be between 1 and the model's context_length, got {context_size!r}")
-    context_size = context_size or context_length or idx.shape[1]
+    context_size = _context_size(context_size, context_length, default=idx.shape[1])
     window = idx[:1, -context_size:].to(_device_of(model))
-    if isinstance(model, GPTModel):
-        cache = KVCache.for_model(model, 1, max_len=window.shape[1])
-        return model.out_head(model.hidden_states(window, kv_cache=cache)[0, -1, :]).clone()
-    return model(window)[0, -1, :].clone()
+    return _logits(model, window)[0].clone()
 
 
 def next_token_distribution(model: torch.nn.Module, idx: torch.Tensor, *, temperature: float = 1.0,
@@ -318,18 +355,13 @@ def _target_log_probs(model: torch.nn.Module, ids: torch.Tensor, context_size: i
     # stride == context length): every token but the first is predicted, from up to
     # context_size tokens of its own window.
     batch_size, total = ids.shape
-    ours = isinstance(model, GPTModel)
-    cache = KVCache.for_model(model, batch_size, max_len=min(context_size, total)) if ours else None
+    cache = _new_cache(model, batch_size, min(context_size, total))
     pieces = []
     for start in range(0, total - 1, context_size):
         inputs = ids[:, start:start + context_size]
         targets = ids[:, start + 1:start + 1 + inputs.shape[1]]
         inputs = inputs[:, :targets.shape[1]]
-        if cache is not None:
-            cache.reset()
-            logits = model.out_head(model.hidden_states(inputs, kv_cache=cache))
-        else:
-            logits = model(inputs)
+        logits = _logits(model, inputs, cache, all_positions=True)  # (B, T, vocab)
         log_probs = torch.log_softmax(logits.float(), dim=-1)
         pieces.append(log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1))
     return torch.cat(pieces, dim=1)
@@ -349,12 +381,9 @@ def score_text(model: torch.nn.Module, token_ids: Sequence[int] | torch.Tensor, 
     _check_idx(ids, vocab_size)
     if ids.shape[1] < 2:
         raise ValueError("scoring needs at least two tokens: one to predict from and one to predict")
-    context_size = context_size or context_length
-    if context_size is None or context_size < 1 or (context_length is not None and context_size > context_length):
-        raise ValueError(f"context_size must be between 1 and the model's context_length, got {context_size!r}")
+    context_size = _context_size(context_size, context_length)
     ids = ids.to(_device_of(model))
     log_probs = _target_log_probs(model, ids, context_size).clone()
     cross_entropy = float(-log_probs.mean())
     return TextScore(target_ids=ids[:, 1:].clone(), target_probs=log_probs.exp(), log_probs=log_probs,
-                     cross_entropy=cross_entropy,
-                     perplexity=math.exp(cross_entropy) if cross_entropy < 700 else float("inf"))
+                     cross_entropy=cross_entropy, perplexity=perplexity(cross_entropy))

@@ -6,7 +6,7 @@ dicts load both ways. What differs is only *how* the same numbers are computed:
 `scaled_dot_product_attention` instead of an explicit masked softmax, `F.layer_norm` on the
 book's `scale`/`shift`, and PyTorch's tanh GELU.
 
-Generation adds a second path through the same modules: `hidden_states(ids, kv_cache=cache)`
+Generation adds a second path through the same modules: `next_token_logits(ids, kv_cache=cache)`
 feeds only the new tokens and keeps every layer's keys and values in a preallocated
 `KVCache`, so each new token costs one token's worth of work instead of the whole window.
 The training path (`forward`, `hidden_states` without a cache) is untouched by it.
@@ -244,6 +244,24 @@ class GPTModel(nn.Module):
             x = block(x, (cache.keys[i], cache.values[i], start))
         cache.length = end
         return self.final_norm(x)
+
+    def new_kv_cache(self, batch_size: int, max_len: int | None = None) -> KVCache:
+        """An empty cache for `next_token_logits` (up to the context length by default)."""
+        return KVCache.for_model(self, batch_size, max_len)
+
+    def next_token_logits(self, idx: torch.Tensor, *, kv_cache: KVCache | None = None,
+                          all_positions: bool = False) -> torch.Tensor:
+        """Generation's and scoring's forward: the logits of the token after the last of `idx`,
+        (B, vocab), or after each of its tokens, (B, T, vocab), with `all_positions`.
+
+        Through a KV cache and never with dropout, whatever the module's mode. With `kv_cache`,
+        `idx` holds the tokens that follow its `kv_cache.length` cached ones and their keys and
+        values are appended; without one, a cache for `idx` alone is made and dropped. The
+        output head runs on the positions asked for only."""
+        if kv_cache is None:
+            kv_cache = self.new_kv_cache(idx.shape[0], max_len=idx.shape[1])
+        hidden = self.hidden_states(idx, kv_cache=kv_cache)  # (B, T, d)
+        return self.out_head(hidden if all_positions else hidden[:, -1, :])
 
     @property
     def device(self) -> torch.device:

@@ -13,7 +13,6 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Iterable, Protocol, Sequence
 
-import torch
 
 # OpenAI's encoder.json and vocab.bpe, shipped as package data (gpt_core/assets/gpt2/).
 GPT2_VOCAB_DIR = resources.files(__package__) / "assets" / "gpt2"
@@ -212,18 +211,3 @@ def get_tokenizer(kind: str, text: str | None = None) -> Tokenizer:
             raise ValueError("a character tokenizer is built from a text; none was given")
         return CharTokenizer.from_text(text)
     raise ValueError(f"unknown tokenizer {kind!r}; choose 'gpt2' or 'char'")
-
-
-# --- the book's helpers -----------------------------------------------------------------
-def text_to_token_ids(text: str, tokenizer: Any) -> torch.Tensor:
-    """(1, T) tensor of ids, batch dimension added, as in the book's chapter 5."""
-    if isinstance(tokenizer, (GPT2Tokenizer, CharTokenizer)):
-        encoded = tokenizer.encode(text)
-    else:  # a raw tiktoken Encoding, as the book passes
-        encoded = tokenizer.encode(text, allowed_special={ENDOFTEXT})
-    return torch.tensor(encoded, dtype=torch.long).unsqueeze(0)
-
-
-def token_ids_to_text(token_ids: torch.Tensor, tokenizer: Any) -> str:
-    flat = token_ids.squeeze(0)
-    return tokenizer.decode(flat.tolist())

@@ -24,10 +24,9 @@ from torch import nn
 
 from . import losses
 from .config import GPTConfig, TrainConfig
-from .generate import generate_text_simple
+from .generate import generate_text_simple, text_to_token_ids, token_ids_to_text
 from .rng import capture_rng_state, restore_rng_state
 from .schedule import BatchSchedule, EpochLoaderSchedule, lr_at, uses_lr_schedule
-from .tokenizers import text_to_token_ids, token_ids_to_text
 from .train_events import (CheckpointEvent, DoneEvent, EpochEvent, ErrorEvent, EvalEvent, Event,
                            SampleEvent, StepEvent, StoppedEvent)
 
@@ -121,10 +120,17 @@ def _total_norm(params: list[nn.Parameter]) -> float:
     return float(torch.nn.utils.clip_grad_norm_(params, math.inf))
 
 
-def is_overfitting(train_losses: list[float], val_losses: list[float], patience: int) -> bool:
-    """Validation loss higher than `patience` evaluations ago and above its best, with no new
-    best since then, while the training loss fell over the same evaluations."""
-    if len(val_losses) <= patience:
+# An evaluation averaged over a single batch is too noisy to call a rise of the validation loss.
+MIN_OVERFIT_EVAL_BATCHES = 2
+
+
+def is_overfitting(train_losses: list[float], val_losses: list[float], patience: int, *,
+                   eval_batches: int = MIN_OVERFIT_EVAL_BATCHES) -> bool:
+    """The one overfitting rule, the trainer's, the CLI's and the page's chart's: validation
+    loss higher than `patience` evaluations ago and above its best, with no new best since
+    then, while the training loss fell over the same evaluations; each evaluation averaged
+    over `eval_batches` batches of each split, at least `MIN_OVERFIT_EVAL_BATCHES`."""
+    if eval_batches < MIN_OVERFIT_EVAL_BATCHES or len(val_losses) <= patience:
         return False
     val, train = val_losses[-(patience + 1):], train_losses[-(patience + 1):]
     if not all(math.isfinite(v) for v in val):
@@ -187,6 +193,13 @@ class Trainer:
             from .distributed import all_reduce_max
             flag = bool(all_reduce_max(float(flag), self.device))
         return flag
+
+    @property
+    def eval_batches(self) -> int:
+        """Batches each evaluation averages per split: `eval_iter`, or fewer when a split
+        has fewer (`calc_loss_loader` stops at the end of its loader)."""
+        train_src, val_src = self.schedule.eval_sources()
+        return min(self.config.eval_iter, len(train_src), len(val_src))
 
     @property
     def finished(self) -> bool:
@@ -329,7 +342,8 @@ class Trainer:
         return EvalEvent(step=st.step, epoch=st.epoch + 1, tokens_seen=st.tokens_seen,
                          train_loss=train_loss, val_loss=val_loss,
                          train_ppl=losses.perplexity(train_loss), val_ppl=losses.perplexity(val_loss),
-                         overfitting=is_overfitting(st.train_losses, st.val_losses, self.config.overfit_patience),
+                         overfitting=is_overfitting(st.train_losses, st.val_losses, self.config.overfit_patience,
+                                                    eval_batches=self.eval_batches),
                          best_val_loss=st.best_val_loss)
 
     def _end_epoch(self, seconds: float) -> Iterator[Event]:

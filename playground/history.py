@@ -1,9 +1,11 @@
 """A session's run history: what the loss chart and the sample log show, bounded in size."""
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass, field
+
+from gpt_core.config import TrainConfig
+from gpt_core.train import MIN_OVERFIT_EVAL_BATCHES, is_overfitting
 
 
 @dataclass
@@ -29,6 +31,10 @@ class RunHistory:
     tokens_per_epoch: int | None = None
     # Set when the trainer itself flags overfitting (`EvalEvent.overfitting`).
     flagged: bool = False
+    # The run's overfitting rule's inputs (the session sets them from its trainer), so the
+    # chart decides as the trainer does: gpt_core.train.is_overfitting.
+    overfit_patience: int = TrainConfig.overfit_patience
+    eval_batches: int = MIN_OVERFIT_EVAL_BATCHES
 
     def add_eval(self, step: int, tokens_seen: int, train_loss: float, val_loss: float) -> None:
         self.eval_steps.append(int(step))
@@ -62,23 +68,13 @@ class RunHistory:
     def last_val_loss(self) -> float | None:
         return self.val_losses[-1] if self.val_losses else None
 
-    def overfitting_hint(self, *, patience: int = 3) -> str | None:
-        """A sentence when validation loss has risen `patience` evaluations in a row while
-        training loss kept falling, or the gap has grown past 1 nat (the book's run shows both
-        after a few epochs)."""
-        v, t = self.val_losses, self.train_losses
-        finite = [(a, b) for a, b in zip(t, v) if math.isfinite(a) and math.isfinite(b)]
-        if len(finite) < patience + 1:
+    def overfitting_hint(self) -> str | None:
+        """The trainer's overfitting flag in words: the chart and the metrics show it when
+        `gpt_core.train.is_overfitting` holds for the losses so far (the rule the trainer and
+        the CLI apply at each evaluation), or when the trainer flagged it during the run."""
+        patience = self.overfit_patience
+        if not (self.flagged or is_overfitting(self.train_losses, self.val_losses, patience,
+                                               eval_batches=self.eval_batches)):
             return None
-        recent = finite[-(patience + 1):]
-        val_rising = all(b2 > b1 for (_, b1), (_, b2) in zip(recent, recent[1:]))
-        train_falling = recent[-1][0] < recent[0][0]
-        best_val = min(b for _, b in finite)
-        gap = finite[-1][1] - finite[-1][0]
-        if (val_rising and train_falling) or self.flagged:
-            return ("Overfitting: validation loss has risen for "
-                    f"{patience} evaluations while training loss keeps falling.")
-        if gap > 1.0 and finite[-1][1] > best_val + 0.05:
-            return (f"Overfitting: validation loss is {gap:.2f} above training loss and past its "
-                    f"best ({best_val:.2f}); the model is memorising the training text.")
-        return None
+        return (f"Overfitting: validation loss is higher than {patience} evaluations ago and past its "
+                f"best while training loss keeps falling.")

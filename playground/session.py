@@ -465,6 +465,7 @@ class Workspace:
         history = RunHistory(max_points=self.limits.max_history_points, max_samples=self.limits.max_samples)
         history.num_epochs = trainer.schedule.num_epochs
         history.tokens_per_epoch = trainer.batches_per_epoch * trainer.config.batch_size * config.context_length
+        history.overfit_patience, history.eval_batches = trainer.config.overfit_patience, trainer.eval_batches
         st = trainer.state
         for step, tokens, tr, va in zip(st.eval_steps, st.track_tokens_seen, st.train_losses, st.val_losses):
             history.add_eval(step, tokens, tr, va)

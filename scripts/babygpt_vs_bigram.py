@@ -28,9 +28,9 @@ from gpt_core.bigram import BigramConfig  # noqa: E402
 from gpt_core.config import (BABYGPT_ITERATIONS, PRESETS, babygpt_train_config,  # noqa: E402
                              bigram_train_config)
 from gpt_core.corpus import ASSETS_DIR, read_text_file  # noqa: E402
-from gpt_core.generate import generate  # noqa: E402
+from gpt_core.generate import generate, text_to_token_ids, token_ids_to_text  # noqa: E402
 from gpt_core.prepare import prepare_training  # noqa: E402
-from gpt_core.tokenizers import CharTokenizer, text_to_token_ids, token_ids_to_text  # noqa: E402
+from gpt_core.tokenizers import CharTokenizer  # noqa: E402
 from gpt_core.train import estimate_loss  # noqa: E402
 
 

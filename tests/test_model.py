@@ -14,8 +14,9 @@ from llms_from_scratch.ch05 import text_to_token_ids as book_text_to_token_ids
 from llms_from_scratch.ch05 import token_ids_to_text as book_token_ids_to_text
 
 from gpt_core.config import GPTConfig
+from gpt_core.generate import text_to_token_ids, token_ids_to_text
 from gpt_core.model import GPTModel, load_book_state_dict
-from gpt_core.tokenizers import GPT2Tokenizer, text_to_token_ids, token_ids_to_text
+from gpt_core.tokenizers import GPT2Tokenizer
 
 BOOK_CFG = {
     "vocab_size": 50257, "context_length": 256, "emb_dim": 768, "n_heads": 12,

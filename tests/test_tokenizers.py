@@ -12,10 +12,8 @@ from llms_from_scratch.ch05 import text_to_token_ids as book_text_to_token_ids
 from llms_from_scratch.ch05 import token_ids_to_text as book_token_ids_to_text
 
 from gpt_core import tokenizers
-from gpt_core.tokenizers import (
-    GPT2_VOCAB_DIR, CharTokenizer, GPT2Tokenizer, get_tokenizer, text_to_token_ids,
-    token_ids_to_text, tokenizer_from_dict,
-)
+from gpt_core.generate import text_to_token_ids, token_ids_to_text
+from gpt_core.tokenizers import GPT2_VOCAB_DIR, CharTokenizer, GPT2Tokenizer, get_tokenizer, tokenizer_from_dict
 
 from conftest import ASSETS
 

@@ -285,6 +285,8 @@ def test_is_overfitting_needs_rising_val_and_falling_train():
     assert not is_overfitting([3.0, 2.5, 2.0, 1.5], [5.0, 4.0, 3.9, 4.5], 2)  # new best inside the window
     assert not is_overfitting([3.0, 2.5, 2.6, 2.7], [5.0, 4.0, 4.2, 4.5], 2)  # train not falling
     assert not is_overfitting([3.0, 2.0], [5.0, 6.0], 2)
+    # Each evaluation must average at least two batches: one is too noisy to call a rise.
+    assert not is_overfitting([3.0, 2.5, 2.0, 1.5], [5.0, 4.0, 4.2, 4.5], 2, eval_batches=1)
 
 
 class Bigram(nn.Module):
