@@ -15,8 +15,8 @@ import gradio as gr  # noqa: E402
 from gpt_core.corpus import DEFAULT_CORPUS, SAMPLE_CORPORA  # noqa: E402
 from gpt_core.plots import loss_figure  # noqa: E402
 from playground import data_tab, evaluate_tab, generate_tab, gpt2_tab, train_tab  # noqa: E402
-from playground.common import (LIMITS, SETTINGS, bind, bind_progress, guard, release_session,  # noqa: E402
-                               return_freed_memory_promptly)
+from playground.common import LIMITS, SETTINGS, bind, bind_progress, guard, release_session  # noqa: E402
+from playground.memory import return_freed_memory_promptly  # noqa: E402
 from playground.options import (DEFAULT_PRESET_LABEL, MODEL_FIELDS, PRESET_CHOICES, START_FROM,  # noqa: E402
                                 TRAIN_DEFAULTS, TRAIN_FIELDS)  # noqa: E402
 

@@ -4,7 +4,6 @@ workspace function into a Gradio handler whose errors read as sentences.
 Handlers in this package take the session's `Workspace` as their first argument and plain
 values after it, so tests call them directly; `bind` adapts them for Gradio.
 """
-import gc
 import inspect
 import logging
 import math
@@ -19,6 +18,7 @@ from pathlib import Path
 import gradio as gr
 
 from gpt_core.corpus import CorpusError
+from .admission import admit_within_budget
 from .limits import Limits
 from .memory import MemoryBudgetError, budget_from_env
 from .server import SharedModels, WorkspaceRegistry
@@ -99,8 +99,9 @@ REGISTRY = WorkspaceRegistry(LIMITS, budget=BUDGET)
 # GPT-2 weights loaded in this process, shared read-only by every session.
 SHARED = SharedModels(max_models=_env_int("PLAYGROUND_MAX_SHARED_MODELS", 2), budget=BUDGET)
 # Trainings of all sessions wait their turn here (not in Gradio's queue, whose place the page
-# cannot show), `train_concurrency` at a time.
-TRAIN_QUEUE = TrainQueue(SETTINGS.train_concurrency, share_s=SETTINGS.max_run_seconds_while_others_wait)
+# cannot show), `train_concurrency` at a time; the head starts once its memory fits the budget.
+TRAIN_QUEUE = TrainQueue(SETTINGS.train_concurrency, share_s=SETTINGS.max_run_seconds_while_others_wait,
+                         admit=admit_within_budget)
 
 # Exceptions whose message is already a sentence for the user.
 USER_ERRORS = (CorpusError, WorkspaceError, MemoryBudgetError, ValueError, FileNotFoundError, PermissionError,
@@ -232,49 +233,6 @@ def bind_progress(fn):
         except Exception as exc:
             raise to_gr_error(exc) from None
     return _finish(handler, fn, _api_signature(fn, None, progress=True))
-
-
-def return_freed_memory_promptly(threshold_bytes: int = 4 << 20) -> bool:
-    """Have glibc's malloc serve blocks of `threshold_bytes` and more with their own mmap.
-
-    A session's weights and AdamW state are tensors of a few MB to a few hundred MB. glibc
-    raises its mmap threshold (up to 32 MB) after the first such block is freed, and the
-    next ones then come from per-thread heaps that are rarely given back: with 4 students
-    the server kept ~590 MB after they left. With a fixed 4 MB threshold it kept ~70 MB
-    (benchmarks/load_classroom.py). Smaller blocks (a step's activations) are unaffected.
-    Returns False where it does not apply (not glibc) or MALLOC_MMAP_THRESHOLD_ is set.
-    """
-    if os.environ.get("MALLOC_MMAP_THRESHOLD_"):
-        return False
-    libc = _glibc()
-    try:
-        return libc is not None and bool(libc.mallopt(-3, int(threshold_bytes)))  # -3: M_MMAP_THRESHOLD
-    except AttributeError:
-        return False
-
-
-def release_freed_memory() -> bool:
-    """Collect, then give the heap's free pages back to the system now (glibc's malloc_trim).
-
-    A refused upload's pickle leaves many small freed blocks that would stay in this process
-    until other requests reuse them: three refused checkpoints once held 6.5 GB. Returns False
-    where it does not apply (not glibc)."""
-    gc.collect()
-    libc = _glibc()
-    try:
-        return libc is not None and bool(libc.malloc_trim(0))
-    except AttributeError:
-        return False
-
-
-def _glibc():
-    """The C library through ctypes, or None where it is not glibc's libc.so.6."""
-    import ctypes
-
-    try:
-        return ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None
 
 
 def guard(fn):

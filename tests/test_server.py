@@ -195,3 +195,46 @@ def test_closing_a_session_gives_its_memory_back(tmp_path, verdict_text):
     assert budget.reserved > 0
     ws.close()
     assert budget.reserved == 0
+
+
+# --- the training queue admits a run only when its memory fits ---------------------------------
+def test_a_queued_run_waits_for_memory_says_why_and_starts_when_it_is_given_back(tmp_path):
+    import time
+
+    from playground.admission import admit_within_budget
+    from playground.options import RunSpec
+    from playground.session import Job, Workspace
+    from playground.train_queue import TrainQueue
+
+    spec = RunSpec(TINY.replace(vocab_size=60), TINY_RUN, "char", "custom")
+    need = spec.model.training_memory_bytes(TINY_RUN.batch_size, spec.model.context_length)
+    budget = MemoryBudget(int(need * 1.5), headroom_bytes=0)  # room for one such run, not two
+    a, b = (Workspace(files_root=tmp_path, budget=budget) for _ in range(2))
+    q = TrainQueue(2, admit=admit_within_budget)  # two slots: memory, not slots, holds b back
+    first = q.join(Job("1", "train", time.monotonic()), owner=a, plan=spec)
+    assert list(q.wait(first)) == [] and budget.held(a.key("model")) == need
+    second = q.join(Job("2", "train", time.monotonic()), owner=b, plan=spec)
+    waiting = q.wait(second, poll_s=0.01)
+    place = next(waiting)
+    assert place.ahead == 1 and "needs about" in place.reason and "free" in place.reason
+    q.leave(first)
+    a.close()  # its run ended and its memory went back
+    assert list(waiting) == [] and second.admitted is not None
+    assert budget.held(b.key("model")) == need
+
+
+def test_a_queued_run_that_could_never_fit_is_let_through_to_be_refused_not_kept_waiting(tmp_path):
+    import time
+
+    from playground.admission import admit_within_budget
+    from playground.options import RunSpec
+    from playground.session import Job, Workspace
+    from playground.train_queue import TrainQueue
+
+    spec = RunSpec(TINY.replace(vocab_size=60), TINY_RUN, "char", "custom")
+    ws = Workspace(files_root=tmp_path, budget=MemoryBudget(1 * MB, headroom_bytes=0))
+    q = TrainQueue(1, admit=admit_within_budget)
+    turn = q.join(Job("1", "train", time.monotonic()), owner=ws, plan=spec)
+    assert list(q.wait(turn)) == [] and turn.admitted is not None
+    with pytest.raises(MemoryBudgetError, match="no memory left"):
+        ws.reserve_run(spec.model, spec.train)
