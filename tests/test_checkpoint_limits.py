@@ -252,7 +252,7 @@ def test_a_refused_upload_leaves_the_sessions_model_in_place(tmp_path):
 
 
 def test_a_config_claiming_thousands_of_tiny_layers_is_refused_before_any_is_built():
-    from gpt_core.checkpoint import CheckpointLimits, check_claims
+    from gpt_core.checkpoint_limits import CheckpointLimits, check_claims
     from gpt_core.config import GPTConfig
 
     config = GPTConfig(vocab_size=10, context_length=8, emb_dim=8, n_heads=1, n_layers=20_000)
