@@ -4,6 +4,7 @@ Run `python app.py` and open http://127.0.0.1:7860. This file only lays out the 
 events; the handlers live in `playground/` and the machine learning in `gpt_core/`.
 """
 import os
+import signal
 
 # Several users' training and generation share the cores. OpenMP threads that spin while they
 # wait make that sharing ~10x slower (measured on 2 cores); sleeping waiters do not. Set before
@@ -11,11 +12,14 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import gradio as gr  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
 
 from gpt_core.corpus import DEFAULT_CORPUS, SAMPLE_CORPORA  # noqa: E402
 from gpt_core.plots import loss_figure  # noqa: E402
 from playground import data_tab, evaluate_tab, generate_tab, gpt2_tab, train_tab  # noqa: E402
-from playground.common import LIMITS, SETTINGS, bind, bind_progress, guard, release_session  # noqa: E402
+from playground.common import LIMITS, REGISTRY, SETTINGS, bind, bind_progress, guard, release_session  # noqa: E402
+from playground.files import LINKS, remove_leftovers  # noqa: E402
+from playground.http_limits import BodyLimit  # noqa: E402
 from playground.memory import return_freed_memory_promptly  # noqa: E402
 from playground.options import (DEFAULT_PRESET_LABEL, MODEL_FIELDS, PRESET_CHOICES, START_FROM,  # noqa: E402
                                 TRAIN_DEFAULTS, TRAIN_FIELDS)  # noqa: E402
@@ -26,7 +30,21 @@ CSS = """
 #gpt2-status {min-height: 90px}
 .token-view {max-height: 360px; overflow-y: auto; padding: 6px; border: 1px solid #e5e7eb; border-radius: 6px}
 #eval-a .token-view, #eval-b .token-view {max-height: 480px}
+#download-ckpt .download-link {display: flex; align-items: center; justify-content: center; height: 100%;
+  box-sizing: border-box;
+  padding: var(--size-1) var(--size-2); border: 1px solid var(--button-secondary-border-color);
+  border-radius: var(--button-small-radius); background: var(--button-secondary-background-fill);
+  color: var(--button-secondary-text-color); font-size: var(--button-small-text-size);
+  font-weight: var(--button-small-text-weight); text-decoration: none}
+#download-ckpt span.download-link {opacity: 0.5; cursor: not-allowed}
+#download-ckpt {flex: 1 1 0 !important; margin: 0 !important}
+#download-ckpt .html-container {padding: 0 !important; height: 100%}
+#download-ckpt .html-container > div {height: 100%}
 """
+# The checkpoint's link (our route, for this session only), or a disabled button without one.
+DOWNLOAD_TEMPLATE = ("${value ? `<a class='download-link' href='${value}' download>Download checkpoint</a>`"
+                     " : `<span class='download-link' aria-disabled='true'>Download checkpoint</span>`}")
+
 
 # System fonts only: a classroom server may have no internet for web fonts.
 THEME = gr.themes.Default(primary_hue="blue", font=["ui-sans-serif", "system-ui", "sans-serif"],
@@ -113,8 +131,8 @@ def build_app() -> gr.Blocks:
                         with gr.Accordion("Checkpoint", open=False):
                             with gr.Row():
                                 save_ckpt = gr.Button("Save checkpoint", size="sm")
-                                download_ckpt = gr.DownloadButton("Download checkpoint", value=None, size="sm",
-                                                                  interactive=False, elem_id="download-ckpt")
+                                download_ckpt = gr.HTML("", html_template=DOWNLOAD_TEMPLATE, js_on_load=None,
+                                                        apply_default_css=False, elem_id="download-ckpt")
                             upload_ckpt = gr.File(label="Upload a checkpoint (.pt / .pth: ours or the book's model.pth)",
                                                   file_types=[".pt", ".pth"], type="filepath", height=100)
                             ckpt_status = gr.Markdown()
@@ -317,18 +335,38 @@ def build_app() -> gr.Blocks:
     return demo
 
 
+def launch_options() -> dict:
+    """launch() arguments that make the server safe to share (also for tests that launch
+    build_app() in their own process): upload and body caps, checkpoints served only
+    through their session's links, the session folders never through Gradio's file route."""
+    blocked = [p for p in os.environ.get("GRADIO_BLOCKED_PATHS", "").split(",") if p.strip()]
+    return dict(max_file_size=f"{SETTINGS.max_upload_mb}mb",
+                blocked_paths=[*blocked, str(REGISTRY.files_root.resolve())],
+                app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=SETTINGS.max_request_mb * 2**20)],
+                            "routes": [LINKS.route()]})
+
+
+def _stop_on_sigterm(signum, frame):
+    raise KeyboardInterrupt  # launch() then closes the server and returns, as on Ctrl-C
+
+
 def main() -> None:
     return_freed_memory_promptly()  # before any model exists: closed sessions give memory back
+    remove_leftovers(REGISTRY.files_root)  # what a crash or the last run left
     demo = build_app()
-    # GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are read by launch() itself; on Hugging Face
-    # Spaces (SPACE_ID set) the platform sets them to 0.0.0.0:7860.
-    demo.launch(
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0" if SETTINGS.on_spaces else "127.0.0.1"),
-        max_file_size=f"{SETTINGS.max_upload_mb}mb",
-        css=CSS, theme=THEME, show_error=True,
-        # Each training waiting its turn holds a worker thread: one per session, plus Gradio's 40.
-        max_threads=40 + LIMITS.max_sessions,
-    )
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        # GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are read by launch() itself; on Hugging Face
+        # Spaces (SPACE_ID set) the platform sets them to 0.0.0.0:7860.
+        demo.launch(
+            server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0" if SETTINGS.on_spaces else "127.0.0.1"),
+            css=CSS, theme=THEME, show_error=True,
+            # Each training waiting its turn holds a worker thread: one per session, plus Gradio's 40.
+            max_threads=40 + LIMITS.max_sessions,
+            **launch_options(),
+        )
+    finally:
+        remove_leftovers(REGISTRY.files_root)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from gpt_core.train_events import (CheckpointEvent, DoneEvent, EpochEvent, Error
 from . import models
 from .common import SETTINGS, SHARED, TRAIN_QUEUE
 from .data_tab import TOKENIZER_LABELS, tokenizer_kind
+from .files import LINKS
 from .formatting import format_bytes, format_count
 from .options import (PRESET_LABELS, START_FROM, TRAIN_FIELDS, build_spec, preset_fields, preset_name)
 from .session import BoundedDict, Workspace, WorkspaceError
@@ -293,8 +294,8 @@ class _View:
     def outputs(self, *, running: bool, download: str | None = None):
         own = self.ws.own
         resumable = bool(own is not None and own.resumable)
-        download_update = (gr.update(value=download, interactive=True) if download
-                           else gr.update(interactive=False) if running else gr.update())
+        download_update = (gr.update(value=LINKS.url(self.ws, download)) if download
+                           else gr.update(value="") if running else gr.update())
         return (self.status, progress_html(self.progress), _figure(self.ws),
                 _metrics(self.ws, self.last_step, self.last_eval), self.ws.history.sample_log(),
                 download_update, gr.update(value="Train", interactive=not running),
@@ -492,7 +493,7 @@ def stop(ws: Workspace) -> str:
 
 def prepare_download(ws: Workspace):
     path = ws.save_checkpoint()
-    return gr.update(value=path, interactive=True), f"Saved `{path.rsplit('/', 1)[-1]}`: press Download."
+    return LINKS.url(ws, path), f"Saved `{path.rsplit('/', 1)[-1]}`: press Download."
 
 
 def upload_checkpoint(ws: Workspace, path):

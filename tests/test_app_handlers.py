@@ -27,6 +27,7 @@ from playground.server import WorkspaceRegistry
 from playground.session import Workspace, WorkspaceError
 from playground import data_tab, evaluate_tab, generate_tab, gpt2_tab, train_tab
 from playground.common import SHARED, bind, friendly_message
+from playground.files import LINKS
 from playground.models import OWN
 from playground.options import MODEL_FIELDS, PRESET_LABELS, START_FROM, TRAIN_FIELDS, build_spec
 
@@ -188,7 +189,8 @@ def test_training_streams_the_chart_as_it_learns(ws):
     assert list(traces["Validation loss"].x) == st.track_tokens_seen
     assert st.val_losses[-1] < st.val_losses[0] < math.log(ws.tokenizer("char").n_vocab) + 0.5
     assert samples.count("[epoch") == 2 and samples.index("[epoch 2") < samples.index("[epoch 1") and "100%" in progress
-    assert download["value"] and Path(download["value"]).is_file()
+    token, name = download["value"].split("/")[-2:]  # the session's download link
+    assert LINKS.resolve(token, name) == Path(ws.own.checkpoint_path)
     assert train_btn["interactive"] is True and resume_btn["interactive"] is False
 
 

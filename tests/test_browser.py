@@ -101,6 +101,21 @@ def test_training_draws_the_chart_while_it_runs_then_stops(page, app):
     shot(page, "2-train-stopped")
 
 
+def test_download_checkpoint_saves_the_stopped_run_s_file(page, tmp_path):
+    from gpt_core.checkpoint import read_checkpoint
+
+    page.get_by_text("Checkpoint", exact=True).click()  # the accordion
+    link = page.locator("#download-ckpt a")
+    link.wait_for()
+    with page.expect_download() as info:
+        link.click()
+    download = info.value
+    assert download.suggested_filename.endswith(".pt"), download.suggested_filename
+    local = tmp_path / download.suggested_filename
+    download.save_as(local)
+    assert read_checkpoint(local).trainer_state["step"] >= 0
+
+
 def test_generate_with_moved_sliders(page):
     open_tab(page, "3 · Generate")
     # The tab opening fills the model list and draws the candidates for the prompt.

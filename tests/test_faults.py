@@ -49,10 +49,8 @@ def app_url(tmp_path_factory):
     mp.setattr(REGISTRY, "files_root", work / "session-files")
     demo = app.build_app()
     port = free_port()
-    from playground.common import SETTINGS
-
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                max_file_size=f"{SETTINGS.max_upload_mb}mb")  # as app.main() launches it
+                **app.launch_options())  # as app.main() launches it
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:
@@ -151,11 +149,10 @@ def test_a_stop_mid_epoch_leaves_a_consistent_checkpoint_that_downloads_loads_an
     assert f"Stopped after step {st.step + 1:,} of {trainer.total_steps:,}" in status, status
     assert 0 < st.position < trainer.batches_per_epoch, "the stop was not in the middle of the epoch"
 
-    saved, note = client.predict(api_name="/save_checkpoint")
-    file_data = saved["value"]  # FileData: the file's place in Gradio's cache, and its URL
-    assert file_data["orig_name"].endswith(f"step{st.step + 1}.pt")
-    response = httpx.get(file_data["url"], timeout=60)
-    assert response.status_code == 200, (saved, note)
+    link, note = client.predict(api_name="/save_checkpoint")  # the session's own download link
+    assert link.endswith(f"step{st.step + 1}.pt")
+    response = httpx.get(app_url + link, timeout=60)
+    assert response.status_code == 200, (link, note)
     local = tmp_path / "downloaded.pt"
     local.write_bytes(response.content)
 
