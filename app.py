@@ -17,12 +17,13 @@ from starlette.middleware import Middleware  # noqa: E402
 from gpt_core.corpus import DEFAULT_CORPUS, SAMPLE_CORPORA  # noqa: E402
 from gpt_core.plots import loss_figure  # noqa: E402
 from playground import data_tab, evaluate_tab, generate_tab, gpt2_tab, train_tab  # noqa: E402
-from playground.common import LIMITS, REGISTRY, SETTINGS, bind, bind_progress, guard, release_session  # noqa: E402
+from playground.common import (LIMITS, REGISTRY, SETTINGS, bind, bind_form, bind_progress, guard,  # noqa: E402
+                               release_session)
 from playground.files import LINKS, remove_leftovers  # noqa: E402
 from playground.http_limits import BodyLimit  # noqa: E402
 from playground.memory import return_freed_memory_promptly  # noqa: E402
-from playground.options import (DEFAULT_PRESET_LABEL, MODEL_FIELDS, PRESET_CHOICES, START_FROM,  # noqa: E402
-                                TRAIN_DEFAULTS, TRAIN_FIELDS)  # noqa: E402
+from playground.options import (DEFAULT_PRESET_LABEL, FORM_FIELDS, MODEL_FIELDS, PRESET_CHOICES,  # noqa: E402
+                                START_FROM, preset_fields)
 
 CSS = """
 .gradio-container {max-width: 1400px !important}
@@ -58,7 +59,8 @@ model, and compare them in **Evaluate**. After chapter 5 of *Build a Large Langu
 
 
 def build_app() -> gr.Blocks:
-    demo_train = TRAIN_DEFAULTS["demo"]
+    model0, train0, tokenizer0 = preset_fields(DEFAULT_PRESET_LABEL)  # the form starts as the default preset
+    tokenizer0 = data_tab.TOKENIZER_LABELS[tokenizer0]
     with gr.Blocks(title="Watch a GPT learn", delete_cache=(1800, 3600)) as demo:
         gr.Markdown(INTRO)
         with gr.Tabs():
@@ -73,7 +75,7 @@ def build_app() -> gr.Blocks:
                         pasted = gr.Textbox(label="...or paste a text", lines=4, max_lines=8,
                                             placeholder="Paste at least a few paragraphs here")
                         paste_btn = gr.Button("Use the pasted text")
-                        data_tokenizer = gr.Radio(list(data_tab.TOKENIZERS), value="GPT-2 BPE",
+                        data_tokenizer = gr.Radio(list(data_tab.TOKENIZERS), value=tokenizer0,
                                                   label="Tokenizer to show (the Train tab uses the same)")
                     with gr.Column(scale=2):
                         summary = gr.Markdown()
@@ -87,41 +89,41 @@ def build_app() -> gr.Blocks:
                 with gr.Row():
                     with gr.Column(scale=1, min_width=340):
                         preset = gr.Dropdown(list(PRESET_CHOICES), value=DEFAULT_PRESET_LABEL, label="Preset")
-                        tokenizer = gr.Radio(list(data_tab.TOKENIZERS), value="GPT-2 BPE", label="Tokenizer")
+                        tokenizer = gr.Radio(list(data_tab.TOKENIZERS), value=tokenizer0, label="Tokenizer")
                         start_from = gr.Radio(list(START_FROM), value=START_FROM[0], label="Start from")
                         with gr.Accordion("Model (the book's GPT_CONFIG fields)", open=False):
                             with gr.Row():
-                                context_length = gr.Number(64, label="context_length", precision=0)
-                                emb_dim = gr.Number(128, label="emb_dim", precision=0)
+                                context_length = gr.Number(model0["context_length"], label="context_length", precision=0)
+                                emb_dim = gr.Number(model0["emb_dim"], label="emb_dim", precision=0)
                             with gr.Row():
-                                n_heads = gr.Number(4, label="n_heads", precision=0)
-                                n_layers = gr.Number(2, label="n_layers", precision=0)
+                                n_heads = gr.Number(model0["n_heads"], label="n_heads", precision=0)
+                                n_layers = gr.Number(model0["n_layers"], label="n_layers", precision=0)
                             with gr.Row():
-                                drop_rate = gr.Number(0.1, label="drop_rate")
-                                qkv_bias = gr.Checkbox(False, label="qkv_bias")
+                                drop_rate = gr.Number(model0["drop_rate"], label="drop_rate")
+                                qkv_bias = gr.Checkbox(model0["qkv_bias"], label="qkv_bias")
                         with gr.Accordion("Training options", open=False):
                             with gr.Row():
-                                num_epochs = gr.Number(demo_train["num_epochs"], label="Epochs", precision=0)
-                                batch_size = gr.Number(demo_train["batch_size"], label="Batch size", precision=0)
+                                num_epochs = gr.Number(train0["num_epochs"], label="Epochs", precision=0)
+                                batch_size = gr.Number(train0["batch_size"], label="Batch size", precision=0)
                             # The BabyGPT notebook's way: N iterations over random windows, 80/20 split.
-                            iterations = gr.Number(0, label="Iterations over random windows (0 = epochs over "
+                            iterations = gr.Number(train0["iterations"], label="Iterations over random windows (0 = epochs over "
                                                    "sliding windows, the book's way)", precision=0)
                             with gr.Row():
-                                learning_rate = gr.Number(demo_train["learning_rate"], label="Learning rate")
-                                weight_decay = gr.Number(demo_train["weight_decay"], label="Weight decay")
+                                learning_rate = gr.Number(train0["learning_rate"], label="Learning rate")
+                                weight_decay = gr.Number(train0["weight_decay"], label="Weight decay")
                             with gr.Row():
-                                stride = gr.Number(0, label="Stride (0 = context length)", precision=0)
-                                warmup_steps = gr.Number(0, label="Warmup steps", precision=0)
+                                stride = gr.Number(train0["stride"], label="Stride (0 = context length)", precision=0)
+                                warmup_steps = gr.Number(train0["warmup_steps"], label="Warmup steps", precision=0)
                             with gr.Row():
-                                cosine = gr.Checkbox(False, label="Cosine decay")
-                                grad_clip = gr.Number(0, label="Gradient clipping (0 = off)")
+                                cosine = gr.Checkbox(train0["cosine"], label="Cosine decay")
+                                grad_clip = gr.Number(train0["grad_clip"], label="Gradient clipping (0 = off)")
                             with gr.Row():
-                                label_smoothing = gr.Number(0, label="Label smoothing")
-                                seed = gr.Number(123, label="Seed", precision=0)
+                                label_smoothing = gr.Number(train0["label_smoothing"], label="Label smoothing")
+                                seed = gr.Number(train0["seed"], label="Seed", precision=0)
                             with gr.Row():
-                                eval_freq = gr.Number(demo_train["eval_freq"], label="Evaluate every (steps)", precision=0)
-                                eval_iter = gr.Number(demo_train["eval_iter"], label="Evaluation batches", precision=0)
-                            start_context = gr.Textbox(demo_train["start_context"], label="Start context (sampled after each epoch)")
+                                eval_freq = gr.Number(train0["eval_freq"], label="Evaluate every (steps)", precision=0)
+                                eval_iter = gr.Number(train0["eval_iter"], label="Evaluation batches", precision=0)
+                            start_context = gr.Textbox(train0["start_context"], label="Start context (sampled after each epoch)")
                         estimate = gr.Markdown()
                         measure_btn = gr.Button("Measure speed on this machine", size="sm")
                         with gr.Row():
@@ -221,51 +223,53 @@ def build_app() -> gr.Blocks:
         # === events =======================================================================
         data_inputs = [data_tokenizer, context_length, batch_size, stride]
         data_outputs = [summary, data_warnings, token_view, preview]
-        model_fields = [context_length, emb_dim, n_heads, n_layers, drop_rate, qkv_bias]
-        by_name = dict(num_epochs=num_epochs, batch_size=batch_size, learning_rate=learning_rate,
-                       weight_decay=weight_decay, eval_freq=eval_freq, eval_iter=eval_iter,
-                       warmup_steps=warmup_steps, cosine=cosine, grad_clip=grad_clip,
-                       label_smoothing=label_smoothing, seed=seed, start_context=start_context, stride=stride,
-                       iterations=iterations)
-        train_fields = [by_name[k] for k in TRAIN_FIELDS]  # the handlers' order
-        spec_inputs = [tokenizer, preset, *model_fields, *train_fields]
-        spec_names = ["tokenizer", "preset", *MODEL_FIELDS, *TRAIN_FIELDS]
+        # The Train form by name (options.FORM_FIELDS): handlers receive it as a dict.
+        form = dict(tokenizer=tokenizer, preset=preset, context_length=context_length, emb_dim=emb_dim,
+                    n_heads=n_heads, n_layers=n_layers, drop_rate=drop_rate, qkv_bias=qkv_bias,
+                    num_epochs=num_epochs, batch_size=batch_size, learning_rate=learning_rate,
+                    weight_decay=weight_decay, eval_freq=eval_freq, eval_iter=eval_iter,
+                    warmup_steps=warmup_steps, cosine=cosine, grad_clip=grad_clip,
+                    label_smoothing=label_smoothing, seed=seed, start_context=start_context, stride=stride,
+                    iterations=iterations)
+        spec_inputs = [form[k] for k in FORM_FIELDS]
+        preset_fills = [form[k] for k in train_tab.PRESET_FILLS]
+        model_fields = [form[k] for k in MODEL_FIELDS]  # editing one turns the preset into "Custom"
 
         demo.load(bind(data_tab.view), data_inputs, data_outputs, api_name=False)
-        demo.load(bind(train_tab.estimate, spec_names), spec_inputs, estimate, api_name=False)
+        demo.load(bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate, api_name=False)
         # A new text changes the batches per epoch and the time estimate in the Train tab.
         for event in (
             sample.input(bind(data_tab.choose_sample), [sample, *data_inputs], data_outputs, api_name="choose_sample"),
             upload.upload(bind(data_tab.upload_text), [upload, *data_inputs], data_outputs, api_name="upload_text"),
             paste_btn.click(bind(data_tab.use_pasted), [pasted, *data_inputs], data_outputs, api_name="use_text"),
         ):
-            event.success(bind(train_tab.estimate, spec_names), spec_inputs, estimate, api_name=False)
+            event.success(bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate, api_name=False)
         # The two tokenizer radios mirror each other (.input: only what the user did).
         data_tokenizer.input(lambda v: v, data_tokenizer, tokenizer, api_name=False).then(
             bind(data_tab.view), data_inputs, data_outputs, api_name=False).then(
-            bind(train_tab.estimate, spec_names), spec_inputs, estimate, api_name=False)
+            bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate, api_name=False)
         tokenizer.input(lambda v: v, tokenizer, data_tokenizer, api_name=False).then(
             bind(data_tab.view), data_inputs, data_outputs, api_name=False).then(
-            bind(train_tab.estimate, spec_names), spec_inputs, estimate, api_name=False)
+            bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate, api_name=False)
 
-        preset.input(train_tab.apply_preset, preset, [*model_fields, *train_fields, tokenizer, data_tokenizer],
+        preset.input(train_tab.apply_preset, preset, [*preset_fills, tokenizer, data_tokenizer],
                      api_name=False).then(
-            bind(train_tab.estimate, spec_names), spec_inputs, estimate, api_name=False).then(
+            bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate, api_name=False).then(
             bind(data_tab.view), data_inputs, data_outputs, api_name=False)
         for field in model_fields:
             field.input(train_tab.mark_custom, preset, preset, api_name=False)
-        for field in [*model_fields, *train_fields]:
+        for field in preset_fills:
             # Numbers re-estimate when the user leaves the field, not at every keystroke.
             trigger = field.input if isinstance(field, gr.Checkbox) else field.blur
-            trigger(bind(train_tab.estimate, spec_names), spec_inputs, estimate, api_name=False, trigger_mode="always_last")
-        measure_btn.click(bind(train_tab.measure, spec_names), spec_inputs, estimate, api_name="measure",
+            trigger(bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate, api_name=False, trigger_mode="always_last")
+        measure_btn.click(bind_form(train_tab.measure, FORM_FIELDS), spec_inputs, estimate, api_name="measure",
                           concurrency_id="train", concurrency_limit=SETTINGS.train_concurrency)
 
         run_outputs = [status, progress, chart, metrics, samples, download_ckpt, train_btn, resume_btn]
         # Trainings wait in the app's own queue (playground/train_queue.py), which shows each
         # student their place; Gradio only needs room for one waiting handler per session.
         train_event = train_btn.click(
-            bind(train_tab.train, [*spec_names, "start_from"]), [*spec_inputs, start_from], run_outputs,
+            bind_form(train_tab.train, FORM_FIELDS, ["start_from"]), [*spec_inputs, start_from], run_outputs,
             api_name="train",
             concurrency_id="train-queue", concurrency_limit=LIMITS.max_sessions,
             show_progress="minimal", show_progress_on=[status])

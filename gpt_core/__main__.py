@@ -91,8 +91,9 @@ def _read_text(path: str) -> str:
 
 
 # --- train ----------------------------------------------------------------------------------------
-# (option, TrainConfig field, type, help). Defaults come from TrainConfig (the book's run) or,
-# on --resume, from the checkpoint: only options given on the command line change them.
+# (option, TrainConfig field, type, help). Defaults come from the preset (gpt_core.config.PRESETS,
+# the table the page reads too), from TrainConfig (the book's run) with --gpt2, or, on
+# --resume, from the checkpoint: only options given on the command line change them.
 TRAIN_OPTIONS = [
     ("--epochs", "num_epochs", int, "passes over the training text"),
     ("--batch-size", "batch_size", int, "windows per batch (per process under torchrun)"),
@@ -128,7 +129,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
     p.add_argument("--text", required=True, metavar="FILE", help="the text to train on (any encoding)")
     start = p.add_argument_group("model (a new one from a preset, or a checkpoint, or GPT-2)")
-    start.add_argument("--preset", default="demo", choices=list(PRESETS), help="model size")
+    start.add_argument("--preset", default="demo", choices=list(PRESETS),
+                       help="model and its training settings (gpt_core.config.PRESETS, as on the page)")
     start.add_argument("--tokenizer", choices=["gpt2", "char"], help="default: the preset's")
     for flag, field in (("--context-length", "context_length"), ("--emb-dim", "emb_dim"),
                         ("--n-layers", "n_layers"), ("--n-heads", "n_heads")):
@@ -136,9 +138,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     start.add_argument("--resume", metavar="CKPT", help="continue this checkpoint's run (or start from "
                        "the weights of the book's model.pth)")
     start.add_argument("--gpt2", metavar="SOURCE", help="start from OpenAI GPT-2 weights: a size "
-                       "(124M, 355M, ...) or a folder")
-    opts = p.add_argument_group("training (defaults: the book's chapter 5 run; with --resume: the "
-                                "checkpoint's options, changed only where given)")
+                       "(124M, 355M, ...) or a folder; --context-length crops its 1024 positions")
+    opts = p.add_argument_group("training (defaults: the preset's, shown here the book's chapter 5 run "
+                                "that --preset book-124M and --gpt2 use; with --resume: the checkpoint's "
+                                "options, changed only where given)")
     for flag, field, kind, text in TRAIN_OPTIONS:
         default = getattr(defaults, field)
         if default is not None:
@@ -158,9 +161,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 def _train_config(args: argparse.Namespace, base):
     from .config import TrainConfig
     given = {field: getattr(args, field) for _, field, _, _ in TRAIN_OPTIONS if getattr(args, field) is not None}
-    if base is None and getattr(args, "preset", None) == "babygpt" and not getattr(args, "gpt2", None):
-        from .config import BABYGPT_TRAIN  # the notebook's training options come with its model
-        base = TrainConfig(**BABYGPT_TRAIN)
+    if base is None and not getattr(args, "gpt2", None) and not getattr(args, "resume", None):
+        from .config import get_preset  # a new model from a preset trains as the preset says
+        base = get_preset(args.preset).train_config()
     if args.shuffle is not None:
         given["shuffle"] = args.shuffle
     try:
@@ -182,8 +185,15 @@ def _model_setup(args: argparse.Namespace, text: str):
             model, cfg, tokenizer = load_gpt2(args.gpt2)
         except Exception as e:  # GPT2LoadError and friends: say what went wrong, exit 2
             raise UsageError(f"--gpt2 {args.gpt2}: {e}") from None
+        window = overrides.pop("context_length", cfg.context_length)
         if overrides:
-            raise UsageError("--gpt2 fixes the model's shape; drop --context-length/--emb-dim/--n-layers/--n-heads")
+            raise UsageError("--gpt2 fixes the model's width and depth; drop --emb-dim/--n-layers/--n-heads")
+        if window > cfg.context_length:
+            raise UsageError(f"--context-length {window}: GPT-2 reads at most {cfg.context_length} tokens")
+        if window < cfg.context_length:  # as the page does: the same weights, fewer positions
+            from .model import crop_context
+            model = crop_context(model, window)
+            cfg = model.cfg
         return cfg, tokenizer, model
     preset = get_preset(args.preset)
     tokenizer = get_tokenizer(args.tokenizer or preset.tokenizer, text)

@@ -188,6 +188,9 @@ class TransformerBlock(nn.Module):
         return x
 
 
+TIED_EMBEDDING_STD = 0.02  # GPT-2's initialisation of its shared token embedding
+
+
 class GPTModel(nn.Module):
     def __init__(self, cfg: GPTConfig | Mapping[str, Any]):
         super().__init__()
@@ -201,6 +204,11 @@ class GPTModel(nn.Module):
         # Built (and its random init drawn) even when tied, so the RNG stream stays the book's.
         self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)
         if cfg.tie_weights:
+            # The book's N(0, 1) embedding as the head makes the first logits ~sqrt(emb_dim)
+            # wide (first loss ~85, not ln(vocab) ~ 10.8). Shared, it takes GPT-2's std 0.02:
+            # the same draw scaled, so no random number is used and the stream stays the book's.
+            with torch.no_grad():
+                self.tok_emb.weight.mul_(TIED_EMBEDDING_STD)
             self.out_head.weight = self.tok_emb.weight
 
     def forward(self, in_idx: torch.Tensor) -> torch.Tensor:

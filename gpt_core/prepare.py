@@ -98,6 +98,11 @@ def make_loaders(text: str, tokenizer, *, context_length: int, config: TrainConf
             f"The training part of the text ({config.train_ratio:.0%}) has {n} tokens: fewer than one "
             f"batch of {config.batch_size} window(s) of {context_length}+1 tokens. Use a longer text, "
             f"a shorter context_length or a smaller batch_size.")
+    if len(val_loader) == 0:  # the book's calc_loss_loader would make every val loss NaN
+        n = val_loader.dataset.token_ids.numel()
+        raise ValueError(
+            f"The validation part of the text ({1 - config.train_ratio:.0%}) has {n} tokens, fewer than "
+            f"one window of {context_length}+1: use a shorter context length or a longer text.")
     return train_loader, val_loader
 
 

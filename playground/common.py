@@ -4,6 +4,7 @@ workspace function into a Gradio handler whose errors read as sentences.
 Handlers in this package take the session's `Workspace` as their first argument and plain
 values after it, so tests call them directly; `bind` adapts them for Gradio.
 """
+import functools
 import inspect
 import logging
 import math
@@ -220,6 +221,19 @@ def bind(fn, names=None):
             except Exception as exc:
                 raise to_gr_error(exc) from None
     return _finish(handler, fn, _api_signature(fn, names))
+
+
+def bind_form(fn, fields, extra=()):
+    """Like `bind` for `fn(ws, form, *extra)`: the first `len(fields)` values arrive as the
+    dict `form` by field name; the API names its parameters `fields` then `extra`."""
+    n = len(fields)
+    if inspect.isgeneratorfunction(fn):
+        def by_name(ws, *values):
+            yield from fn(ws, dict(zip(fields, values[:n])), *values[n:])
+    else:
+        def by_name(ws, *values):
+            return fn(ws, dict(zip(fields, values[:n])), *values[n:])
+    return bind(functools.wraps(fn)(by_name), [*fields, *extra])
 
 
 def bind_progress(fn):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from gpt_core.render import message_html, tokens_html
+from .fields import form_number
 from .formatting import format_count
 from .session import Workspace
 
@@ -20,26 +21,12 @@ def tokenizer_kind(label: str) -> str:
         raise ValueError(f"Unknown tokenizer {label!r}; choose GPT-2 BPE or Characters.") from None
 
 
-def _int(value, name: str, default: int | None = None) -> int:
-    if value is None or value == "":
-        if default is None:
-            raise ValueError(f"{name} is empty; enter a whole number.")
-        return default
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a whole number, got {value!r}.") from None
-    if number != int(number) or number < 1:
-        raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}.")
-    return int(number)
-
-
 def view(ws: Workspace, tokenizer_label: str, context_length, batch_size, stride):
     """(summary markdown, warnings html, first tokens html, text preview)."""
     kind = tokenizer_kind(tokenizer_label)
-    context_length = _int(context_length, "Context length")
-    batch_size = _int(batch_size, "Batch size")
-    stride = _int(stride, "Stride", default=context_length) if stride else context_length
+    context_length = form_number(context_length, "Context length", 1, whole=True)
+    batch_size = form_number(batch_size, "Batch size", 1, whole=True)
+    stride = form_number(stride, "Stride", 1, whole=True) if stride else context_length
     stats = ws.stats(kind, context_length=context_length, stride=stride, batch_size=batch_size)
     tok = ws.tokenizer(kind)
     text = ws.text

@@ -1,7 +1,6 @@
 """Generate tab: streaming text, the next-token candidates chart, the book's sampling lab."""
 from __future__ import annotations
 
-import math
 import time
 
 import gradio as gr
@@ -11,6 +10,7 @@ from gpt_core.generate import next_token_distribution, stream_generate
 from gpt_core.plots import candidates_figure, message_figure, sampling_lab_figure
 from gpt_core.sampling import STAGES, TOY_INVERSE_VOCAB, temperature_lab
 
+from .fields import form_number
 from .models import resolve
 from .session import Workspace
 
@@ -19,24 +19,14 @@ STREAM_INTERVAL_S = 0.05
 MAX_PROMPT_CHARS = 5_000
 
 
-def _number(value, name: str, lo: float, hi: float) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}.") from None
-    if not math.isfinite(x) or not lo <= x <= hi:
-        raise ValueError(f"{name} must be between {lo:g} and {hi:g}, got {value!r}.")
-    return x
-
-
 def sampling_options(temperature, top_k, top_p, seed) -> dict:
     """Slider values -> generate() options: top-k 0 and top-p 1 mean "off", no seed = random."""
-    t = _number(temperature, "Temperature", 0.0, 5.0)
-    k = int(_number(top_k or 0, "Top-k", 0, 100_000))
-    p = _number(1.0 if top_p in (None, "") else top_p, "Top-p", 0.0, 1.0)
+    t = form_number(temperature, "Temperature", 0.0, 5.0)
+    k = form_number(top_k, "Top-k", 0, 100_000, whole=True, empty=0)
+    p = form_number(top_p, "Top-p", 0.0, 1.0, empty=1.0)
     if p == 0:
         raise ValueError("Top-p must be above 0 (1 keeps every token).")
-    s = None if seed in (None, "") else int(_number(seed, "Seed", 0, 2**31 - 1))
+    s = form_number(seed, "Seed", 0, 2**31 - 1, whole=True, empty=None)
     return dict(temperature=t, top_k=k or None, top_p=p if p < 1 else None, seed=s)
 
 
@@ -59,7 +49,7 @@ def generate_text(ws: Workspace, model_choice, prompt, max_new_tokens, temperatu
                   seed, stop_at_eot):
     """Stream the prompt's continuation (prompt + new text, updated as tokens arrive)."""
     model, tok, cfg = resolve(ws, model_choice)
-    n = int(_number(max_new_tokens, "Max new tokens", 1, ws.limits.max_new_tokens))
+    n = form_number(max_new_tokens, "Max new tokens", 1, ws.limits.max_new_tokens, whole=True)
     options = sampling_options(temperature, top_k, top_p, seed)
     ids = _prompt_ids(tok, prompt, cfg.context_length)
     eos = tok.eot_id if stop_at_eot else None
@@ -105,9 +95,9 @@ def candidates_or_note(ws: Workspace, model_choice, prompt, temperature, top_k, 
 
 def sampling_lab(temperature, draws, seed):
     """The book's toy vocabulary: probabilities at a temperature and counts of `draws` samples."""
-    t = _number(temperature, "Temperature", 0.01, 10.0)
-    n = int(_number(draws, "Draws", 1, 10_000))
-    s = None if seed in (None, "") else int(_number(seed, "Seed", 0, 2**31 - 1))
+    t = form_number(temperature, "Temperature", 0.01, 10.0)
+    n = form_number(draws, "Draws", 1, 10_000, whole=True)
+    s = form_number(seed, "Seed", 0, 2**31 - 1, whole=True, empty=None)
     reference, run = temperature_lab([1.0, t], num_samples=n, seed=s)
     words = [TOY_INVERSE_VOCAB[i] for i in range(len(run.probs))]
     return sampling_lab_figure(words, run.probs, run.counts, temperature=t, draws=n,

@@ -22,7 +22,8 @@ from .common import SETTINGS, SHARED, TRAIN_QUEUE
 from .data_tab import TOKENIZER_LABELS, tokenizer_kind
 from .files import LINKS
 from .formatting import format_bytes, format_count
-from .options import (PRESET_LABELS, START_FROM, TRAIN_FIELDS, build_spec, preset_fields, preset_name)
+from .options import (MODEL_FIELDS, PRESET_LABELS, START_FROM, TRAIN_FIELDS, build_spec, preset_fields,
+                      preset_name)
 from .session import BoundedDict, Workspace, WorkspaceError
 from .train_queue import Place, Turn
 
@@ -38,14 +39,17 @@ LEFT_QUEUE = "You left the queue; nothing was trained."
 
 
 # --- presets and the estimate -----------------------------------------------------------
+# What a preset fills in, in the order of apply_preset's outputs (then the two tokenizer radios).
+PRESET_FILLS = (*MODEL_FIELDS, *TRAIN_FIELDS)
+
+
 def apply_preset(label: str):
-    """Fill the model and training fields (and the tokenizer radios) from a preset."""
+    """Fill the model and training fields (PRESET_FILLS) and the tokenizer radios from a preset."""
     if preset_name(label) == "custom":
-        return [gr.update() for _ in range(6 + len(TRAIN_FIELDS) + 2)]
+        return [gr.update() for _ in range(len(PRESET_FILLS) + 2)]
     model, train, tok = preset_fields(label)
-    values = [model[k] for k in ("context_length", "emb_dim", "n_heads", "n_layers", "drop_rate", "qkv_bias")]
-    values += [train[k] for k in TRAIN_FIELDS]
-    return [*values, TOKENIZER_LABELS[tok], TOKENIZER_LABELS[tok]]
+    values = {**model, **train}
+    return [*(values[k] for k in PRESET_FILLS), TOKENIZER_LABELS[tok], TOKENIZER_LABELS[tok]]
 
 
 def mark_custom(label: str):
@@ -53,19 +57,11 @@ def mark_custom(label: str):
     return PRESET_LABELS["custom"] if preset_name(label) != "custom" else gr.update()
 
 
-def _spec(ws: Workspace, tokenizer_label, preset_label, *fields):
-    kind = tokenizer_kind(tokenizer_label)
-    vocab = ws.tokenizer(kind).n_vocab
-    (context_length, emb_dim, n_heads, n_layers, drop_rate, qkv_bias, num_epochs, batch_size,
-     learning_rate, weight_decay, eval_freq, eval_iter, warmup_steps, cosine, grad_clip,
-     label_smoothing, seed, start_context, stride, iterations) = fields
-    return build_spec(tokenizer=kind, vocab_size=vocab, preset_label=preset_label,
-                      context_length=context_length, emb_dim=emb_dim, n_heads=n_heads, n_layers=n_layers,
-                      drop_rate=drop_rate, qkv_bias=qkv_bias, num_epochs=num_epochs, batch_size=batch_size,
-                      learning_rate=learning_rate, weight_decay=weight_decay, eval_freq=eval_freq,
-                      eval_iter=eval_iter, warmup_steps=warmup_steps, cosine=cosine, grad_clip=grad_clip,
-                      label_smoothing=label_smoothing, seed=seed, start_context=start_context, stride=stride,
-                      iterations=iterations)
+def _spec(ws: Workspace, form: dict):
+    """The Train form (options.FORM_FIELDS by name) -> a checked RunSpec."""
+    kind = tokenizer_kind(form["tokenizer"])
+    return build_spec(tokenizer=kind, vocab_size=ws.tokenizer(kind).n_vocab, preset_label=form["preset"],
+                      **{k: form[k] for k in PRESET_FILLS})
 
 
 def _duration(seconds: float | None) -> str:
@@ -95,10 +91,10 @@ def _passes_warning(tc, tokens: int, context_length: int) -> list[str]:
             "longer text keep it learning."]
 
 
-def estimate(ws: Workspace, tokenizer_label, preset_label, *fields) -> str:
+def estimate(ws: Workspace, form: dict) -> str:
     """Parameters, memory, batches and (measured) time per epoch, before anything is trained."""
     try:
-        spec = _spec(ws, tokenizer_label, preset_label, *fields)
+        spec = _spec(ws, form)
     except ValueError as e:
         return f"⚠️ {html.escape(str(e))}"
     cfg, tc = spec.model, spec.train
@@ -176,12 +172,12 @@ def _check_steps(ws: Workspace, spec, start: str, base) -> None:
         raise WorkspaceError(refusal)
 
 
-def measure(ws: Workspace, tokenizer_label, preset_label, *fields) -> str:
-    spec = _spec(ws, tokenizer_label, preset_label, *fields)
+def measure(ws: Workspace, form: dict) -> str:
+    spec = _spec(ws, form)
     ws.check_trainable(spec.model)
     ws.step_seconds[(spec.model, spec.train.batch_size)] = measure_step_seconds(
         spec.model, batch_size=spec.train.batch_size, context_length=spec.model.context_length)
-    return estimate(ws, tokenizer_label, preset_label, *fields)
+    return estimate(ws, form)
 
 
 # --- the live view -------------------------------------------------------------------------
@@ -387,10 +383,9 @@ def _small_enough_to_autosave(own) -> bool:
     return own.config.num_parameters() <= 30_000_000
 
 
-def train(ws: Workspace, tokenizer_label, preset_label, *fields_and_start):
-    """Start a new run from the form (the last value is "Start from")."""
-    *fields, start_label = fields_and_start
-    spec = _spec(ws, tokenizer_label, preset_label, *fields)
+def train(ws: Workspace, form: dict, start_label: str):
+    """Start a new run from the Train form and "Start from"."""
+    spec = _spec(ws, form)
     if start_label not in START_FROM:
         raise ValueError(f"Unknown start {start_label!r}; choose one of: {', '.join(START_FROM)}.")
     start = ("scratch", "gpt2", "own")[START_FROM.index(start_label)]

@@ -29,20 +29,21 @@ from playground import data_tab, evaluate_tab, generate_tab, gpt2_tab, train_tab
 from playground.common import SHARED, bind, friendly_message
 from playground.files import LINKS
 from playground.models import OWN
-from playground.options import MODEL_FIELDS, PRESET_LABELS, START_FROM, TRAIN_FIELDS, build_spec
+from playground.options import FORM_FIELDS, MODEL_FIELDS, PRESET_LABELS, START_FROM, TRAIN_FIELDS, build_spec
 
 CUSTOM = PRESET_LABELS["custom"]
 CHARS = "Characters"
 
 
-def ui_fields(**overrides) -> list:
-    """The Train tab's fields in the order the app passes them (model fields, then training)."""
-    values = dict(context_length=16, emb_dim=32, n_heads=2, n_layers=2, drop_rate=0.1, qkv_bias=False,
-                  num_epochs=2, batch_size=8, learning_rate=3e-3, weight_decay=0.1, eval_freq=4,
-                  eval_iter=2, warmup_steps=0, cosine=False, grad_clip=0, label_smoothing=0, seed=123,
-                  start_context="I had", stride=0, iterations=0)
+def ui_form(**overrides) -> dict:
+    """The Train form by field name, as the app passes it to the handlers."""
+    values = dict(tokenizer=CHARS, preset=CUSTOM, context_length=16, emb_dim=32, n_heads=2, n_layers=2,
+                  drop_rate=0.1, qkv_bias=False, num_epochs=2, batch_size=8, learning_rate=3e-3,
+                  weight_decay=0.1, eval_freq=4, eval_iter=2, warmup_steps=0, cosine=False, grad_clip=0,
+                  label_smoothing=0, seed=123, start_context="I had", stride=0, iterations=0)
     values.update(overrides)
-    return [values[k] for k in (*MODEL_FIELDS, *TRAIN_FIELDS)]
+    assert tuple(values) == FORM_FIELDS
+    return values
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +82,7 @@ def run_to_end(gen) -> list:
 
 
 def trained(ws: Workspace, **overrides) -> list:
-    return run_to_end(train_tab.train(ws, CHARS, CUSTOM, *ui_fields(**overrides), START_FROM[0]))
+    return run_to_end(train_tab.train(ws, ui_form(**overrides), START_FROM[0]))
 
 
 # --- sessions --------------------------------------------------------------------------------
@@ -159,18 +160,18 @@ def test_token_view_escapes_the_text_and_warns_about_a_short_validation_part(ws)
 ])
 def test_out_of_range_training_options_are_refused_with_the_field_named(ws, override, field):
     with pytest.raises(ValueError, match=field):
-        train_tab._spec(ws, CHARS, CUSTOM, *ui_fields(**override))
+        train_tab._spec(ws, ui_form(**override))
     with pytest.raises(ValueError, match=field):  # the same refusal reaches the API route
-        next(train_tab.train(ws, CHARS, CUSTOM, *ui_fields(**override), START_FROM[0]))
+        next(train_tab.train(ws, ui_form(**override), START_FROM[0]))
     assert ws.own is None and ws.job is None
 
 
 def test_presets_fill_the_form_and_the_estimate_names_sizes_and_time(ws):
     values = train_tab.apply_preset(PRESET_LABELS["demo"])
     assert values[:4] == [64, 128, 4, 2] and values[-1] == "GPT-2 BPE"
-    text = train_tab.estimate(ws, CHARS, CUSTOM, *ui_fields())
+    text = train_tab.estimate(ws, ui_form())
     spec = build_spec(tokenizer="char", vocab_size=ws.tokenizer("char").n_vocab, preset_label=CUSTOM,
-                      **dict(zip((*MODEL_FIELDS, *TRAIN_FIELDS), ui_fields())))
+                      **{k: ui_form()[k] for k in (*MODEL_FIELDS, *TRAIN_FIELDS)})
     assert f"({spec.model.num_parameters():,})" in text and "per epoch" in text and "Measured here" in text
 
 
@@ -198,7 +199,7 @@ def test_stop_then_resume_ends_where_an_uninterrupted_run_ends(ws, verdict_text)
     reference = Workspace(limits=ws.limits)
     reference.set_text(ws.text, name="same")
     trained(reference)
-    gen = train_tab.train(ws, CHARS, CUSTOM, *ui_fields(), START_FROM[0])
+    gen = train_tab.train(ws, ui_form(), START_FROM[0])
     for update in gen:
         if ws.own is not None and ws.own.trainer.state.step >= 5:
             ws.request_stop()  # what the Stop button does when a request arrives mid-run
@@ -213,10 +214,10 @@ def test_stop_then_resume_ends_where_an_uninterrupted_run_ends(ws, verdict_text)
 
 
 def test_one_run_at_a_time_per_session_and_stop_with_nothing_running(ws):
-    gen = train_tab.train(ws, CHARS, CUSTOM, *ui_fields(num_epochs=50), START_FROM[0])
+    gen = train_tab.train(ws, ui_form(num_epochs=50), START_FROM[0])
     next(gen)
     with pytest.raises(WorkspaceError, match="already"):
-        next(train_tab.train(ws, CHARS, CUSTOM, *ui_fields(), START_FROM[0]))
+        next(train_tab.train(ws, ui_form(), START_FROM[0]))
     with pytest.raises(WorkspaceError, match="training"):
         generate_tab.candidates(ws, OWN, "I had", 1.0, 0, 1.0)
     # Stop from another thread (as the server does): the run ends after its current step.
@@ -386,7 +387,7 @@ def test_an_imported_gpt2_folder_is_shared_and_generates_like_transformers(ws, m
         assert text == tok.decode(hf[0].tolist())
         # Training from it copies the weights: the shared model is untouched.
         before = {k: v.clone() for k, v in model.state_dict().items()}
-        run_to_end(train_tab.train(ws, "GPT-2 BPE", CUSTOM, *ui_fields(num_epochs=1, context_length=16),
+        run_to_end(train_tab.train(ws, ui_form(tokenizer="GPT-2 BPE", num_epochs=1, context_length=16),
                                    START_FROM[1]))
         assert ws.own.config.context_length == 16 and ws.own.trainer.state.step >= 0
         assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
@@ -425,7 +426,7 @@ def test_handlers_turn_errors_into_readable_messages():
 
 def test_a_run_that_cannot_start_says_why_and_gives_the_buttons_back(ws):
     ws.set_text("Too short to train on. " * 3, name="tiny")
-    gen = train_tab.train(ws, CHARS, CUSTOM, *ui_fields(batch_size=64), START_FROM[0])
+    gen = train_tab.train(ws, ui_form(batch_size=64), START_FROM[0])
     preparing = next(gen)
     assert preparing[-3:] == tuple(gr.update(interactive=False) for _ in range(3))
     status, *_, train_btn, resume_btn = next(gen)

@@ -477,14 +477,14 @@ def test_bigram_checkpoint_resumes_exactly_through_prepare_training(lunyu, tmp_p
 
 
 # --- the Train tab: preset, iterations, the bigram beside BabyGPT -----------------------------------
-def _ui_values(**overrides):
-    from playground.options import MODEL_FIELDS, TRAIN_FIELDS
-    values = dict(context_length=16, emb_dim=32, n_heads=2, n_layers=1, drop_rate=0.0, qkv_bias=False,
+def _ui_form(preset: str, **overrides) -> dict:
+    from playground.options import PRESET_LABELS
+    values = dict(tokenizer="Characters", preset=PRESET_LABELS[preset], context_length=16, emb_dim=32, n_heads=2, n_layers=1, drop_rate=0.0, qkv_bias=False,
                   num_epochs=1, batch_size=4, learning_rate=1e-2, weight_decay=0.01, eval_freq=5, eval_iter=2,
                   warmup_steps=0, cosine=False, grad_clip=0, label_smoothing=0, seed=123, start_context="子曰",
                   stride=0, iterations=3)
     values.update(overrides)
-    return [values[k] for k in (*MODEL_FIELDS, *TRAIN_FIELDS)]
+    return values
 
 
 def test_train_tab_babygpt_preset_and_bigram_side_by_side():
@@ -506,15 +506,14 @@ def test_train_tab_babygpt_preset_and_bigram_side_by_side():
     ws = Workspace()
     try:
         ws.set_text((ASSETS / "lunyu.txt").read_text(encoding="utf-8")[:6000], name="论语")
-        estimate = train_tab.estimate(ws, "Characters", PRESET_LABELS["bigram"], *_ui_values())
+        estimate = train_tab.estimate(ws, _ui_form("bigram"))
         assert "3 iterations, each over 4 windows at random starts" in estimate
         assert "about 0.0 times over" in estimate and "⚠️" not in estimate
         # The notebook's 3,000 iterations of 128 x 64 would read 4,800 characters ~5,000 times.
-        estimate = train_tab.estimate(ws, "Characters", PRESET_LABELS["bigram"],
-                                      *_ui_values(iterations=3000, batch_size=128, context_length=64))
+        estimate = train_tab.estimate(ws, _ui_form("bigram", iterations=3000, batch_size=128, context_length=64))
         assert "⚠️ The iterations read the training part about **5,120 times over**" in estimate
         for preset in ("bigram", "babygpt"):
-            outputs = list(train_tab.train(ws, "Characters", PRESET_LABELS[preset], *_ui_values(), START_FROM[0]))
+            outputs = list(train_tab.train(ws, _ui_form(preset), START_FROM[0]))
             assert ws.own.trainer.state.step + 1 == 3
         assert isinstance(ws.own.trainer.schedule, RandomWindowSchedule)
         metrics = outputs[-1][3]

@@ -94,7 +94,7 @@ def test_train_resume_eval_inspect(capsys, text_file, tmp_path):
     captured = capsys.readouterr()
     assert code == 0, captured.err
     lines = captured.out.splitlines()
-    assert lines[0].startswith("training 27,")
+    assert lines[0].startswith("training 29,")  # the demo head is the book's, untied
     assert re.fullmatch(r"Ep 1 \(Step 000000\): Train loss \d+\.\d{3}, Val loss \d+\.\d{3}", lines[1])
     assert sum(line.startswith("Ep 1 (Step ") for line in lines) == 5  # steps 0, 10, 20, 30, 40 of 42
     assert any(line.startswith(" very effort moves you") for line in lines)  # "E" is not in 3000 chars
@@ -126,3 +126,53 @@ def test_python_dash_m_exit_code(text_file):
     proc = subprocess.run([sys.executable, "-m", "gpt_core", "train", "--text", str(text_file), "--batch-size", "0"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "batch_size" in proc.stderr and proc.stdout == ""
+
+
+# --- GPT-2 from the command line: cropped as the page crops it --------------------------------
+@pytest.fixture
+def fake_gpt2(monkeypatch):
+    """`--gpt2 tiny`: a GPT-2-shaped model (tied head, qkv bias, GPT-2 BPE) of 128 positions."""
+    import gpt_core.gpt2
+    from gpt_core.config import GPTConfig
+    from gpt_core.model import GPTModel
+    from gpt_core.tokenizers import GPT2Tokenizer
+
+    cfg = GPTConfig(context_length=128, emb_dim=16, n_heads=2, n_layers=1, drop_rate=0.0, qkv_bias=True,
+                    tie_weights=True)
+
+    def load_gpt2(source, **kwargs):
+        torch.manual_seed(0)
+        return GPTModel(cfg).eval(), cfg, GPT2Tokenizer()
+
+    monkeypatch.setattr(gpt_core.gpt2, "load_gpt2", load_gpt2)
+    return cfg
+
+
+GPT2_RUN = ["--gpt2", "tiny", "--max-steps", "1", "--eval-freq", "1", "--eval-iter", "1", "--batch-size", "2",
+            "--sample-tokens", "0", "--threads", "1"]
+
+
+def test_gpt2_context_is_cropped(capsys, text_file, tmp_path, fake_gpt2):
+    out_dir = tmp_path / "gpt2"
+    code = main(["train", "--text", str(text_file), *GPT2_RUN, "--context-length", "16", "--out", str(out_dir)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "nan" not in captured.out.lower()
+    saved = read_checkpoint(out_dir / "checkpoint.pt").model_config
+    assert saved == fake_gpt2.replace(context_length=16)
+
+
+def test_gpt2_shape_and_too_long_context_are_refused(capsys, text_file, fake_gpt2):
+    assert main(["train", "--text", str(text_file), *GPT2_RUN, "--n-layers", "2"]) == 2
+    assert "--gpt2 fixes the model's width and depth" in capsys.readouterr().err
+    assert main(["train", "--text", str(text_file), *GPT2_RUN, "--context-length", "256"]) == 2
+    assert "GPT-2 reads at most 128 tokens" in capsys.readouterr().err
+
+
+def test_validation_shorter_than_a_window_says_what_to_change(capsys, text_file, fake_gpt2):
+    # 3,000 characters: the validation tenth is ~70 GPT-2 tokens, fewer than 128+1.
+    assert main(["train", "--text", str(text_file), *GPT2_RUN]) == 2
+    captured = capsys.readouterr()
+    assert re.search(r"validation part .* has \d+ tokens, fewer than one window of 128\+1: use a shorter "
+                     r"context length or a longer text", captured.err), captured.err
+    assert "nan" not in (captured.out + captured.err).lower()

@@ -15,7 +15,7 @@ from llms_from_scratch.ch05 import token_ids_to_text as book_token_ids_to_text
 
 from gpt_core.config import GPTConfig
 from gpt_core.generate import text_to_token_ids, token_ids_to_text
-from gpt_core.model import GPTModel, load_book_state_dict
+from gpt_core.model import TIED_EMBEDDING_STD, GPTModel, load_book_state_dict
 from gpt_core.tokenizers import GPT2Tokenizer
 
 BOOK_CFG = {
@@ -227,11 +227,16 @@ def test_tied_model_matches_book_model_with_head_set_to_embedding():
     ours = GPTModel(GPTConfig.from_dict(cfg).replace(tie_weights=True)).eval()
     torch.manual_seed(9)
     book = BookGPTModel(cfg).eval()
-    # Same RNG stream as the untied model: every tensor but the head is the book's.
+    # Same RNG stream as the untied model: every tensor but the head is the book's, and the
+    # shared embedding is the book's draw scaled to GPT-2's std 0.02.
     sd = ours.state_dict()
     for key, value in book.state_dict().items():
-        if key not in ("out_head.weight",) and not key.endswith("mask"):
+        if key == "tok_emb.weight":
+            torch.testing.assert_close(sd[key], value * TIED_EMBEDDING_STD)
+        elif key not in ("out_head.weight",) and not key.endswith("mask"):
             assert torch.equal(sd[key], value), key
+    with torch.no_grad():
+        book.tok_emb.weight.copy_(sd["tok_emb.weight"])
     book.out_head.weight = torch.nn.Parameter(book.tok_emb.weight.detach().clone())
     x = torch.randint(0, cfg["vocab_size"], (2, 12))
     with torch.no_grad():

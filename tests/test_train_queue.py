@@ -16,7 +16,7 @@ from playground.limits import Limits
 from playground.options import START_FROM
 from playground.session import Job, Workspace, WorkspaceError
 from playground.train_queue import Place, TrainQueue
-from test_app_handlers import CHARS, CUSTOM, one_thread, ui_fields  # noqa: F401 (an autouse fixture)
+from test_app_handlers import one_thread, ui_form  # noqa: F401 (an autouse fixture)
 
 
 def job() -> Job:
@@ -48,7 +48,7 @@ def two(verdict_text):
 
 
 def train(ws: Workspace, **overrides):
-    return train_tab.train(ws, CHARS, CUSTOM, *ui_fields(**overrides), START_FROM[0])
+    return train_tab.train(ws, ui_form(**overrides), START_FROM[0])
 
 
 # --- the queue alone ------------------------------------------------------------------------------
@@ -139,7 +139,7 @@ def test_a_run_longer_than_the_server_allows_is_refused_before_anything_is_built
     with pytest.raises(WorkspaceError, match=f"plans {batches * 50:,} optimizer steps.*at most {40 // batches} epochs"):
         next(train(a, num_epochs=50))
     assert a.own is None and a.job is None and queue.counts() == (0, 0)
-    assert f"at most {40 // batches} epochs" in train_tab.estimate(a, CHARS, CUSTOM, *ui_fields(num_epochs=50))
+    assert f"at most {40 // batches} epochs" in train_tab.estimate(a, ui_form(num_epochs=50))
     assert list(train(a, iterations=40))[-1][0].startswith("Done")  # the largest value that fits runs
 
 
