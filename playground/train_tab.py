@@ -13,7 +13,6 @@ import time
 import gradio as gr
 
 from gpt_core.plots import loss_figure
-from gpt_core.speed import measure_step_seconds
 from gpt_core.train_events import (CheckpointEvent, DoneEvent, EpochEvent, ErrorEvent, EvalEvent,
                                    SampleEvent, StepEvent, StoppedEvent)
 
@@ -22,6 +21,7 @@ from .common import SETTINGS, SHARED, TRAIN_QUEUE
 from .data_tab import TOKENIZER_LABELS, tokenizer_kind
 from .files import LINKS
 from .formatting import format_bytes, format_count
+from .memory import MemoryBudgetError
 from .options import (MODEL_FIELDS, PRESET_LABELS, START_FROM, TRAIN_FIELDS, build_spec, preset_fields,
                       preset_name)
 from .session import BoundedDict, Workspace, WorkspaceError
@@ -115,8 +115,11 @@ def estimate(ws: Workspace, form: dict) -> str:
     key = (cfg, tc.batch_size)
     seconds = ws.step_seconds.get(key) or MEASURED_STEP_SECONDS.get(key)
     if seconds is None and params <= AUTO_MEASURE_MAX_PARAMS and params <= ws.limits.max_train_parameters:
-        seconds = ws.step_seconds[key] = MEASURED_STEP_SECONDS[key] = measure_step_seconds(
-            cfg, batch_size=tc.batch_size, steps=1, context_length=cfg.context_length)
+        try:
+            seconds = ws.step_seconds[key] = MEASURED_STEP_SECONDS[key] = ws.time_step(
+                cfg, batch_size=tc.batch_size, steps=1)
+        except (MemoryBudgetError, WorkspaceError):
+            seconds = None  # no room to time it now: the line below offers the button
     if seconds is not None and random_windows:
         lines.append(f"Measured here: {seconds * 1000:,.0f} ms a step → about "
                      f"**{_duration(seconds * tc.max_steps)}** for the iterations (plus evaluation)")
@@ -174,9 +177,7 @@ def _check_steps(ws: Workspace, spec, start: str, base) -> None:
 
 def measure(ws: Workspace, form: dict) -> str:
     spec = _spec(ws, form)
-    ws.check_trainable(spec.model)
-    ws.step_seconds[(spec.model, spec.train.batch_size)] = measure_step_seconds(
-        spec.model, batch_size=spec.train.batch_size, context_length=spec.model.context_length)
+    ws.step_seconds[(spec.model, spec.train.batch_size)] = ws.time_step(spec.model, batch_size=spec.train.batch_size)
     return estimate(ws, form)
 
 
