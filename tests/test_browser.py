@@ -45,16 +45,24 @@ def app(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(app):
+def browser(app):
+    """One Chromium for the module: Playwright's sync API runs one driver per thread, so a
+    second `sync_playwright()` inside a test would fail while this one is open."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60_000)
-        page.goto(app["url"])
-        yield page
-        browser.close()
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(app, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)
+    page.goto(app["url"])
+    yield page
+    page.close()
 
 
 def shot(page, name: str) -> None:
@@ -230,40 +238,40 @@ def seen(page, selector: str, text: str, timeout: float = 10.0) -> str:
     return verdict
 
 
-def test_a_second_student_sees_the_queue_and_leaves_it_with_stop(app):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            first, second = (browser.new_page(viewport={"width": 1400, "height": 1000}) for _ in range(2))
-            for pg in (first, second):
-                pg.set_default_timeout(60_000)
-                pg.goto(app["url"])
-                open_tab(pg, "2 · Train")
-                pg.get_by_text("parameters").first.wait_for()
-            first.get_by_text("Training options").click()  # the accordion
-            epochs = first.get_by_label("Epochs", exact=True)
-            epochs.fill("100")
-            epochs.press("Tab")
-            first.locator("#train-btn").click()
-            first.wait_for_function("() => document.querySelector('#train-status').innerText.includes('Training')",
-                                    timeout=120_000)
-            second.locator("#train-btn").click()
-            waiting = "Waiting: 1 training ahead of you"
-            second.wait_for_function(f"() => document.querySelector('#train-status').innerText.includes('{waiting}')")
-            assert seen(second, "#train-status", waiting) == "seen"
-            assert "1 ahead of you" in second.inner_text("#progress-box")
-            assert second.locator("#train-btn").inner_text().startswith("Waiting… (1 ahead)")
-            assert second.locator("#train-btn").is_disabled() and not second.locator("#stop-btn").is_disabled()
-            shot(second, "2-train-waiting-in-the-queue")
-            second.locator("#stop-btn").click()
-            left = "You left the queue; nothing was trained."
-            second.wait_for_function(f"() => document.querySelector('#train-status').innerText.includes('{left}')")
-            second.wait_for_function("() => !document.querySelector('#train-btn').disabled")
-            assert second.locator("#train-btn").inner_text() == "Train"
-            assert seen(second, "#train-status", left) == "seen"
-            first.locator("#stop-btn").click()
-            first.wait_for_function("() => document.querySelector('#train-status').innerText.includes('Stopped after step')",
-                                    timeout=120_000)
-        finally:
-            browser.close()
+def test_a_second_student_sees_the_queue_and_leaves_it_with_stop(app, browser):
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(2)]
+    # two browser contexts: two students, two Gradio sessions
+    try:
+        first, second = (context.new_page() for context in contexts)
+        for pg in (first, second):
+            pg.set_default_timeout(60_000)
+            pg.goto(app["url"])
+            open_tab(pg, "2 · Train")
+            pg.get_by_text("parameters").first.wait_for()
+        first.get_by_text("Training options").click()  # the accordion
+        epochs = first.get_by_label("Epochs", exact=True)
+        epochs.fill("100")
+        epochs.press("Tab")
+        first.locator("#train-btn").click()
+        first.wait_for_function("() => document.querySelector('#train-status').innerText.includes('Training')",
+                                timeout=120_000)
+        second.locator("#train-btn").click()
+        waiting = "Waiting: 1 training ahead of you"
+        second.wait_for_function(f"() => document.querySelector('#train-status').innerText.includes('{waiting}')")
+        assert seen(second, "#train-status", waiting) == "seen"
+        assert "1 ahead of you" in second.inner_text("#progress-box")
+        assert second.locator("#train-btn").inner_text().startswith("Waiting… (1 ahead)")
+        assert second.locator("#train-btn").is_disabled() and not second.locator("#stop-btn").is_disabled()
+        shot(second, "2-train-waiting-in-the-queue")
+        second.locator("#stop-btn").click()
+        left = "You left the queue; nothing was trained."
+        second.wait_for_function(f"() => document.querySelector('#train-status').innerText.includes('{left}')")
+        second.wait_for_function("() => !document.querySelector('#train-btn').disabled")
+        assert second.locator("#train-btn").inner_text() == "Train"
+        assert seen(second, "#train-status", left) == "seen"
+        first.locator("#stop-btn").click()
+        first.wait_for_function("() => document.querySelector('#train-status').innerText.includes('Stopped after step')",
+                                timeout=120_000)
+    finally:
+        for context in contexts:
+            context.close()
