@@ -48,7 +48,9 @@ def _pair(cfg: dict, *, tie: bool = False, seed: int = 123):
     ours = GPTModel(GPTConfig.from_dict(cfg).replace(tie_weights=tie))
     torch.manual_seed(seed)
     book = BookGPTModel(cfg)
-    if tie:
+    if tie:  # a tied head starts from GPT-2's std 0.02 in ours: the book's model gets the same
+        with torch.no_grad():
+            book.tok_emb.weight.copy_(ours.tok_emb.weight)
         book.out_head.weight = torch.nn.Parameter(book.tok_emb.weight.detach().clone())
     # Trained-looking weights, so the losses are not all ~log(V).
     g = torch.Generator().manual_seed(seed + 1)
