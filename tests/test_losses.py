@@ -217,7 +217,6 @@ def test_label_smoothing_equals_pytorchs(label_smoothing):
         expected = F.cross_entropy(logits.flatten(0, 1), y.flatten(), label_smoothing=label_smoothing)
         got = calc_loss_batch(x, y, ours, "cpu", label_smoothing=label_smoothing)
         torch.testing.assert_close(got, expected)
-        assert got > calc_loss_batch(x, y, ours, "cpu")  # smoothing raises a confident model's loss
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.0, 2.0])
