@@ -16,10 +16,10 @@ from starlette.middleware import Middleware  # noqa: E402
 
 from gpt_core.corpus import DEFAULT_CORPUS, SAMPLE_CORPORA  # noqa: E402
 from gpt_core.plots import loss_figure  # noqa: E402
-from playground import data_tab, evaluate_tab, generate_tab, gpt2_tab, train_tab  # noqa: E402
+from playground import compare, data_tab, evaluate_tab, generate_tab, gpt2_tab, presenter as presenter_mode, share, train_tab  # noqa: E402
 from playground.common import (LIMITS, REGISTRY, SETTINGS, bind, bind_form, bind_progress, guard,  # noqa: E402
                                release_session)
-from playground.files import LINKS, remove_leftovers  # noqa: E402
+from playground.files import EXPORTS, LINKS, remove_leftovers  # noqa: E402
 from playground.http_limits import BodyLimit  # noqa: E402
 from playground.memory import return_freed_memory_promptly  # noqa: E402
 from playground.options import (DEFAULT_PRESET_LABEL, FORM_FIELDS, MODEL_FIELDS, PRESET_CHOICES,  # noqa: E402
@@ -31,7 +31,7 @@ CSS = """
 #gpt2-status {min-height: 90px}
 .token-view {max-height: 360px; overflow-y: auto; padding: 6px; border: 1px solid #e5e7eb; border-radius: 6px}
 #eval-a .token-view, #eval-b .token-view {max-height: 480px}
-#download-ckpt .download-link {display: flex; align-items: center; justify-content: center; height: 100%;
+#download-ckpt .download-link, #compare-links .download-link {display: flex; align-items: center; justify-content: center; height: 100%;
   box-sizing: border-box;
   padding: var(--size-1) var(--size-2); border: 1px solid var(--button-secondary-border-color);
   border-radius: var(--button-small-radius); background: var(--button-secondary-background-fill);
@@ -41,7 +41,10 @@ CSS = """
 #download-ckpt {flex: 1 1 0 !important; margin: 0 !important}
 #download-ckpt .html-container {padding: 0 !important; height: 100%}
 #download-ckpt .html-container > div {height: 100%}
-"""
+#compare-links .html-container > div {display: flex; flex-wrap: wrap; gap: 8px}
+#compare-links .download-link {display: inline-flex; height: auto; padding: var(--size-2) var(--size-3)}
+#share-row {align-items: end}
+""" + presenter_mode.CSS
 # The checkpoint's link (our route, for this session only), or a disabled button without one.
 DOWNLOAD_TEMPLATE = ("${value ? `<a class='download-link' href='${value}' download>Download checkpoint</a>`"
                      " : `<span class='download-link' aria-disabled='true'>Download checkpoint</span>`}")
@@ -63,6 +66,13 @@ def build_app() -> gr.Blocks:
     tokenizer0 = data_tab.TOKENIZER_LABELS[tokenizer0]
     with gr.Blocks(title="Watch a GPT learn", delete_cache=(1800, 3600)) as demo:
         gr.Markdown(INTRO)
+        with gr.Row(elem_id="share-row"):
+            presenter = gr.Checkbox(False, label=presenter_mode.LABEL, elem_id="presenter", scale=1, min_width=200)
+            link_btn = gr.Button("Copy a link to these settings", size="sm", elem_id="copy-link", scale=1, min_width=200)
+            link_box = gr.Textbox(label="Link to these settings", elem_id="share-link", visible=False, scale=3,
+                                  buttons=["copy"])
+        link_note = gr.Markdown(visible=False, elem_id="link-note")
+        page_query = gr.Textbox(visible=False)  # the URL's query, read by share.restore on load
         with gr.Tabs():
             # --- Data ---------------------------------------------------------------------
             with gr.Tab("1 · Data", id="data"):
@@ -147,6 +157,10 @@ def build_app() -> gr.Blocks:
                                                    "context)",
                                              lines=8, max_lines=14, interactive=False, elem_id="sample-log",
                                              autoscroll=False)
+                        with gr.Accordion("Compare runs and export", open=False, elem_id="compare-box") as compare_box:
+                            compare_runs = gr.CheckboxGroup([], label="Runs on the chart", elem_id="compare-runs")
+                            compare_chart = gr.Plot(label="Runs compared", elem_id="compare-chart")
+                            compare_links = gr.HTML(elem_id="compare-links")
 
             # --- Generate -----------------------------------------------------------------
             with gr.Tab("3 · Generate", id="generate") as generate_tab_ui:
@@ -235,8 +249,18 @@ def build_app() -> gr.Blocks:
         preset_fills = [form[k] for k in train_tab.PRESET_FILLS]
         model_fields = [form[k] for k in MODEL_FIELDS]  # editing one turns the preset into "Custom"
 
-        demo.load(bind(data_tab.view), data_inputs, data_outputs, api_name=False)
-        demo.load(bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate, api_name=False)
+        # A shared link's settings first (share.py), then what the page shows of them.
+        restored = dict(form, link_note=link_note, data_tokenizer=data_tokenizer, start_from=start_from,
+                        sample=sample, presenter=presenter)
+        demo.load(None, js=presenter_mode.SETUP_JS)
+        demo.load(bind(share.restore), page_query, [restored[k] for k in share.RESTORED], api_name=False,
+                  js="() => location.search").then(
+            bind(data_tab.view), data_inputs, data_outputs, api_name=False).then(
+            bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate, api_name=False)
+        presenter.change(None, presenter, None, js=presenter_mode.TOGGLE_JS)
+        link_btn.click(bind_form(share.copy_link, FORM_FIELDS, ["start_from", "present"]),
+                       [*spec_inputs, start_from, presenter], [link_box, link_note], api_name="share_link").success(
+            None, link_box, link_box, js=share.COMPOSE_JS)
         # A new text changes the batches per epoch and the time estimate in the Train tab.
         for event in (
             sample.input(bind(data_tab.choose_sample), [sample, *data_inputs], data_outputs, api_name="choose_sample"),
@@ -279,10 +303,17 @@ def build_app() -> gr.Blocks:
             show_progress="minimal", show_progress_on=[status])
         # Stop: the flag at once (the trainer ends after its current step), the queued or
         # running event cancelled, then the final view once the run has ended.
-        stop_btn.click(bind(train_tab.request_stop), None, status, api_name=False, queue=False,
-                       cancels=[train_event, resume_event]).then(
+        stop_event = stop_btn.click(bind(train_tab.request_stop), None, status, api_name=False, queue=False,
+                                    cancels=[train_event, resume_event]).then(
             bind(train_tab.after_stop), None, run_outputs, api_name=False, queue=False,
             show_progress="hidden")
+        # Runs compared: redrawn when a run ends, when the box opens, when runs are ticked.
+        compare_outputs = [compare_runs, compare_chart, compare_links]
+        for event in (train_event, resume_event, stop_event):
+            event.then(bind(compare.view), None, compare_outputs, api_name=False, show_progress="hidden")
+        compare_box.expand(bind(compare.view), None, compare_outputs, api_name=False, show_progress="hidden")
+        compare_runs.input(bind(compare.choose), compare_runs, compare_outputs, api_name="compare_runs")
+        demo.load(None, js=compare.SETUP_JS)
         gr.api(bind(train_tab.stop), api_name="stop")
         upload_ckpt.upload(bind(train_tab.upload_checkpoint), upload_ckpt,
                            [ckpt_status, status, chart, download_ckpt, train_btn, resume_btn],
@@ -347,7 +378,7 @@ def launch_options() -> dict:
     return dict(max_file_size=f"{SETTINGS.max_upload_mb}mb",
                 blocked_paths=[*blocked, str(REGISTRY.files_root.resolve())],
                 app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=SETTINGS.max_request_mb * 2**20)],
-                            "routes": [LINKS.route()]})
+                            "routes": [LINKS.route(), EXPORTS.route()]})
 
 
 def _stop_on_sigterm(signum, frame):
