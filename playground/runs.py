@@ -57,7 +57,7 @@ def short_value(value: Any) -> str:
         return f"{value:.4g}"
     text = str(value)
     if len(text) > MAX_TEXT:
-        text = text[:MAX_TEXT - 1] + "…"
+        text = text[:MAX_TEXT - 1].rstrip() + "…"
     return f'"{text}"' if " " in text else text
 
 
