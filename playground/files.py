@@ -58,13 +58,18 @@ class SessionLinks:
         self._lock = threading.Lock()
         self._links: dict[str, _Link] = {}
 
-    def _issue(self, session_id: str, slot: str, name: str, target: Any) -> str:
-        token = secrets.token_urlsafe(32)
+    def _issue(self, session_id: str, slot: str, name: str, target: Any, *, renew: bool = False) -> str:
+        """A token for `target`, replacing the session's link in `slot`. `renew`: keep that
+        link's token (while valid, for the same name), now serving `target`, for another `ttl_s`."""
         with self._lock:
             now = self._clock()
+            token = None
             for old, other in list(self._links.items()):
                 if (other.session_id, other.slot) == (session_id, slot) or other.expires <= now:
                     del self._links[old]
+                    if renew and other.session_id == session_id and other.name == name and other.expires > now:
+                        token = old
+            token = token or secrets.token_urlsafe(32)
             self._links[token] = _Link(session_id, slot, name, target, now + self.ttl_s)
         return token
 
@@ -128,8 +133,9 @@ class ExportLinks(SessionLinks):
     route_path = EXPORT_ROUTE
 
     def url(self, ws, name: str, make: Callable[[], bytes | None]) -> str:
-        """A fresh link for `ws` to `name` (its slot: one link per name and session)."""
-        return self._url(self._issue(ws.id, name, name, make), name)
+        """The link of `ws` to `name` (its slot: one link per name and session). Drawing it again
+        keeps its token and renews it: a link on the page stays good while the page redraws it."""
+        return self._url(self._issue(ws.id, name, name, make, renew=True), name)
 
     def content(self, token: str, name: str) -> bytes | None:
         link = self._lookup(token, name)

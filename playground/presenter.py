@@ -8,6 +8,7 @@ LABEL = "Presenter mode (large text, thick lines)"
 CLASS = "presenter"
 FONT_PX = 20  # the charts' text in presenter mode (Plotly's default is 12)
 LINE_PX = 5  # the charts' lines (the page draws them 1-2 px wide)
+FAINT_PX = 2.5
 
 # Gradio's theme sizes (defined on :root, each derived size computed there), set again on the
 # body so that every text on the page grows: 14 px body text becomes 22 px.
@@ -29,6 +30,8 @@ body.{CLASS} .run-progress > div:first-child {{font-size: var(--text-md) !import
 /* Plotly writes each line's width on the line itself; a rule marked important wins over it. */
 body.{CLASS} .js-plotly-plot .scatterlayer .js-line,
 body.{CLASS} .js-plotly-plot .legendlines path {{stroke-width: {LINE_PX}px !important}}
+/* A faint line (the per-batch loss, drawn translucent) stays lighter than the curves over it. */
+body.{CLASS} .js-plotly-plot .scatterlayer .js-line[style*="stroke-opacity: 0."] {{stroke-width: {FAINT_PX}px !important}}
 /* The chart's floating name tag would cover its larger title. */
 body.{CLASS} .block:has(.js-plotly-plot) > label[data-testid=block-label] {{display: none}}
 """

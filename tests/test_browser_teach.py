@@ -14,18 +14,15 @@ import time
 
 import pytest
 
-from test_browser import ARTIFACTS, SHOTS, browser, choose, open_tab, set_number  # noqa: F401  (browser: a fixture)
+from test_browser import SHOTS, browser, choose, open_tab  # noqa: F401  (browser: a fixture)
 
 from app_server import running_app  # noqa: E402
+from page_actions import TINY, second_run, train_until_done  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
-# A tiny model on The Verdict's characters: a run of one epoch takes a few seconds.
-TINY = ("?preset=custom&tokenizer=char&num_epochs=1&learning_rate=0.006&eval_freq=10&eval_iter=1"
-        "&context_length=32&emb_dim=32&n_heads=2&n_layers=1&drop_rate=0.1")
 LABELS = ["run 1: lr 6e-3, drop 0.1", "run 2: lr 6e-3 → 1e-3, drop 0.1 → 0"]
 VIEWPORTS = {"desktop": (1400, 1000), "phone": (390, 844)}
-STATUS = "() => document.querySelector('#train-status').innerText"
 
 # 'seen' when the element is on screen, has a size, is what the browser hits at its centre (for a
 # legend entry: its group, whose toggle lies over the text) and is not faded out; else why not.
@@ -85,22 +82,6 @@ def shot(page, name: str, viewport: str, locator=None) -> None:
     (locator or page).screenshot(path=path, **({} if locator else {"full_page": True}))
 
 
-# A tiny run can be over between two looks at the page: watch the Train button go disabled.
-WATCH_RUN_JS = """() => {
-  window.sawRunning = false;
-  new MutationObserver(() => {
-    if (document.querySelector('#train-btn').disabled) window.sawRunning = true;
-  }).observe(document.body, {subtree: true, attributes: true, attributeFilter: ['disabled']});
-}"""
-
-
-def train_until_done(page) -> None:
-    page.evaluate(WATCH_RUN_JS)
-    page.locator("#train-btn").click()
-    page.wait_for_function(f"() => window.sawRunning && !document.querySelector('#train-btn').disabled"
-                           f" && ({STATUS})().includes('Done')", timeout=180_000)
-
-
 CHART_JS = """() => document.querySelector('#compare-chart .js-plotly-plot').data.map(
   t => ({name: t.name, legend: t.showlegend !== false, dash: (t.line || {}).dash || 'solid', x: t.x, y: t.y}))"""
 
@@ -115,11 +96,7 @@ def test_two_runs_compared_on_one_chart_with_their_labels_and_exported(page, vie
     open_tab(page, "2 · Train")
     page.get_by_text("parameters").first.wait_for()
     train_until_done(page)
-    page.get_by_text("Training options").click()
-    set_number(page, "Learning rate", "0.001")
-    page.get_by_text("Model (the book's GPT_CONFIG fields)").click()
-    set_number(page, "drop_rate", "0")
-    train_until_done(page)
+    second_run(page)
 
     page.get_by_text("Compare runs and export").click()
     page.wait_for_function("() => document.querySelectorAll('#compare-chart .legendtext').length === 2")
@@ -180,8 +157,8 @@ def test_a_shared_link_restores_the_settings(page, context, viewport):
         note = other.locator("#link-note")
         note.get_by_text("filled in").wait_for()
         assert seen(note) == "seen"
-        assert seen(other.get_by_text("论语 (The Analects)").first) == "seen"  # the Data tab, with its text
-        assert "22,093" in other.inner_text("body")
+        other.get_by_text("22,093 (1,359 different)").wait_for()  # the Data tab shows the link's text
+        assert seen(other.get_by_text("论语 (The Analects)").first) == "seen"
         open_tab(other, "2 · Train")
         assert field(other, "Preset").input_value() == "Custom (edit the fields below)"
         other.get_by_text("Training options").click()
@@ -197,7 +174,8 @@ def test_a_shared_link_restores_the_settings(page, context, viewport):
         other.locator("#link-note").get_by_text("not used").wait_for()
         assert "Learning rate must be a number, got 'fast'." in other.inner_text("#link-note")
         assert seen(other.locator("#link-note")) == "seen"
-        assert "The Verdict" in other.inner_text("body")  # nothing of it was applied
+        other.get_by_text("Characters per token").wait_for()
+        assert seen(other.get_by_text("The Verdict (Edith Wharton)").first) == "seen"  # nothing of it applied
         shot(other, "link-refused", viewport)
     finally:
         other.close()
@@ -209,7 +187,7 @@ PRESENTER_JS = """() => {
   const tick = document.querySelector('#loss-chart .xtick text');
   return {text: px(document.querySelector('#train-status p')), label: px(document.querySelector('#sample-log [data-testid=block-info]')),
           tick: tick ? parseFloat(tick.style.fontSize) : null,
-          line: width(document.querySelector('#loss-chart .scatterlayer .js-line')),
+          line: Math.max(...[...document.querySelectorAll('#loss-chart .scatterlayer .js-line')].map(width)),
           legend_line: width(document.querySelector('#loss-chart .legendlines path')),
           on: document.body.classList.contains('presenter')};
 }"""
@@ -226,7 +204,7 @@ def settled(page, want: dict, timeout: float = 10.0) -> dict:
 def test_presenter_mode_makes_text_larger_and_chart_lines_thicker(page, app, context, viewport):
     open_tab(page, "2 · Train")
     normal = page.evaluate(PRESENTER_JS)
-    assert not normal["on"] and normal["line"] and normal["legend_line"] and normal["tick"]
+    assert not normal["on"] and normal["line"] > 0 and normal["legend_line"] > 0 and normal["tick"] > 0
     toggle = page.get_by_label("Presenter mode (large text, thick lines)")
     assert seen(toggle) == "seen"
     toggle.check()

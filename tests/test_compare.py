@@ -87,8 +87,8 @@ def test_choosing_runs_changes_the_chart_and_what_the_links_serve(ws):
         assert {r[0] for r in rows(EXPORTS.content(*csv_link))[1:]} == {"1"}  # made when followed
         choices, figure, html = compare.choose(ws, [2])
         assert choices["value"] == [2] and [t.name for t in figure.data] == ["run 2", "run 2"]
-        assert {r[0] for r in rows(EXPORTS.content(*links(html)[compare.CSV_NAME]))[1:]} == {"2"}
-        assert EXPORTS.content(*csv_link) is None  # the view's new link replaced the old one
+        assert links(html)[compare.CSV_NAME] == csv_link  # the link on the page stays good
+        assert {r[0] for r in rows(EXPORTS.content(*csv_link))[1:]} == {"2"}
         _, empty, html = compare.choose(ws, [])
         assert "No run with an evaluation yet" in empty.layout.annotations[0].text and "export-csv" not in html
         for bad in (["1"], [True], [7], "1", 3):
@@ -118,8 +118,8 @@ def test_export_links_are_the_session_s_own_and_leave_its_checkpoint_link_alone(
         assert EXPORTS.content(their_token, csv_name) is None  # a closed session's links make nothing
     finally:
         other.close()
-    *_, newer = compare.view(ws)  # a new view replaces the session's link of each kind
-    assert EXPORTS.content(csv_token, csv_name) is None and EXPORTS.content(*links(newer)[compare.CSV_NAME])
+    *_, again = compare.view(ws)  # drawn again: the same link, renewed
+    assert links(again)[compare.CSV_NAME] == (csv_token, csv_name) and EXPORTS.content(csv_token, csv_name)
 
 
 def test_export_links_expire():
@@ -132,5 +132,10 @@ def test_export_links_expire():
     url = links_.url(Session(), "runs.csv", lambda: b"x")
     token, name = url.split("/")[-2:]
     assert url.startswith("gradio_api/export/") and links_.content(token, name) == b"x"
-    now[0] = 61.0
+    now[0] = 50.0
+    assert links_.url(Session(), "runs.csv", lambda: b"y") == url  # redrawn: renewed, serving the new maker
+    now[0] = 100.0
+    assert links_.content(token, name) == b"y"
+    now[0] = 111.0
     assert links_.content(token, name) is None
+    assert links_.url(Session(), "runs.csv", lambda: b"z") != url  # past its life a new token is made
