@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("gpt_core", "playground")
 
@@ -95,11 +97,16 @@ def test_the_engine_imports_nothing_of_the_app_or_gradio():
             assert not {"playground", "gradio", "gradio_client", "app"} & set(roots), f"{name} imports {roots}"
 
 
-def test_the_download_leaf_imports_only_the_standard_library():
-    tree = ast.parse((ROOT / "gpt_core" / "gpt2" / "download.py").read_text(encoding="utf-8"))
+LEAF = ("download", "fetch", "verified")  # gpt_core/gpt2/: the HTTP, retry and verification leaf
+
+
+@pytest.mark.parametrize("module", LEAF)
+def test_the_download_leaf_imports_only_the_standard_library(module):
+    tree = ast.parse((ROOT / "gpt_core" / "gpt2" / f"{module}.py").read_text(encoding="utf-8"))
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            assert not node.level, "gpt_core/gpt2/download.py imports from the package"
+        if isinstance(node, ast.ImportFrom) and node.level:
+            assert node.level == 1 and node.module in LEAF, f"gpt_core/gpt2/{module}.py imports .{node.module}"
+        elif isinstance(node, ast.ImportFrom):
             assert node.module.split(".")[0] in {"__future__", "dataclasses", "http", "pathlib", "typing", "urllib"}
         elif isinstance(node, ast.Import):
             assert {a.name.split(".")[0] for a in node.names} <= {
