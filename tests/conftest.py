@@ -10,6 +10,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from reference import seed_tiktoken_cache  # noqa: E402
+from threads import torch_threads  # noqa: E402
 
 from gpt_core.corpus import ASSETS_DIR as ASSETS  # noqa: E402  (the package's own data files)
 
@@ -23,3 +24,26 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 @pytest.fixture(scope="session")
 def verdict_text() -> str:
     return (ASSETS / "the-verdict.txt").read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (tiny models; see threads.py). Taken by a module with
+    `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def one_thread_per_module():
+    """One torch thread for a whole module, so that its module-scoped fixtures (models built
+    once and shared) run under it too."""
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture
+def restore_threads():
+    """For a test that sets the thread count itself (as the CLI's --threads does): put it back."""
+    with torch_threads():
+        yield

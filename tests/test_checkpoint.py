@@ -22,12 +22,8 @@ from gpt_core.train_events import DoneEvent, StepEvent, StoppedEvent
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the resumed process runs with one thread too: same numbers
-    yield
-    torch.set_num_threads(before)
+# One thread here, as in the resumed process the resume test starts: the same numbers.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -22,14 +22,7 @@ PROMPT = torch.tensor([[6109, 3626, 6100, 345]])  # "Every effort moves you"
 CHINESE = "子曰：学而时习之，不亦说乎？有朋自远方来，不亦乐乎？🙂👍🏽"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models are all overhead: one thread avoids waiting on a second one at every op
-    when the CPU is shared. Both implementations run under the same setting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 @pytest.fixture(scope="module")

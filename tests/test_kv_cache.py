@@ -14,6 +14,9 @@ from gpt_core.model import GPTModel, KVCache
 TINY = GPTConfig(vocab_size=50257, context_length=16, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.1)
 
 
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
+
+
 @pytest.fixture(scope="module")
 def pair() -> tuple[GPTModel, BookGPTModel]:
     """Ours and the book's model, seed 123 each (so the same weights), in eval mode."""
@@ -22,16 +25,6 @@ def pair() -> tuple[GPTModel, BookGPTModel]:
     torch.manual_seed(123)
     book = BookGPTModel(TINY.to_dict()).eval()
     return ours, book
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models are all overhead: one thread avoids waiting on a second one at every op
-    when the CPU is shared. Both implementations run under the same setting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 PROMPT = torch.tensor([[6109, 3626, 6100, 345]])  # "Every effort moves you"

@@ -15,11 +15,7 @@ from gpt_core.train_events import EvalEvent
 from playground.options import DEFAULT_PRESET_LABEL, PRESET_LABELS, TRAIN_DEFAULTS, build_spec, preset_fields
 
 
-@pytest.fixture(autouse=True)
-def restore_threads():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("restore_threads")
 
 
 def cli_demo(text: str, *flags: str):

@@ -24,14 +24,7 @@ from gpt_core.train_events import (DoneEvent, EpochEvent, EvalEvent, SampleEvent
                                    format_event)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models are a stream of microsecond ops: with two threads on a busy 2-core machine
-    # every op waits for the other thread, and the tests run many times slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
