@@ -20,10 +20,10 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
+from gpt_core.units import GB, MB, format_bytes
+
 log = logging.getLogger("playground.memory")
 
-MB = 1 << 20
-GB = 1 << 30
 # Bytes a parameter of a trained model holds between runs: float32 weights, gradients and
 # AdamW's two moments (the gradients are kept: `zero_grad` sets them to None only at the next
 # step).
@@ -74,10 +74,6 @@ def resident_bytes() -> int:
     return 0
 
 
-def format_mb(nbytes: float) -> str:
-    return f"{nbytes / GB:.1f} GB" if nbytes >= GB else f"{nbytes / MB:,.0f} MB"
-
-
 class MemoryBudget:
     """Reservations by key against one limit. Thread-safe.
 
@@ -120,9 +116,9 @@ class MemoryBudget:
             return sum(r.nbytes for k, r in self._held.items() if k.startswith(prefix))
 
     def summary(self) -> str:
-        return (f"{format_mb(self.reserved)} reserved of {format_mb(self.capacity)} "
-                f"(limit {format_mb(self.limit)}, server {format_mb(self.baseline)}, "
-                f"headroom {format_mb(self.headroom)})")
+        return (f"{format_bytes(self.reserved)} reserved of {format_bytes(self.capacity)} "
+                f"(limit {format_bytes(self.limit)}, server {format_bytes(self.baseline)}, "
+                f"headroom {format_bytes(self.headroom)})")
 
     # --- reserving ---------------------------------------------------------------------
     def fits(self, nbytes: int, *, key: str | None = None) -> bool:
@@ -147,7 +143,7 @@ class MemoryBudget:
             need = nbytes - self.held(key) - self.available
             freed = self.make_room(need, owner)
             if freed:
-                log.info("spilled %s to make room for %s", format_mb(freed), what)
+                log.info("spilled %s to make room for %s", format_bytes(freed), what)
         with self._lock:
             if self.fits(nbytes, key=key):
                 self._held[key] = Reservation(key, nbytes, what)
@@ -161,8 +157,8 @@ class MemoryBudget:
 
     def refusal(self, nbytes: int, *, what: str, key: str | None = None) -> str:
         free = self.available + (self.held(key) if key else 0)
-        return (f"The server has no memory left for {what}: it needs about {format_mb(nbytes)} and "
-                f"{format_mb(free)} is free now ({format_mb(self.capacity)} in all for everyone's "
+        return (f"The server has no memory left for {what}: it needs about {format_bytes(nbytes)} and "
+                f"{format_bytes(free)} is free now ({format_bytes(self.capacity)} in all for everyone's "
                 f"models). Choose a smaller model, batch size or context length, or try again when "
                 f"other runs have finished.")
 
