@@ -10,6 +10,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from reference import seed_tiktoken_cache  # noqa: E402
+from app_server import AppServer  # noqa: E402
 from threads import torch_threads  # noqa: E402
 
 from gpt_core.corpus import ASSETS_DIR as ASSETS  # noqa: E402  (the package's own data files)
@@ -24,6 +25,21 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 @pytest.fixture(scope="session")
 def verdict_text() -> str:
     return (ASSETS / "the-verdict.txt").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def launch_app(tmp_path_factory):
+    """`launch_app(name, env=...)` starts `python app.py` (app_server.AppServer) in a folder
+    of its own and returns it serving; every server a module started stops at its end."""
+    servers: list[AppServer] = []
+
+    def launch(name: str = "app", **options) -> AppServer:
+        servers.append(AppServer(tmp_path_factory.mktemp(name), **options))
+        return servers[-1]
+
+    yield launch
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture

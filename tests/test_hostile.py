@@ -17,7 +17,7 @@ import httpx
 import pytest
 import torch
 
-from benchmarks.load_classroom import AppServer, Api, connect
+from students import Api, connect, still_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 UPLOAD_LIMIT_MB = 8
@@ -25,14 +25,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    work = tmp_path_factory.mktemp("hostile-app")
-    srv = AppServer(work, env={"PLAYGROUND_MAX_UPLOAD_MB": str(UPLOAD_LIMIT_MB),
-                               "GRADIO_HEARTBEAT_INTERVAL": "2"})
-    try:
-        yield srv
-    finally:
-        srv.stop()
+def server(launch_app):
+    return launch_app("hostile-app", env={"PLAYGROUND_MAX_UPLOAD_MB": str(UPLOAD_LIMIT_MB),
+                                          "GRADIO_HEARTBEAT_INTERVAL": "2"})
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +63,6 @@ def app_error(fn, *args, **kwargs) -> str:
     assert message.strip(), "the refusal has no message"
     assert "Traceback" not in message and 'File "' not in message, message
     return message
-
-
-def still_serving(client) -> None:
-    fig = client.predict(1.0, 100, 1, api_name="/sampling_lab")
-    assert json.loads(fig["plot"])["data"], "the server stopped answering after hostile input"
 
 
 # --- 1. a checkpoint whose pickle runs code -------------------------------------------------------

@@ -83,18 +83,29 @@ def test_no_import_cycle_in_the_project():
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
+def top_level_imports(path: Path) -> set[str]:
+    """The packages a file imports by absolute name (its relative imports are its own)."""
+    roots: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            roots |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            roots.add((node.module or "").split(".")[0])
+    return roots
+
+
 def test_the_engine_imports_nothing_of_the_app_or_gradio():
     for name, path in modules().items():
-        if not name.startswith("gpt_core"):
-            continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                roots = [a.name.split(".")[0] for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and not node.level:
-                roots = [(node.module or "").split(".")[0]]
-            else:
-                continue
-            assert not {"playground", "gradio", "gradio_client", "app"} & set(roots), f"{name} imports {roots}"
+        if name.startswith("gpt_core"):
+            roots = top_level_imports(path)
+            assert not {"playground", "gradio", "gradio_client", "app"} & roots, f"{name} imports {roots}"
+
+
+def test_tests_import_nothing_from_benchmarks():
+    # The launcher, the students and the load runs are test support (tests/*.py) that
+    # benchmarks/ imports, never the other way round.
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        assert "benchmarks" not in top_level_imports(path), f"tests/{path.name} imports from benchmarks/"
 
 
 LEAF = ("download", "fetch", "verified")  # gpt_core/gpt2/: the HTTP, retry and verification leaf

@@ -1,5 +1,5 @@
-"""Students past the server's memory budget, against the launched app (benchmarks/load_budget.py
-with a small budget): sessions that each train the largest allowed model, until their models
+"""Students past the server's memory budget, against the launched app (tests/over_budget.py, which
+benchmarks/load_budget.py runs, with a small budget): sessions that each train the largest allowed model, until their models
 together are past the budget. Idle sessions are spilled to disk to make room, every student's
 model comes back bit-exact when they return, and the server's resident memory stays within
 the budget."""
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.load_budget import problems, run, table
+from over_budget import problems, run, table
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
 from gpt_core.__main__ import _model_setup, _train_config, build_parser
 from gpt_core.config import GPT2_VOCAB_SIZE, PRESETS, GPTConfig
