@@ -19,27 +19,16 @@ from pathlib import Path
 import gradio as gr
 
 from gpt_core.corpus import CorpusError
+from gpt_core.units import MB
+
 from .admission import admit_within_budget
-from .limits import Limits
+from .limits import Limits, env_number
 from .memory import MemoryBudgetError, budget_from_env
 from .server import SharedModels, WorkspaceRegistry
 from .session import Workspace, WorkspaceError
 from .train_queue import TrainQueue
 
 log = logging.getLogger("playground")
-
-
-def _env_int(name: str, default: int, *, minimum: int = 1) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -67,23 +56,23 @@ class ServerSettings:
         return cls(
             cores=cores,
             # Training takes all of its threads; two runs per core pair keeps each usable.
-            train_concurrency=_env_int("PLAYGROUND_TRAIN_CONCURRENCY", max(1, cores // 2)),
-            generate_concurrency=_env_int("PLAYGROUND_GENERATE_CONCURRENCY", max(2, cores)),
+            train_concurrency=env_number("PLAYGROUND_TRAIN_CONCURRENCY", max(1, cores // 2)),
+            generate_concurrency=env_number("PLAYGROUND_GENERATE_CONCURRENCY", max(2, cores)),
             # Opening the page queues 3 events; 40 students opening it at once filled a queue
             # of 100 and got "Queue is full" (benchmarks/load_classroom.py). Waiting events
             # cost almost nothing: room for ~80 students opening, training and generating.
-            queue_size=_env_int("PLAYGROUND_QUEUE_SIZE", 500),
+            queue_size=env_number("PLAYGROUND_QUEUE_SIZE", 500),
             # A GPT-2 124M checkpoint is ~500 MB and the book's model.pth ~650 MB.
-            max_upload_mb=_env_int("PLAYGROUND_MAX_UPLOAD_MB", 200 if on_spaces else 1024),
+            max_upload_mb=env_number("PLAYGROUND_MAX_UPLOAD_MB", 200 if on_spaces else 1024),
             on_spaces=on_spaces,
             # The presets plan at most 5,890 steps on the bundled texts, BabyGPT 3,000 iterations.
-            max_run_steps=_env_int("PLAYGROUND_MAX_RUN_STEPS", 20_000),
-            max_run_seconds_while_others_wait=_env_int("PLAYGROUND_MAX_RUN_SECONDS_WHILE_OTHERS_WAIT", 600),
+            max_run_steps=env_number("PLAYGROUND_MAX_RUN_STEPS", 20_000),
+            max_run_seconds_while_others_wait=env_number("PLAYGROUND_MAX_RUN_SECONDS_WHILE_OTHERS_WAIT", 600),
             # The largest legitimate body is a pasted corpus of `max_corpus_chars` characters,
             # each at most 6 bytes of JSON (a \uXXXX escape): 32 MB for the default 5,000,000.
-            max_request_mb=_env_int("PLAYGROUND_MAX_REQUEST_MB",
-                                    math.ceil(6 * Limits.from_env().max_corpus_chars / 2**20) + 3),
-            download_link_s=_env_int("PLAYGROUND_DOWNLOAD_LINK_S", 3600),
+            max_request_mb=env_number("PLAYGROUND_MAX_REQUEST_MB",
+                                    math.ceil(6 * Limits.from_env().max_corpus_chars / MB) + 3),
+            download_link_s=env_number("PLAYGROUND_DOWNLOAD_LINK_S", 3600),
         )
 
 
@@ -98,7 +87,7 @@ LIMITS = Limits.from_env({"PLAYGROUND_MAX_TRAIN_PARAMETERS": "20000000", **os.en
 BUDGET = budget_from_env()
 REGISTRY = WorkspaceRegistry(LIMITS, budget=BUDGET)
 # GPT-2 weights loaded in this process, shared read-only by every session.
-SHARED = SharedModels(max_models=_env_int("PLAYGROUND_MAX_SHARED_MODELS", 2), budget=BUDGET)
+SHARED = SharedModels(max_models=env_number("PLAYGROUND_MAX_SHARED_MODELS", 2), budget=BUDGET)
 # Trainings of all sessions wait their turn here (not in Gradio's queue, whose place the page
 # cannot show), `train_concurrency` at a time; the head starts once its memory fits the budget.
 TRAIN_QUEUE = TrainQueue(SETTINGS.train_concurrency, share_s=SETTINGS.max_run_seconds_while_others_wait,

@@ -22,6 +22,8 @@ from typing import Callable
 
 from gpt_core.units import GB, MB, format_bytes
 
+from .limits import env_number
+
 log = logging.getLogger("playground.memory")
 
 # Bytes a parameter of a trained model holds between runs: float32 weights, gradients and
@@ -175,19 +177,10 @@ class MemoryBudget:
 def budget_from_env(environ: dict[str, str] | None = None) -> MemoryBudget:
     """The server's budget: PLAYGROUND_MEMORY_BUDGET_MB, or 80% of the machine's (or the
     container's) memory; the baseline is this process's resident memory now."""
-    env = os.environ if environ is None else environ
-    raw = env.get("PLAYGROUND_MEMORY_BUDGET_MB", "").strip()
-    if raw:
-        try:
-            limit = int(float(raw) * MB)
-        except ValueError:
-            raise ValueError(f"PLAYGROUND_MEMORY_BUDGET_MB must be a number of MB, got {raw!r}") from None
-        if limit <= 0:
-            raise ValueError(f"PLAYGROUND_MEMORY_BUDGET_MB must be positive, got {raw!r}")
-    else:
-        limit = int(machine_memory_bytes() * 0.8)
-    headroom_raw = env.get("PLAYGROUND_MEMORY_HEADROOM_MB", "").strip()
-    headroom = int(float(headroom_raw) * MB) if headroom_raw else DEFAULT_HEADROOM
+    budget_mb = env_number("PLAYGROUND_MEMORY_BUDGET_MB", whole=False, unit="MB", environ=environ)
+    headroom_mb = env_number("PLAYGROUND_MEMORY_HEADROOM_MB", whole=False, unit="MB", environ=environ)
+    limit = int(budget_mb * MB) if budget_mb is not None else int(machine_memory_bytes() * 0.8)
+    headroom = int(headroom_mb * MB) if headroom_mb is not None else DEFAULT_HEADROOM
     return MemoryBudget(limit, baseline_bytes=resident_bytes(), headroom_bytes=headroom)
 
 

@@ -13,18 +13,47 @@ from reference import seed_tiktoken_cache  # noqa: E402
 from app_server import AppServer  # noqa: E402
 from threads import torch_threads  # noqa: E402
 
+from gpt_core.config import GPTConfig  # noqa: E402
 from gpt_core.corpus import ASSETS_DIR as ASSETS  # noqa: E402  (the package's own data files)
+from gpt_core.model import GPTModel  # noqa: E402
+from gpt_core.tokenizers import CharTokenizer  # noqa: E402
 
 seed_tiktoken_cache()
 # Same thread count everywhere, so bit-exact comparisons don't depend on the machine.
 torch.set_num_threads(int(os.environ.get("GPT_TEST_THREADS", "2")))
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
+# A tiny model on GPT-2's vocabulary: what the generation and KV-cache tests compare with the book.
+TINY = GPTConfig(vocab_size=50257, context_length=16, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.1)
 
 
 @pytest.fixture(scope="session")
 def verdict_text() -> str:
     return (ASSETS / "the-verdict.txt").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def text(verdict_text) -> str:
+    """The first 3,000 characters of The Verdict: a corpus tiny models train on in seconds."""
+    return verdict_text[:3000]
+
+
+@pytest.fixture(scope="module")
+def tok(text) -> CharTokenizer:
+    """The character tokenizer of `text`."""
+    return CharTokenizer.from_text(text)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """Ours and the book's GPTModel of TINY, seed 123 each (so the same weights), in eval mode."""
+    from llms_from_scratch.ch04 import GPTModel as BookGPTModel
+
+    torch.manual_seed(123)
+    ours = GPTModel(TINY).eval()
+    torch.manual_seed(123)
+    book = BookGPTModel(TINY.to_dict()).eval()
+    return ours, book
 
 
 @pytest.fixture(scope="module")

@@ -18,23 +18,12 @@ from gpt_core.data import GPTDatasetV1, create_train_val_loaders
 from gpt_core.model import GPTModel
 from gpt_core.prepare import make_optimizer, prepare_training, select_device
 from gpt_core.schedule import EpochLoaderSchedule, lr_at
-from gpt_core.tokenizers import CharTokenizer
 from gpt_core.train import Trainer, TrainState, is_overfitting, train_model_simple
 from gpt_core.train_events import (DoneEvent, EpochEvent, EvalEvent, SampleEvent, StepEvent, StoppedEvent,
                                    format_event)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def text(verdict_text) -> str:
-    return verdict_text[:3000]
-
-
-@pytest.fixture(scope="module")
-def tok(text) -> CharTokenizer:
-    return CharTokenizer.from_text(text)
 
 
 def tiny(tok, drop_rate=0.0, **kw) -> dict:
