@@ -20,6 +20,7 @@ from functools import lru_cache
 
 import gradio as gr
 import plotly.graph_objects as go
+from gradio.components.api_component import Api
 
 from .zh_cn import ZH
 
@@ -134,11 +135,14 @@ def translate_message(text: str) -> str:
 
 _TEXT_PROPS = ("label", "info", "placeholder")
 _VALUE_TEXT = (gr.Markdown, gr.Button)  # components whose value is words, not data
+_NOT_SHOWN = (Api,)  # gr.api() endpoints: named, never drawn
 
 
 def layout_texts(block) -> list[tuple[str, str]]:
     """(property, English text) of what `block` shows as fixed words."""
     out = []
+    if isinstance(block, _NOT_SHOWN):
+        return out
     for prop in _TEXT_PROPS:
         text = getattr(block, prop, None)
         if isinstance(text, str) and text.strip():
@@ -160,7 +164,7 @@ def localize_layout(demo: gr.Blocks) -> None:
                 continue
             setattr(block, prop, I18N(text))
         choices = getattr(block, "choices", None)
-        if choices:
+        if choices and not isinstance(block, _NOT_SHOWN):
             block.choices = [(I18N(d) if isinstance(d, str) and d.strip() else d, v) for d, v in choices]
 
 

@@ -11,6 +11,7 @@ ZH: dict[str, str] = {
     # --- the page ------------------------------------------------------------------------
     "Watch a GPT learn": "看 GPT 如何学习",
     "Language": "语言",
+    "English": "English",  # each language is named in its own on the switch
     ("# Watch a GPT learn\nPick a text in **Data**, press **Train** and watch the loss fall while the model "
      "learns to\nwrite like it; then sample from it in **Generate**, load OpenAI's **GPT-2** into the same\n"
      "model, and compare them in **Evaluate**. After chapter 5 of *Build a Large Language Model\n"
