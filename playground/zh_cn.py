@@ -129,4 +129,61 @@ ZH: dict[str, str] = {
     "Model A": "模型 A",
     "Model B (optional)": "模型 B（可选）",
     "Score": "评分",
+
+    # --- what the numbers mean (playground/explain.py) ----------------------------------
+    "How many tokens the model sees at once. The book: 256 to train, GPT-2 1024.":
+        "模型一次能看到的词元数。书中训练用 256，GPT-2 为 1024。",
+    "The width of each token's vector. GPT-2 small: 768.": "每个词元向量的维度。GPT-2 small：768。",
+    "Attention heads per layer; emb_dim must divide by it. GPT-2 small: 12.":
+        "每层的注意力头数；emb_dim 必须能被它整除。GPT-2 small：12。",
+    "Transformer blocks stacked. More layers: more capacity, slower steps.":
+        "堆叠的 Transformer 块数。层数越多，容量越大，每步越慢。",
+    "Share of activations zeroed while training, against overfitting. 0.1 in the book; 0 for tiny texts.":
+        "训练时被置零的激活比例，用来防止过拟合。书中为 0.1；很小的文本用 0。",
+    "Bias terms in the query/key/value projections: off in the book, on in OpenAI's GPT-2.":
+        "查询/键/值投影中的偏置项：书中关闭，OpenAI 的 GPT-2 中开启。",
+    "Passes over the training part. The book: 10 on The Verdict.": "遍历训练集的次数。书中在 The Verdict 上训练 10 个轮次。",
+    "Windows per optimizer step. Larger: smoother loss, more memory.": "每次优化器更新使用的窗口数。越大，损失越平滑，占用内存越多。",
+    "Steps on windows drawn at random, as the BabyGPT notebook does. 0 = the book's epochs.":
+        "在随机抽取的窗口上训练的步数，和 BabyGPT 笔记本一样。0 = 按书中的训练轮次。",
+    "Step size of AdamW. The book: 4e-4 for 124M; small models take 1e-3 to 1e-2.":
+        "AdamW 的步长。书中 124M 模型用 4e-4；小模型可用 1e-3 到 1e-2。",
+    "Pulls weights toward zero each step (AdamW). The book: 0.1.": "每一步把权重往零拉一点（AdamW）。书中为 0.1。",
+    "How far one window starts after the previous. Equal to the context: no overlap (the book).":
+        "相邻两个窗口起点之间的距离。等于上下文长度时窗口不重叠（书中的做法）。",
+    "Steps over which the learning rate rises from 0 (the book's appendix D). Must be fewer than the run's steps.":
+        "学习率从 0 升到峰值所用的步数（书中附录 D 的学习率预热）。必须少于整个训练的步数。",
+    "After warmup, lower the learning rate along a cosine to a tenth of its peak.":
+        "预热之后，学习率沿余弦曲线降到峰值的十分之一（余弦衰减）。",
+    "Caps the gradient's norm at this value; 1.0 in the book's appendix D.": "把梯度的范数限制在这个值以内（梯度裁剪）；书中附录 D 用 1.0。",
+    "Spreads this share of each target's probability over all tokens. 0 = the book's loss.":
+        "把每个目标词元的这部分概率分给所有词元。0 = 书中的损失。",
+    "The same seed gives the same weights, batches and samples: the book's numbers use 123.":
+        "同一个随机种子给出同样的权重、批次和样例：书中的数字用 123。",
+    "Steps between two evaluations of the training and validation loss.": "两次评估训练集损失和验证集损失之间相隔的步数。",
+    "Batches averaged at each evaluation: more, steadier numbers but slower evaluations.":
+        "每次评估取平均的批次数：越多，数字越稳定，但评估越慢。",
+    "The model continues this text after each evaluation, so you see it learn.": "每次评估后模型接着这段文字往下写，让你看到它如何学习。",
+    "How many tokens to generate at most.": "最多生成多少个词元。",
+    "Divides the logits: below 1 sharper and safer, above 1 flatter and wilder; 0 = always the most likely token.":
+        "用温度去除 logits（温度缩放）：小于 1 分布更尖锐、更保守，大于 1 更平坦、更随意；0 = 总是选最可能的词元（贪婪解码）。",
+    "Draw only among the k most likely tokens (the book uses 25). 0 = all of them.":
+        "只在最可能的 k 个词元中抽样（top-k 采样，书中用 25）。0 = 全部词元。",
+    "Draw only among the most likely tokens whose probabilities add up to p (nucleus sampling). 1 = all.":
+        "只在概率加起来达到 p 的那些最可能的词元中抽样（top-p（核）采样）。1 = 全部词元。",
+    ("**What these numbers mean**\n- **Loss**: the cross-entropy of the next token, averaged. A model that guesses uniformly\n"
+     "  among 50,257 tokens scores ln(50257) ≈ 10.8; the book's 124M reaches about 0.8 on the\n"
+     "  training part of The Verdict after 10 epochs.\n- **Perplexity** = e^loss: how many equally likely tokens the model is choosing among.\n"
+     "  Perplexity 420 ≈ choosing among 420 tokens; 1 would be certainty.\n- **Training / validation loss**: the training part is what the model learns from; the\n"
+     "  validation part (the text's last 10%) it never trains on. Validation loss that rises\n"
+     "  while training loss falls is overfitting: the model memorises instead of generalising.\n"
+     "- **Tokens/s**: tokens of training text processed per second, forward and backward.\n"
+     "- **Tokens seen**: how much text the model has trained on so far."):
+        ("**这些数字是什么意思**\n- **损失**：下一个词元的交叉熵的平均值。在 50,257 个词元中均匀乱猜的模型得到 "
+         "ln(50257) ≈ 10.8；书中的 124M 模型在 The Verdict 的训练集上训练 10 个轮次后约为 0.8。\n"
+         "- **困惑度** = e^损失：模型相当于在多少个同样可能的词元中做选择。困惑度 420 ≈ 在 420 个词元中挑一个；1 表示完全确定。越低越好。\n"
+         "- **训练集损失 / 验证集损失**：模型从训练集学习；验证集（文本最后的 10%）从不参与训练。"
+         "训练集损失下降而验证集损失上升，就是过拟合：模型在死记硬背，而不是学会规律。\n"
+         "- **每秒词元数**：每秒处理（前向和反向传播）的训练文本词元数。\n"
+         "- **已见词元数**：模型到目前为止训练过的文本量。"),
 }
