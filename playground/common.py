@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
+import plotly.graph_objects as go
 
 from gpt_core.corpus import CorpusError
 from gpt_core.units import MB
@@ -27,6 +28,7 @@ from .memory import MemoryBudgetError, budget_from_env
 from .server import SharedModels, WorkspaceRegistry
 from .session import Workspace, WorkspaceError
 from .train_queue import TrainQueue
+from .i18n import localize_figure, speaking, translate_message
 
 log = logging.getLogger("playground")
 
@@ -116,8 +118,9 @@ def without_server_paths(text: str) -> str:
 
 
 def friendly_message(exc: BaseException) -> str:
-    """A readable sentence for any exception (never a traceback, never a server folder)."""
-    text = _message(exc)
+    """A readable sentence for any exception (never a traceback, never a server folder), in
+    the language of the session being served."""
+    text = translate_message(_message(exc))
     clean = without_server_paths(text)
     if clean != text:
         log.info("message shown without server paths: %s", text)
@@ -197,7 +200,7 @@ def bind(fn, names=None):
         def handler(request, *values):
             try:
                 with session(request).using() as ws:
-                    yield from fn(ws, *values)
+                    yield from _speaking_each_step(ws, fn(ws, *values))
             except GeneratorExit:
                 raise
             except Exception as exc:
@@ -205,11 +208,46 @@ def bind(fn, names=None):
     else:
         def handler(request, *values):
             try:
-                with session(request).using() as ws:
-                    return fn(ws, *values)
+                with session(request).using() as ws, speaking(ws.lang):
+                    try:
+                        return localized(fn(ws, *values))
+                    except Exception as exc:
+                        raise to_gr_error(exc) from None  # worded in the session's language
             except Exception as exc:
                 raise to_gr_error(exc) from None
     return _finish(handler, fn, _api_signature(fn, names))
+
+
+def _speaking_each_step(ws: Workspace, steps):
+    """Run the generator `steps` in the session's language. Gradio resumes a generator on
+    any worker thread, each with its own context, so the language is set for every step (and
+    for the error a step raises, which is worded inside it)."""
+    try:
+        while True:
+            with speaking(ws.lang):
+                try:
+                    item = localized(next(steps))
+                except StopIteration:
+                    return
+                except Exception as exc:
+                    raise to_gr_error(exc) from None
+            yield item
+    finally:  # a cancelled run (Stop, a closed tab) ends the trainer's generator now
+        with speaking(ws.lang):
+            steps.close()
+
+
+def localized(result):
+    """A handler's result with gpt_core's figures worded in the current language."""
+    if isinstance(result, tuple):
+        return tuple(localized(item) for item in result)
+    if isinstance(result, list):
+        return [localized(item) for item in result]
+    if isinstance(result, dict) and isinstance(result.get("value"), go.Figure):  # a gr.update
+        return {**result, "value": localize_figure(result["value"])}
+    if isinstance(result, go.Figure):
+        return localize_figure(result)
+    return result
 
 
 def bind_form(fn, fields, extra=()):
@@ -231,23 +269,35 @@ def bind_progress(fn):
     def handler(request, *values):
         *values, progress = values
         try:
-            with session(request).using() as ws:
-                return fn(ws, progress, *values)
+            with session(request).using() as ws, speaking(ws.lang):
+                try:
+                    return localized(fn(ws, progress, *values))
+                except Exception as exc:
+                    raise to_gr_error(exc) from None  # worded in the session's language
         except Exception as exc:
             raise to_gr_error(exc) from None
     return _finish(handler, fn, _api_signature(fn, None, progress=True))
 
 
 def guard(fn):
-    """A handler that needs no session: only its errors turned into readable messages."""
-    def handler(*values):
+    """A handler that needs no session's state: its errors turned into readable messages, in
+    the language of the session that asked if it has one (none is made for it)."""
+    def handler(request, *values):
+        session_id = getattr(request, "session_hash", None) or ""
+        lang = REGISTRY.get(session_id).lang if session_id in REGISTRY else None
         try:
-            return fn(*values)
+            with speaking(lang):
+                return localized(fn(*values))
         except Exception as exc:
-            raise to_gr_error(exc) from None
+            with speaking(lang):
+                raise to_gr_error(exc) from None
+    P = inspect.Parameter
+    request = P("request", P.POSITIONAL_OR_KEYWORD, annotation=gr.Request)
+    params = list(inspect.signature(fn).parameters.values())
     handler.__name__ = fn.__name__
     handler.__doc__ = fn.__doc__
-    handler.__signature__ = inspect.signature(fn)
+    handler.__annotations__ = {"request": gr.Request}
+    handler.__signature__ = inspect.Signature([request, *params])
     return handler
 
 

@@ -122,3 +122,16 @@ def test_the_download_leaf_imports_only_the_standard_library(module):
         elif isinstance(node, ast.Import):
             assert {a.name.split(".")[0] for a in node.names} <= {
                 "contextlib", "errno", "fcntl", "hashlib", "json", "os", "re", "socket", "time", "urllib"}
+
+
+# Small files of one job (nanoGPT's ~300 lines): past this a module is doing two things. The
+# Chinese table is data, not code.
+MAX_MODULE_LINES = 420
+LONG_BY_NATURE = {"playground.zh_cn"}
+
+
+def test_no_module_is_long():
+    files = {**modules(), "app": ROOT / "app.py"}
+    long = {name: n for name, path in files.items()
+            if name not in LONG_BY_NATURE and (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
