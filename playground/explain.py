@@ -2,7 +2,7 @@
 
 `INFO[name]` is the short line under a field of the form (Gradio's `info=`); `NUMBERS` is the
 "What these numbers mean" note beside the training's metrics. English here, Chinese in
-zh_cn.py like every other word of the page.
+playground/zh/ like every other word of the page.
 """
 
 INFO = {

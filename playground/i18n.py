@@ -1,6 +1,6 @@
 """Two languages on the page: English as the code writes it, Chinese (zh-CN) from one table.
 
-The table (`zh_cn.ZH`) is keyed by the English text itself, as gettext is, so the code reads in
+The table (`playground.zh.ZH`) is keyed by the English text itself, as gettext is, so the code reads in
 English and a missing translation shows the English rather than a key. Three kinds of text:
 
 - The layout's labels, info, placeholders, choices and static Markdown: `localize_layout`
@@ -22,7 +22,7 @@ import gradio as gr
 import plotly.graph_objects as go
 from gradio.components.api_component import Api
 
-from .zh_cn import ZH
+from .zh import ZH
 
 LANGUAGES = {"en": "English", "zh-CN": "中文"}
 DEFAULT_LANGUAGE = "en"

@@ -13,7 +13,7 @@ import pytest
 
 from playground.i18n import (I18N, LANGUAGES, current_language, layout_texts, localize_figure, pick_language,
                              speaking, tr, translate_message)
-from playground.zh_cn import ZH
+from playground.zh import ZH
 
 ROOT = Path(__file__).resolve().parent.parent
 # Words a Chinese page keeps in Latin letters, as the Chinese texts on the book do.
@@ -39,7 +39,7 @@ def page():
 def test_every_word_of_the_layout_has_its_chinese(page):
     missing = sorted({text for block in page.blocks.values() for _, text in _english_texts(block)
                       if text not in ZH and needs_translation(text)})
-    assert not missing, f"{len(missing)} layout strings have no zh-CN entry in playground/zh_cn.py:\n" + \
+    assert not missing, f"{len(missing)} layout strings have no zh-CN entry in playground/zh/:\n" + \
         "\n".join(repr(m) for m in missing)
 
 

@@ -1,11 +1,4 @@
-"""The page in Chinese (zh-CN), keyed by the English text the code writes.
-
-Terms follow ../shared/zh-glossary.md: the words the Chinese write-ups of chapter 5 and the
-BabyGPT notebook use (词元, 困惑度, 训练集/验证集损失, 温度缩放, ...). A key with {name} is a
-template: the Chinese keeps the same names. The book's config field names (context_length,
-emb_dim, ...) stay in Latin letters, as in the book's code, with the Chinese term beside them.
-tests/test_i18n.py fails on a visible string missing here.
-"""
+"""Chinese for the page's frame and the layout's fixed words (see __init__.py)."""
 
 ZH: dict[str, str] = {
     # --- the page ------------------------------------------------------------------------
