@@ -94,3 +94,23 @@ def message_html(text: str, *, kind: str = "info") -> str:
     bg, fg = colors.get(kind, colors["info"])
     return (f"<div style='background:{bg};color:{fg};padding:8px 12px;border-radius:6px;"
             f"border:1px solid {fg}33'>{html.escape(text)}</div>")
+
+
+def generation_html(prompt: str, continuation: str, *, cut: str = "") -> str:
+    """A prompt and the model's continuation, told apart: the prompt on grey, the generated text
+    on blue, and `cut` (a start the model did not see: the prompt is longer than its context)
+    struck out before them. A key under the text says which is which."""
+    text_style = ("white-space:pre-wrap;word-break:break-word;line-height:1.7;font-size:15px;"
+                  "padding:10px 12px;border:1px solid #e5e7eb;border-radius:8px;min-height:3em")
+    cut_html = (f"<span class='gen-cut' style='color:#9ca3af;text-decoration:line-through'>{html.escape(cut)}</span>"
+                if cut else "")
+    return (f"<div class='gen-text' style='{text_style}'>{cut_html}"
+            f"<span class='gen-prompt' style='background:#e5e7eb;color:#111827;border-radius:3px'>"
+            f"{html.escape(prompt)}</span>"
+            f"<span class='gen-new' style='background:#dbeafe;color:#1e3a8a;border-radius:3px'>"
+            f"{html.escape(continuation)}</span></div>"
+            "<div class='gen-key' style='margin-top:6px;font-size:12px;color:#374151'>"
+            f"<span style='{_BOX}background:#e5e7eb'>prompt</span> "
+            f"<span style='{_BOX}background:#dbeafe'>generated</span>"
+            + (f" <span style='{_BOX}color:#9ca3af;text-decoration:line-through'>not seen (cut to the "
+               "context)</span>" if cut else "") + "</div>")

@@ -32,7 +32,7 @@ def view(ws: Workspace, tokenizer_label: str, context_length, batch_size, stride
     text = ws.text
     vocab = tok.n_vocab
     summary = "\n".join([
-        f"**{ws.corpus_name}** (read as {ws.encoding_note})",
+        f"Active text: **{ws.corpus_name}** (read as {ws.encoding_note})",
         "",
         "| What the model sees | |",
         "|---|---|",
@@ -51,6 +51,11 @@ def view(ws: Workspace, tokenizer_label: str, context_length, batch_size, stride
     token_view = tokens_html(pieces, ids, more=max(0, stats.tokens - len(ids)))
     preview = text[:PREVIEW_CHARS] + ("\n..." if len(text) > PREVIEW_CHARS else "")
     return summary, warnings, token_view, preview
+
+
+def still_active(ws: Workspace) -> str:
+    """After a refused text: which text the model still sees (the summary beside shows it)."""
+    return f"The active text is still **{ws.corpus_name}**, as the summary shows."
 
 
 def choose_sample(ws: Workspace, name: str, tokenizer_label, context_length, batch_size, stride):

@@ -506,6 +506,12 @@ def upload_checkpoint(ws: Workspace, path):
         gr.update(interactive=True), gr.update(interactive=own.resumable)
 
 
+def model_unchanged(ws: Workspace) -> str:
+    """After a refused checkpoint: what the session's model still is."""
+    own = ws.own
+    return f"Your model is unchanged ({own.label})." if own is not None else "You still have no model of your own."
+
+
 def model_dropdowns(ws: Workspace, gen_choice, a_choice, b_choice):
     """Refresh the model lists of Generate and Evaluate, keeping choices that still exist."""
     choices = models.model_choices(ws)
