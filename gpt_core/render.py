@@ -58,26 +58,67 @@ def probability_color(p: float) -> str:
     return f"hsl({hue:.0f},85%,80%)"
 
 
+# A token's details show in a bar under the text while it is hovered or focused (a tap focuses
+# it: tabindex), so they work on touch screens, where a title tooltip never appears. The bar is
+# positioned against .prob-view, outside the scrolling .token-view, so it is never clipped.
+_PROB_STYLE = """<style>
+.prob-view {position:relative;padding-bottom:3.4em}
+.prob-view .tok {cursor:pointer;outline:none}
+.prob-view .tok:focus {box-shadow:0 0 0 2px #1d4ed8}
+.prob-view .tok-tip {display:none}
+.prob-view .tok:hover .tok-tip, .prob-view .tok:focus .tok-tip {display:block;position:absolute;left:0;right:0;
+  bottom:0;min-height:2.9em;box-sizing:border-box;z-index:5;padding:4px 10px;border-radius:6px;background:#111827;
+  color:#f9fafb;font-size:13px;line-height:1.4;white-space:normal;font-family:ui-sans-serif,system-ui,sans-serif}
+.prob-view .tok-hint {position:absolute;left:0;right:0;bottom:0;min-height:2.9em;padding:4px 10px;
+  box-sizing:border-box;font-size:13px;color:#6b7280}
+</style>"""
+
+
+def format_probability(p: float) -> str:
+    """12.3%, 0.41%, or 3.2e-05 for the tiny ones: never a bare 0.0000."""
+    return f"{p:.1%}" if p >= 0.01 else f"{p:.2%}" if p >= 0.001 else f"{p:.1e}"
+
+
+def _details(piece: str, p: float, rank: int | None, vocab: int | None, guess: str | None) -> str:
+    parts = [f"<b>“{_show_whitespace(piece)}”</b>: p = {format_probability(p)}"]
+    if rank is not None:
+        parts.append(f"rank {rank:,}" + (f" of {vocab:,}" if vocab else ""))
+    if guess is not None:
+        parts.append("the model's own first guess" if rank == 1 else
+                     f"the model's first guess was <b>“{_show_whitespace(guess)}”</b>")
+    return " · ".join(parts)
+
+
 def probability_html(pieces: Sequence[str], probabilities: Sequence[float], *,
-                     first_unscored: int = 0, more: int = 0) -> str:
+                     first_unscored: int = 0, more: int = 0, ranks: Sequence[int] | None = None,
+                     guesses: Sequence[str] | None = None, vocab_size: int | None = None) -> str:
     """A text with each token coloured by the probability the model gave it.
 
     The first `first_unscored` pieces have no prediction (nothing comes before them) and are
-    shown grey; `probabilities` covers the rest, in order.
+    shown grey; `probabilities` covers the rest, in order, and so do `ranks` (1 = the model's
+    first guess) and `guesses` (the token it found likeliest there) when given. Hovering or
+    tapping a token shows them.
     """
     spans = []
     for i, piece in enumerate(pieces):
         if i < first_unscored:
-            spans.append(f"<span title='first token: not predicted' style='{_BOX}background:#e5e7eb'>"
-                         f"{_show_whitespace(piece)}</span>{_breaks(piece)}")
+            spans.append(f"<span class='tok' tabindex='0' style='{_BOX}background:#e5e7eb'>"
+                         f"{_show_whitespace(piece)}<span class='tok-tip'>The first token: nothing comes "
+                         f"before it, so it is not predicted.</span></span>{_breaks(piece)}")
             continue
-        p = float(probabilities[i - first_unscored])
-        spans.append(f"<span title='p = {p:.4f}' style='{_BOX}background:{probability_color(p)}'>"
-                     f"{_show_whitespace(piece)}</span>{_breaks(piece)}")
+        j = i - first_unscored
+        p = float(probabilities[j])
+        tip = _details(piece, p, int(ranks[j]) if ranks is not None else None, vocab_size,
+                       guesses[j] if guesses is not None else None)
+        spans.append(f"<span class='tok' tabindex='0' style='{_BOX}background:{probability_color(p)}'>"
+                     f"{_show_whitespace(piece)}<span class='tok-tip'>{tip}</span></span>{_breaks(piece)}")
     tail = (f"<div style='color:#6b7280;margin-top:6px'>... and {more:,} more tokens</div>"
             if more > 0 else "")
-    return ("<div class='token-view' style='font-family:ui-monospace,monospace;font-size:14px'>"
-            + "".join(spans) + "</div>" + tail + probability_legend())
+    return (_PROB_STYLE + "<div class='prob-view'>"
+            "<div class='token-view' style='font-family:ui-monospace,monospace;font-size:14px'>"
+            + "".join(spans) + "</div>"
+            "<div class='tok-hint'>Hover or tap a token: its probability, its rank among the model's "
+            "guesses, and the model's own first guess.</div></div>" + tail + probability_legend())
 
 
 def probability_legend() -> str:

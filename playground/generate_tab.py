@@ -39,9 +39,10 @@ def _prompt(ws: Workspace, tok, prompt, context_length: int) -> Prompt:
 def _continuations(ws: Workspace, model_choice, prompt, max_new_tokens, temperature, top_k, top_p, seed,
                    stop_at_eot):
     """(the prompt as the model sees it, the continuation so far), a few times a second."""
-    model, tok, cfg = resolve(ws, model_choice)
+    # The numbers first: the API's values reach here unchecked by any slider.
     n = form_number(max_new_tokens, "Max new tokens", 1, ws.limits.max_new_tokens, whole=True)
     options = sampling_options(temperature, top_k, top_p, seed)
+    model, tok, cfg = resolve(ws, model_choice)
     seen = _prompt(ws, tok, prompt, cfg.context_length)
     eos = tok.eot_id if stop_at_eot else None
     text = ""

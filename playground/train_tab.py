@@ -6,6 +6,7 @@ second while the trainer's events arrive, so the chart draws itself as the model
 """
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
 import time
@@ -18,12 +19,13 @@ from gpt_core.train_events import (CheckpointEvent, DoneEvent, EpochEvent, Error
 
 from . import models
 from .common import SETTINGS, SHARED, TRAIN_QUEUE
-from .data_tab import TOKENIZER_LABELS, tokenizer_kind
+from .data_tab import TOKENIZER_LABELS, tokenizer_hint, tokenizer_kind
 from .files import LINKS
 from .formatting import format_bytes, format_count
 from .memory import MemoryBudgetError
 from .options import (MODEL_FIELDS, PRESET_LABELS, START_FROM, TRAIN_FIELDS, build_spec, preset_fields,
                       preset_name)
+from .prompts import readable_start
 from .session import BoundedDict, Workspace, WorkspaceError
 from .train_queue import Place, Turn
 
@@ -137,6 +139,9 @@ def estimate(ws: Workspace, form: dict) -> str:
     if params > ws.limits.max_train_parameters:
         lines.append(f"⚠️ Larger than this server trains ({format_count(ws.limits.max_train_parameters)} parameters).")
     lines += [f"⚠️ {html.escape(w)}" for w in stats.warnings]
+    hint = tokenizer_hint(ws, spec.tokenizer)
+    if hint:
+        lines.append(f"💡 {html.escape(hint)}")
     return "  \n".join(lines)
 
 
@@ -261,6 +266,7 @@ class _View:
         self.progress: dict = {"fraction": 0.0, "text": "preparing data and model", "state": "running"}
         self.last_step: StepEvent | None = None
         self.last_eval: EvalEvent | None = None
+        self.note = ""  # what was changed for the run (a start context the model cannot read)
 
     def preparing(self, what: str):
         """Before the trainer exists: an empty chart, buttons disabled, what is happening."""
@@ -293,7 +299,8 @@ class _View:
         resumable = bool(own is not None and own.resumable)
         download_update = (gr.update(value=LINKS.url(self.ws, download)) if download
                            else gr.update(value="") if running else gr.update())
-        return (self.status, progress_html(self.progress), _figure(self.ws),
+        status = self.status + (f"  \n{self.note}" if self.note else "")
+        return (status, progress_html(self.progress), _figure(self.ws),
                 _metrics(self.ws, self.last_step, self.last_eval), self.ws.history.sample_log(),
                 download_update, gr.update(value="Train", interactive=not running),
                 gr.update(interactive=(not running) and resumable))
@@ -384,6 +391,19 @@ def _small_enough_to_autosave(own) -> bool:
     return own.config.num_parameters() <= 30_000_000
 
 
+def _readable_start(ws: Workspace, spec, start: str):
+    """(spec, None), or the spec with the text's first characters as its start context and a
+    sentence saying so, when the run's tokenizer cannot read the one in the form."""
+    if start == "gpt2":  # GPT-2's BPE reads any text
+        return spec, None
+    tok = ws.own.tokenizer if start == "own" and ws.own is not None else ws.tokenizer(spec.tokenizer)
+    context, note = readable_start(tok, spec.train.start_context, ws.text)
+    if note is None:
+        return spec, None
+    return dataclasses.replace(spec, train=dataclasses.replace(spec.train, start_context=context)), \
+        f"The samples' start context: {note}"
+
+
 def train(ws: Workspace, form: dict, start_label: str):
     """Start a new run from the Train form and "Start from"."""
     spec = _spec(ws, form)
@@ -398,10 +418,12 @@ def train(ws: Workspace, form: dict, start_label: str):
             raise WorkspaceError("No GPT-2 is loaded yet: load one in the GPT-2 tab, then train.")
         label = f"a copy of {loaded[0]}"
     _check_steps(ws, spec, start, base)
+    spec, start_note = _readable_start(ws, spec, start)
     job = ws.begin_job("train")
     turn = TRAIN_QUEUE.join(job, owner=ws, plan=spec)
     try:
         view = _View(ws)
+        view.note = start_note or ""
         yield from _take_turn(ws, turn, view)
         if not turn.admitted:
             return
@@ -524,4 +546,4 @@ def model_dropdowns(ws: Workspace, gen_choice, a_choice, b_choice):
     b_default = gpt2_first if own_first == models.OWN else None
     return (gr.update(choices=choices, value=keep(gen_choice, own_first)),
             gr.update(choices=choices, value=keep(a_choice, own_first)),
-            gr.update(choices=[""] + choices, value=keep(b_choice, b_default) or ""))
+            gr.update(choices=[models.NO_MODEL, *choices], value=keep(b_choice, b_default) or models.NO_MODEL))
