@@ -16,7 +16,7 @@ from starlette.middleware import Middleware  # noqa: E402
 
 from gpt_core.corpus import DEFAULT_CORPUS, SAMPLE_CORPORA  # noqa: E402
 from gpt_core.plots import loss_figure  # noqa: E402
-from playground import data_tab, evaluate_tab, generate_tab, gpt2_tab, train_tab  # noqa: E402
+from playground import data_tab, evaluate_tab, generate_tab, gpt2_tab, page, train_tab  # noqa: E402
 from playground.common import (LIMITS, REGISTRY, SETTINGS, bind, bind_form, bind_progress, clear_on,  # noqa: E402
                                explain_failures, guard, release_session)
 from playground.files import LINKS, remove_leftovers  # noqa: E402
@@ -42,11 +42,7 @@ CSS = """
 #download-ckpt {flex: 1 1 0 !important; margin: 0 !important}
 #download-ckpt .html-container {padding: 0 !important; height: 100%}
 #download-ckpt .html-container > div {height: 100%}
-/* Gradio's red "Error" badge would sit on top of the outputs; the tab's message area explains. */
-[data-testid="status-tracker"]:has(> .error) {display: none !important}
-.block.message-area:has(.prose > *) {border: 1px solid #fca5a5; background: #fef2f2; border-radius: 6px;
-  padding: 4px 12px !important}
-"""
+""" + page.CSS
 # The checkpoint's link (our route, for this session only), or a disabled button without one.
 DOWNLOAD_TEMPLATE = ("${value ? `<a class='download-link' href='${value}' download>Download checkpoint</a>`"
                      " : `<span class='download-link' aria-disabled='true'>Download checkpoint</span>`}")
@@ -76,7 +72,7 @@ def build_app() -> gr.Blocks:
                         sample = gr.Dropdown(list(SAMPLE_CORPORA), value=DEFAULT_CORPUS, label="Sample text")
                         upload = gr.File(label="...or upload a .txt (any common encoding)",
                                          file_types=[".txt", ".md", ".csv", ".text"], type="filepath",
-                                         height=120)
+                                         height=150)
                         pasted = gr.Textbox(label="...or paste a text", lines=4, max_lines=8,
                                             placeholder="Paste at least a few paragraphs here")
                         paste_btn = gr.Button("Use the pasted text")
@@ -84,8 +80,8 @@ def build_app() -> gr.Blocks:
                         data_tokenizer = gr.Radio(list(data_tab.TOKENIZERS), value=tokenizer0,
                                                   label="Tokenizer to show (the Train tab uses the same)")
                     with gr.Column(scale=2):
-                        summary = gr.Markdown()
-                        data_warnings = gr.HTML()
+                        summary = gr.Markdown(elem_id="data-summary")
+                        data_warnings = gr.HTML(elem_id="data-warnings")
                         gr.Markdown("**The first tokens, as the model sees them** (hover a token for its id)")
                         token_view = gr.HTML()
                         preview = gr.Textbox(label="The text", lines=8, max_lines=8, interactive=False)
@@ -148,7 +144,7 @@ def build_app() -> gr.Blocks:
                     with gr.Column(scale=2):
                         status = gr.Markdown("Ready. Press **Train**.", elem_id="train-status")
                         progress = gr.HTML(train_tab.progress_html(None), elem_id="progress-box")
-                        chart = gr.Plot(loss_figure(), label="Loss", elem_id="loss-chart")
+                        chart = gr.Plot(loss_figure(), label="Loss", show_label=False, elem_id="loss-chart")
                         metrics = gr.Markdown(elem_id="train-metrics")
                         samples = gr.Textbox(label="Samples after each epoch, newest first (greedy, from the start "
                                                    "context)",
@@ -180,7 +176,7 @@ def build_app() -> gr.Blocks:
                         gr.Markdown("**Output**")
                         gen_output = gr.HTML(generate_tab.output_html(None), elem_id="generate-output")
                         cand_btn = gr.Button("Show next-token candidates for the prompt", size="sm")
-                        cand_chart = gr.Plot(label="Next-token candidates", elem_id="candidates-chart")
+                        cand_chart = gr.Plot(label="Next-token candidates", show_label=False, elem_id="candidates-chart")
                 with gr.Accordion("Sampling lab: the book's 9-word example", open=True):
                     gr.Markdown("After *every effort moves you* the book's toy model gives these nine words "
                                 "logits. Move the temperature and see how the probabilities and the counts "
@@ -190,7 +186,7 @@ def build_app() -> gr.Blocks:
                                              elem_id="lab-temperature")
                         lab_draws = gr.Number(1000, label="Draws", precision=0, scale=1)
                         lab_seed = gr.Number(123, label="Seed", precision=0, scale=1)
-                    lab_chart = gr.Plot(label="Sampling lab", elem_id="lab-chart")
+                    lab_chart = gr.Plot(label="Sampling lab", show_label=False, elem_id="lab-chart")
 
             # --- GPT-2 --------------------------------------------------------------------
             with gr.Tab("4 · GPT-2", id="gpt2"):
@@ -404,7 +400,7 @@ def main() -> None:
         # Spaces (SPACE_ID set) the platform sets them to 0.0.0.0:7860.
         demo.launch(
             server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0" if SETTINGS.on_spaces else "127.0.0.1"),
-            css=CSS, theme=THEME, show_error=True,
+            css=CSS, js=page.JS, theme=THEME, show_error=True,
             # Each training waiting its turn holds a worker thread: one per session, plus Gradio's 40.
             max_threads=40 + LIMITS.max_sessions,
             **launch_options(),

@@ -58,19 +58,18 @@ def probability_color(p: float) -> str:
     return f"hsl({hue:.0f},85%,80%)"
 
 
-# A token's details show in a bar under the text while it is hovered or focused (a tap focuses
-# it: tabindex), so they work on touch screens, where a title tooltip never appears. The bar is
-# positioned against .prob-view, outside the scrolling .token-view, so it is never clipped.
+# A token's details show in a bar at the foot of the screen while it is hovered or focused (a
+# tap focuses it: tabindex), so they work on touch screens, where a title tooltip never appears.
+# Fixed to the screen, the bar is never clipped by the scrolling text nor scrolled out of sight.
 _PROB_STYLE = """<style>
-.prob-view {position:relative;padding-bottom:3.4em}
 .prob-view .tok {cursor:pointer;outline:none}
 .prob-view .tok:focus {box-shadow:0 0 0 2px #1d4ed8}
 .prob-view .tok-tip {display:none}
-.prob-view .tok:hover .tok-tip, .prob-view .tok:focus .tok-tip {display:block;position:absolute;left:0;right:0;
-  bottom:0;min-height:2.9em;box-sizing:border-box;z-index:5;padding:4px 10px;border-radius:6px;background:#111827;
-  color:#f9fafb;font-size:13px;line-height:1.4;white-space:normal;font-family:ui-sans-serif,system-ui,sans-serif}
-.prob-view .tok-hint {position:absolute;left:0;right:0;bottom:0;min-height:2.9em;padding:4px 10px;
-  box-sizing:border-box;font-size:13px;color:#6b7280}
+.prob-view .tok:hover .tok-tip, .prob-view .tok:focus .tok-tip {display:block;position:fixed;left:8px;right:8px;
+  bottom:8px;max-width:720px;margin:0 auto;z-index:1000;padding:8px 12px;border-radius:8px;background:#111827;
+  color:#f9fafb;font-size:14px;line-height:1.5;white-space:normal;font-family:ui-sans-serif,system-ui,sans-serif;
+  box-shadow:0 4px 16px rgba(0,0,0,.3)}
+.prob-view .tok-hint {margin-top:6px;font-size:13px;color:#6b7280}
 </style>"""
 
 

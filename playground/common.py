@@ -156,7 +156,8 @@ def _message(exc: BaseException) -> str:
                 "context length.")
     if isinstance(exc, USER_ERRORS):
         text = str(exc).strip() or type(exc).__name__
-        return text[0].upper() + text[1:]
+        # A sentence starts with a capital, unless it starts with a name (model.pth stays so).
+        return text[0].upper() + text[1:] if text.split(" ", 1)[0].isalpha() else text
     return (f"Something went wrong ({type(exc).__name__}: {str(exc)[:200]}). "
             "Your work in this session is unchanged; try again or reload the page.")
 

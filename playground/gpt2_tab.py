@@ -112,13 +112,22 @@ def download(ws: Workspace, progress, size: str):
         raise WorkspaceError(f"GPT-2 {size} is too large for this server; choose one of {', '.join(ALLOWED_SIZES)}.")
     key = gpt2_key(size)
 
+    tries = [0]
+
     def report(p) -> None:
-        desc = {"retrying": f"connection problem; retrying {p.file}",
-                "waiting": "another session is downloading this model; waiting for it"}.get(p.status, f"{p.status} {p.file}")
-        if p.total:
-            progress((p.done, p.total), desc=desc, unit="bytes")
+        # A sentence for the page; the addresses and the system's error go to the log. (Gradio
+        # shows a description only beside a fraction: a bare None shows just the clock.)
+        fraction = p.done / p.total if p.total else 0.0
+        if p.status == "retrying":
+            tries[0] += 1
+            log.info("GPT-2 %s: %s", size, p.message)
+            progress(fraction, desc=f"No answer from the download server yet (try {tries[0]}); trying again…")
+        elif p.status == "waiting":
+            progress(fraction, desc="Another student is downloading this model; waiting for it…")
+        elif p.total:
+            progress((p.done, p.total), desc=f"Downloading GPT-2 {size} ({p.file})", unit="bytes")
         else:
-            progress(None, desc=desc)
+            progress(None, desc=f"Downloading GPT-2 {size} ({p.file})")
 
     def loader():
         progress(0, desc=f"looking for GPT-2 {size}")

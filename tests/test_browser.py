@@ -177,7 +177,7 @@ def choose(page, label: str, option: str) -> None:
 
 
 def set_number(page, label: str, value: str) -> None:
-    box = page.get_by_label(label)
+    box = page.get_by_label(label, exact=True)
     box.fill(value)
     box.press("Tab")  # Gradio sends a number field's value when it loses focus
 
