@@ -48,22 +48,12 @@ DOWNLOAD_TEMPLATE = ("${value ? `<a class='download-link' href='${value}' downlo
                      " : `<span class='download-link' aria-disabled='true'>Download checkpoint</span>`}")
 
 
-# System fonts only: a classroom server may have no internet for web fonts.
-THEME = gr.themes.Default(primary_hue="blue", font=["ui-sans-serif", "system-ui", "sans-serif"],
-                          font_mono=["ui-monospace", "Consolas", "monospace"])
-
-INTRO = """# Watch a GPT learn
-Pick a text in **Data**, press **Train** and watch the loss fall while the model learns to
-write like it; then sample from it in **Generate**, load OpenAI's **GPT-2** into the same
-model, and compare them in **Evaluate**. After chapter 5 of *Build a Large Language Model
-(From Scratch)*."""
-
 
 def build_app() -> gr.Blocks:
     model0, train0, tokenizer0 = preset_fields(DEFAULT_PRESET_LABEL)  # the form starts as the default preset
     tokenizer0 = data_tab.TOKENIZER_LABELS[tokenizer0]
     with gr.Blocks(title="Watch a GPT learn", delete_cache=(1800, 3600)) as demo:
-        gr.Markdown(INTRO)
+        gr.Markdown(page.INTRO)
         with gr.Tabs(overflow_behavior="wrap"):  # on a phone every tab shows, on two rows
             # --- Data ---------------------------------------------------------------------
             with gr.Tab("1 · Data", id="data"):
@@ -139,7 +129,7 @@ def build_app() -> gr.Blocks:
                                 download_ckpt = gr.HTML("", html_template=DOWNLOAD_TEMPLATE, js_on_load=None,
                                                         apply_default_css=False, elem_id="download-ckpt")
                             upload_ckpt = gr.File(label="Upload a checkpoint (.pt / .pth: ours or the book's model.pth)",
-                                                  file_types=[".pt", ".pth"], type="filepath", height=100)
+                                                  file_types=[".pt", ".pth"], type="filepath", height=150)
                             ckpt_status = gr.Markdown()
                     with gr.Column(scale=2):
                         status = gr.Markdown("Ready. Press **Train**.", elem_id="train-status")
@@ -201,7 +191,7 @@ def build_app() -> gr.Blocks:
                                                 placeholder=gpt2_tab.example_folder())
                             folder_btn = gr.Button("Import from folder", elem_id="gpt2-folder-btn")
                             gpt2_files = gr.File(label="Upload the files (.safetensors, or the 7 files of OpenAI's release)",
-                                                 file_count="multiple", type="filepath", height=120)
+                                                 file_count="multiple", type="filepath", height=150)
                     with gr.Column(scale=2):
                         gpt2_status = gr.Markdown(elem_id="gpt2-status")
                         gr.Markdown(gpt2_tab.sizes_table())
@@ -400,7 +390,7 @@ def main() -> None:
         # Spaces (SPACE_ID set) the platform sets them to 0.0.0.0:7860.
         demo.launch(
             server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0" if SETTINGS.on_spaces else "127.0.0.1"),
-            css=CSS, js=page.JS, theme=THEME, show_error=True,
+            css=CSS, js=page.JS, theme=page.theme(), show_error=True,
             # Each training waiting its turn holds a worker thread: one per session, plus Gradio's 40.
             max_threads=40 + LIMITS.max_sessions,
             **launch_options(),

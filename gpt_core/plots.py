@@ -137,8 +137,11 @@ def candidates_figure(tokens: Sequence[str], stages: "dict[str, Sequence[float]]
         # Horizontal bars read best with long tokens; the most likely candidate on top.
         fig.add_trace(go.Bar(y=labels, x=list(probs), orientation="h", name=legend,
                              marker_color=color, hovertemplate="%{y}: %{x:.3f}<extra>" + legend + "</extra>"))
-    title = "Next-token candidates" + (f" <span style='font-size:12px'>({settings})</span>" if settings else "")
+    # The settings on lines of their own: beside the title they ran off a phone's screen.
+    lines = wrapped(f"({settings})", 48).split("<br>") if settings else []
+    title = "<br>".join(["Next-token candidates", *(f"<span style='font-size:12px'>{x}</span>" for x in lines)])
     _layout(fig, title=title, height=height)
+    fig.update_layout(margin=dict(t=64 + 16 * len(lines)))
     # Room for the largest bar; never so zoomed that a flat distribution looks peaked.
     top = max((max(p) for p in stages.values() if len(p)), default=1.0)
     fig.update_layout(barmode="group", xaxis=dict(title="Probability", range=[0, min(1.0, max(0.1, 1.1 * top))]),
@@ -171,8 +174,8 @@ def sampling_lab_figure(words: Sequence[str], probabilities: Sequence[float],
     _layout(fig, title="Sampling lab", height=height)
     fig.update_layout(barmode="group", margin=dict(l=50, r=16, t=80, b=40),
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
-    # Every word under each bar: tilted rather than skipped when the chart is narrow.
-    fig.update_xaxes(tickangle=-45, tickmode="array", tickvals=list(words), automargin=True)
+    # Every word under each bar (tilted by Plotly when the chart is narrow), never skipped.
+    fig.update_xaxes(tickmode="array", tickvals=list(words), automargin=True)
     fig.update_yaxes(range=[0, 1.05], row=1, col=1)
     fig.update_yaxes(range=[0, max(list(counts) + [1]) * 1.18], row=2, col=1)
     return fig

@@ -69,6 +69,7 @@ _PROB_STYLE = """<style>
   bottom:8px;max-width:720px;margin:0 auto;z-index:1000;padding:8px 12px;border-radius:8px;background:#111827;
   color:#f9fafb;font-size:14px;line-height:1.5;white-space:normal;font-family:ui-sans-serif,system-ui,sans-serif;
   box-shadow:0 4px 16px rgba(0,0,0,.3)}
+.prob-view .tok-tip b {color:inherit;font-weight:700}
 .prob-view .tok-hint {margin-top:6px;font-size:13px;color:#6b7280}
 </style>"""
 
