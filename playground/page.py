@@ -21,7 +21,7 @@ CSS = """
 .block.message-area:has(.prose p) {border: 1px solid #fca5a5; background: #fef2f2; border-radius: 6px;
   padding: 4px 12px !important}
 /* Tables on a phone: scroll sideways rather than break "124M" into "12 / 4M". */
-.prose table {display: block; overflow-x: auto; max-width: 100%}
+.prose table {display: block; overflow-x: auto; width: max-content; max-width: 100%}
 .prose th, .prose td {word-break: normal; overflow-wrap: normal; white-space: nowrap}
 """
 
