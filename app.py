@@ -21,6 +21,7 @@ from playground.common import (LIMITS, REGISTRY, SETTINGS, bind, bind_form, bind
                                explain_failures, guard, release_session)
 from playground.files import LINKS, remove_leftovers  # noqa: E402
 from playground.http_limits import BodyLimit  # noqa: E402
+from playground.i18n import BROWSER_LANGUAGE_JS, CHANGE_LOCALE_JS, I18N, LANGUAGES, localize_layout, relabel, set_language  # noqa: E402
 from playground.memory import return_freed_memory_promptly  # noqa: E402
 from playground.notices import message_area  # noqa: E402
 from playground.options import (DEFAULT_PRESET_LABEL, FORM_FIELDS, MODEL_FIELDS, PRESET_CHOICES,  # noqa: E402
@@ -53,10 +54,13 @@ def build_app() -> gr.Blocks:
     model0, train0, tokenizer0 = preset_fields(DEFAULT_PRESET_LABEL)  # the form starts as the default preset
     tokenizer0 = data_tab.TOKENIZER_LABELS[tokenizer0]
     with gr.Blocks(title="Watch a GPT learn", delete_cache=(1800, 3600)) as demo:
-        gr.Markdown(page.INTRO)
+        with gr.Row(equal_height=True):
+            gr.Markdown(page.INTRO)
+            language = gr.Radio([(name, code) for code, name in LANGUAGES.items()], value="en",
+                                label="Language", elem_id="language", scale=0, min_width=170)
         with gr.Tabs(overflow_behavior="wrap"):  # on a phone every tab shows, on two rows
             # --- Data ---------------------------------------------------------------------
-            with gr.Tab("1 · Data", id="data"):
+            with gr.Tab("1 · Data", id="data") as data_tab_ui:
                 with gr.Row():
                     with gr.Column(scale=1):
                         sample = gr.Dropdown(list(SAMPLE_CORPORA), value=DEFAULT_CORPUS, label="Sample text")
@@ -77,7 +81,7 @@ def build_app() -> gr.Blocks:
                         preview = gr.Textbox(label="The text", lines=8, max_lines=8, interactive=False)
 
             # --- Train --------------------------------------------------------------------
-            with gr.Tab("2 · Train", id="train"):
+            with gr.Tab("2 · Train", id="train") as train_tab_ui:
                 with gr.Row():
                     with gr.Column(scale=1, min_width=340):
                         preset = gr.Dropdown(list(PRESET_CHOICES), value=DEFAULT_PRESET_LABEL, label="Preset")
@@ -179,7 +183,7 @@ def build_app() -> gr.Blocks:
                     lab_chart = gr.Plot(label="Sampling lab", show_label=False, elem_id="lab-chart")
 
             # --- GPT-2 --------------------------------------------------------------------
-            with gr.Tab("4 · GPT-2", id="gpt2"):
+            with gr.Tab("4 · GPT-2", id="gpt2") as gpt2_tab_ui:
                 with gr.Row():
                     with gr.Column(scale=1, min_width=320):
                         gpt2_size = gr.Radio(gpt2_tab.SIZES, value="124M", label="GPT-2 size")
@@ -231,8 +235,6 @@ def build_app() -> gr.Blocks:
         preset_fills = [form[k] for k in train_tab.PRESET_FILLS]
         model_fields = [form[k] for k in MODEL_FIELDS]  # editing one turns the preset into "Custom"
 
-        demo.load(bind(data_tab.view), data_inputs, data_outputs, api_name=False)
-        demo.load(bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate, api_name=False)
         # A new text changes the batches per epoch and the time estimate in the Train tab.
         data_events = (
             (sample.input(bind(data_tab.choose_sample), [sample, *data_inputs], data_outputs, api_name="choose_sample"),
@@ -331,16 +333,15 @@ def build_app() -> gr.Blocks:
 
         # GPT-2
         gpt2_outputs = [gpt2_status, gpt2_info]
-        explain_failures(gpt2_message, (download_btn.click(
-            bind_progress(gpt2_tab.download), gpt2_size, gpt2_outputs, api_name="gpt2_download",
-            concurrency_id="gpt2", concurrency_limit=1, show_progress="full", show_progress_on=[gpt2_status]),
-            gpt2_tab.download), (folder_btn.click(
-                bind_progress(gpt2_tab.import_folder), folder, gpt2_outputs, api_name="gpt2_import_folder",
-                concurrency_id="gpt2", concurrency_limit=1, show_progress_on=[gpt2_status]), gpt2_tab.import_folder))
-        explain_failures(gpt2_message, (gpt2_files.upload(
-            bind_progress(gpt2_tab.import_upload), gpt2_files, gpt2_outputs, api_name="gpt2_import_upload",
-            concurrency_id="gpt2", concurrency_limit=1, show_progress_on=[gpt2_status]), gpt2_tab.import_upload),
-            reset=[gpt2_files])
+        one_at_a_time = dict(concurrency_id="gpt2", concurrency_limit=1, show_progress_on=[gpt2_status])
+        explain_failures(gpt2_message, (download_btn.click(bind_progress(gpt2_tab.download), gpt2_size, gpt2_outputs,
+                                                           api_name="gpt2_download", show_progress="full",
+                                                           **one_at_a_time), gpt2_tab.download),
+                         (folder_btn.click(bind_progress(gpt2_tab.import_folder), folder, gpt2_outputs,
+                                           api_name="gpt2_import_folder", **one_at_a_time), gpt2_tab.import_folder))
+        explain_failures(gpt2_message, (gpt2_files.upload(bind_progress(gpt2_tab.import_upload), gpt2_files, gpt2_outputs,
+                                                          api_name="gpt2_import_upload", **one_at_a_time),
+                                        gpt2_tab.import_upload), reset=[gpt2_files])
 
         # Evaluate
         explain_failures(eval_message, (eval_btn.click(
@@ -360,7 +361,23 @@ def build_app() -> gr.Blocks:
         clear_on(gpt2_message, gpt2_size.input, download_btn.click, folder.input, folder_btn.click, gpt2_files.upload)
         clear_on(eval_message, *new_text, eval_text.input, model_a.input, model_b.input, eval_btn.click)
 
+        # The page's language: the browser's (or a ?lang= link's) on load, the switch after.
+        # The browser translates the layout itself; the handlers' words are redrawn.
+        redraw = [(bind(data_tab.view), data_inputs, data_outputs),
+                  (bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate)]
+
+        def redrawn(event):
+            for fn, inputs, outputs in redraw:
+                event = event.then(fn, inputs, outputs, api_name=False, show_progress="hidden")
+            return event
+        redrawn(demo.load(bind(set_language), language, language, js=BROWSER_LANGUAGE_JS, api_name=False))
+        # Tabs not yet opened keep the label of the language they were first drawn in: relabel them.
+        tab_labels = [data_tab_ui, train_tab_ui, generate_tab_ui, gpt2_tab_ui, evaluate_tab_ui]
+        redrawn(language.input(bind(set_language), language, language, js=CHANGE_LOCALE_JS, api_name=False)
+                .then(bind(relabel([tab.label for tab in tab_labels])), None, tab_labels, api_name=False, show_progress="hidden"))
+
         demo.unload(release_session)
+        localize_layout(demo)
     demo.queue(max_size=SETTINGS.queue_size, default_concurrency_limit=SETTINGS.generate_concurrency)
     return demo
 
@@ -370,7 +387,7 @@ def launch_options() -> dict:
     build_app() in their own process): upload and body caps, checkpoints served only
     through their session's links, the session folders never through Gradio's file route."""
     blocked = [p for p in os.environ.get("GRADIO_BLOCKED_PATHS", "").split(",") if p.strip()]
-    return dict(max_file_size=f"{SETTINGS.max_upload_mb}mb",
+    return dict(max_file_size=f"{SETTINGS.max_upload_mb}mb", i18n=I18N,
                 blocked_paths=[*blocked, str(REGISTRY.files_root.resolve())],
                 app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=SETTINGS.max_request_mb * 2**20)],
                             "routes": [LINKS.route()]})

@@ -7,6 +7,7 @@ from gpt_core.render import message_html, tokens_html
 from gpt_core.tokenizers import byte_piece_share
 from .fields import form_number
 from .formatting import format_count
+from .i18n import tr
 from .session import Workspace
 
 TOKENIZERS = {"GPT-2 BPE": "gpt2", "Characters": "char"}
@@ -32,10 +33,10 @@ def tokenizer_hint(ws: Workspace, kind: str) -> str | None:
     share = byte_piece_share(ws.tokenizer("gpt2"), ws.text[:5_000])
     if share <= BYTE_PIECES:
         return None
-    return (f"GPT-2 BPE splits this text mostly into pieces of characters: {share:.0%} of its tokens are "
-            "single bytes of a character (the “�” tokens), not whole characters. The Characters tokenizer "
-            "gives every character a token of its own, as the BabyGPT notebook does for Chinese: choose "
-            "Characters, or a character-level preset.")
+    return tr("GPT-2 BPE splits this text mostly into pieces of characters: {share} of its tokens are "
+              "single bytes of a character (the “�” tokens), not whole characters. The Characters tokenizer "
+              "gives every character a token of its own, as the BabyGPT notebook does for Chinese: choose "
+              "Characters, or a character-level preset.", share=f"{share:.0%}")
 
 
 def view(ws: Workspace, tokenizer_label: str, context_length, batch_size, stride):
@@ -74,7 +75,7 @@ def view(ws: Workspace, tokenizer_label: str, context_length, batch_size, stride
 
 def still_active(ws: Workspace) -> str:
     """After a refused text: which text the model still sees (the summary beside shows it)."""
-    return f"The active text is still **{ws.corpus_name}**, as the summary shows."
+    return tr("The active text is still **{name}**, as the summary shows.", name=tr(ws.corpus_name))
 
 
 def choose_sample(ws: Workspace, name: str, tokenizer_label, context_length, batch_size, stride):

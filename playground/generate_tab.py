@@ -12,6 +12,7 @@ from gpt_core.render import generation_html, message_html
 from gpt_core.sampling import STAGES, TOY_INVERSE_VOCAB, temperature_lab
 
 from .fields import form_number
+from .i18n import tr
 from .models import resolve
 from .prompts import Prompt, prepare_prompt
 from .session import Workspace
@@ -76,8 +77,8 @@ def generate_view(ws: Workspace, model_choice, prompt, max_new_tokens, temperatu
 
 def output_html(seen: Prompt | None, continuation: str = "") -> str:
     if seen is None:
-        return ("<div class='gen-text' style='color:#6b7280;padding:10px 0'>The prompt and the model's "
-                "continuation appear here, told apart.</div>")
+        return ("<div class='gen-text' style='color:#6b7280;padding:10px 0'>"
+                + tr("The prompt and the model's continuation appear here, told apart.") + "</div>")
     notes = "".join(message_html(n, kind="info") for n in seen.notes)
     return notes + generation_html(seen.text, continuation, cut=seen.cut)
 

@@ -14,6 +14,7 @@ from gpt_core.config import GPT2_SIZES
 
 from .common import SETTINGS, SHARED
 from .formatting import format_bytes, format_count
+from .i18n import tr
 from .models import gpt2_key
 from .session import Workspace, WorkspaceError
 
@@ -121,13 +122,14 @@ def download(ws: Workspace, progress, size: str):
         if p.status == "retrying":
             tries[0] += 1
             log.info("GPT-2 %s: %s", size, p.message)
-            progress(fraction, desc=f"No answer from the download server yet (try {tries[0]}); trying again…")
+            progress(fraction, desc=tr("No answer from the download server yet (try {n}); trying again…", n=tries[0]))
         elif p.status == "waiting":
-            progress(fraction, desc="Another student is downloading this model; waiting for it…")
+            progress(fraction, desc=tr("Another student is downloading this model; waiting for it…"))
         elif p.total:
-            progress((p.done, p.total), desc=f"Downloading GPT-2 {size} ({p.file})", unit="bytes")
+            progress((p.done, p.total), desc=tr("Downloading GPT-2 {size} ({file})", size=size, file=p.file),
+                     unit="bytes")
         else:
-            progress(None, desc=f"Downloading GPT-2 {size} ({p.file})")
+            progress(None, desc=tr("Downloading GPT-2 {size} ({file})", size=size, file=p.file))
 
     def loader():
         progress(0, desc=f"looking for GPT-2 {size}")

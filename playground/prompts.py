@@ -8,9 +8,12 @@ tokens, as the model sees it, and the page says that too.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from gpt_core.tokenizers import opening, unreadable_share
+
+from .i18n import tr
 
 # More than this share of a prompt's characters unknown to the model: it cannot be read.
 UNREADABLE = 0.5
@@ -27,10 +30,10 @@ def readable_start(tok, context: str, text: str) -> tuple[str, str | None]:
         return context, None
     known = "".join(c for c in opening(text, max_chars=64) if not tok.unknown_chars(c))[:16]
     if not known.strip():
-        raise ValueError(f"This model knows none of the characters of {_quoted(context)}, nor of its "
-                         "text's first line: type a few characters from the text it learned.")
-    return known, (f"{_quoted(context)} is in characters this model never saw in its text; it starts "
-                   f"from the text's own first characters, {_quoted(known)}, instead.")
+        raise ValueError(tr("This model knows none of the characters of {context}, nor of its text's first "
+                            "line: type a few characters from the text it learned.", context=_quoted(context)))
+    return known, tr("{context} is in characters this model never saw in its text; it starts from the text's "
+                     "own first characters, {known}, instead.", context=_quoted(context), known=_quoted(known))
 
 
 @dataclass
@@ -46,21 +49,35 @@ class Prompt:
 def prepare_prompt(tok, prompt: str, context_length: int, text: str, *, max_chars: int) -> Prompt:
     """Check `prompt`, replace it when the model cannot read it, cut it to `context_length`."""
     if not isinstance(prompt, str) or not prompt:
-        raise ValueError("The prompt is empty: type a few words for the model to continue.")
+        raise ValueError(tr("The prompt is empty: type a few words for the model to continue."))
     if len(prompt) > max_chars:
-        raise ValueError(f"The prompt is longer than {max_chars:,} characters; shorten it.")
+        raise ValueError(tr("The prompt is longer than {n} characters; shorten it.", n=f"{max_chars:,}"))
     prompt, replaced = readable_start(tok, prompt, text)
     notes = [replaced] if replaced else []
     unknown = tok.unknown_chars(prompt) if hasattr(tok, "unknown_chars") else []
     if unknown:  # a few new characters: the model reads each as its fallback
-        notes.append(f"This model never saw {_quoted(''.join(unknown[:20]))} in its text; it reads "
-                     f"them as {_quoted(tok.fallback)}.")
+        notes.append(tr("This model never saw {chars} in its text; it reads them as {fallback}.",
+                        chars=_quoted("".join(unknown[:20])), fallback=_quoted(tok.fallback)))
     ids = tok.encode(prompt)
     if not ids:
-        raise ValueError("The prompt has no tokens this model knows.")
+        raise ValueError(tr("The prompt has no tokens this model knows."))
     if len(ids) <= context_length:
         return Prompt(ids, tok.decode(ids), notes=notes)
-    notes.append(f"The prompt has {len(ids):,} tokens; the model sees only its last {context_length:,} "
-                 "(its context length), so the struck-out start was cut.")
+    notes.append(tr("The prompt has {tokens} tokens; the model sees only its last {context} (its context "
+                    "length), so the struck-out start was cut.", tokens=f"{len(ids):,}", context=f"{context_length:,}"))
     return Prompt(ids[-context_length:], tok.decode(ids[-context_length:]), cut=tok.decode(ids[:-context_length]),
                   notes=notes)
+
+
+def readable_run_start(ws, spec, start: str):
+    """For Train: (spec, None), or the run's spec (playground.options.RunSpec) with the text's
+    first characters as its start context and a sentence saying so, when the run's tokenizer
+    cannot read the one in the form. `start` is "scratch", "gpt2" or "own"."""
+    if start == "gpt2":  # GPT-2's BPE reads any text
+        return spec, None
+    tok = ws.own.tokenizer if start == "own" and ws.own is not None else ws.tokenizer(spec.tokenizer)
+    context, note = readable_start(tok, spec.train.start_context, ws.text)
+    if note is None:
+        return spec, None
+    return dataclasses.replace(spec, train=dataclasses.replace(spec.train, start_context=context)), \
+        tr("The samples' start context: {note}", note=note)

@@ -6,7 +6,6 @@ second while the trainer's events arrive, so the chart draws itself as the model
 """
 from __future__ import annotations
 
-import dataclasses
 import html
 import math
 import time
@@ -22,10 +21,11 @@ from .common import SETTINGS, SHARED, TRAIN_QUEUE
 from .data_tab import TOKENIZER_LABELS, tokenizer_hint, tokenizer_kind
 from .files import LINKS
 from .formatting import format_bytes, format_count
+from .i18n import tr
 from .memory import MemoryBudgetError
 from .options import (MODEL_FIELDS, PRESET_LABELS, START_FROM, TRAIN_FIELDS, build_spec, preset_fields,
                       preset_name)
-from .prompts import readable_start
+from .prompts import readable_run_start
 from .session import BoundedDict, Workspace, WorkspaceError
 from .train_queue import Place, Turn
 
@@ -391,19 +391,6 @@ def _small_enough_to_autosave(own) -> bool:
     return own.config.num_parameters() <= 30_000_000
 
 
-def _readable_start(ws: Workspace, spec, start: str):
-    """(spec, None), or the spec with the text's first characters as its start context and a
-    sentence saying so, when the run's tokenizer cannot read the one in the form."""
-    if start == "gpt2":  # GPT-2's BPE reads any text
-        return spec, None
-    tok = ws.own.tokenizer if start == "own" and ws.own is not None else ws.tokenizer(spec.tokenizer)
-    context, note = readable_start(tok, spec.train.start_context, ws.text)
-    if note is None:
-        return spec, None
-    return dataclasses.replace(spec, train=dataclasses.replace(spec.train, start_context=context)), \
-        f"The samples' start context: {note}"
-
-
 def train(ws: Workspace, form: dict, start_label: str):
     """Start a new run from the Train form and "Start from"."""
     spec = _spec(ws, form)
@@ -418,7 +405,7 @@ def train(ws: Workspace, form: dict, start_label: str):
             raise WorkspaceError("No GPT-2 is loaded yet: load one in the GPT-2 tab, then train.")
         label = f"a copy of {loaded[0]}"
     _check_steps(ws, spec, start, base)
-    spec, start_note = _readable_start(ws, spec, start)
+    spec, start_note = readable_run_start(ws, spec, start)
     job = ws.begin_job("train")
     turn = TRAIN_QUEUE.join(job, owner=ws, plan=spec)
     try:
@@ -531,7 +518,8 @@ def upload_checkpoint(ws: Workspace, path):
 def model_unchanged(ws: Workspace) -> str:
     """After a refused checkpoint: what the session's model still is."""
     own = ws.own
-    return f"Your model is unchanged ({own.label})." if own is not None else "You still have no model of your own."
+    return (tr("Your model is unchanged ({label}).", label=own.label) if own is not None
+            else tr("You still have no model of your own."))
 
 
 def model_dropdowns(ws: Workspace, gen_choice, a_choice, b_choice):
@@ -546,4 +534,5 @@ def model_dropdowns(ws: Workspace, gen_choice, a_choice, b_choice):
     b_default = gpt2_first if own_first == models.OWN else None
     return (gr.update(choices=choices, value=keep(gen_choice, own_first)),
             gr.update(choices=choices, value=keep(a_choice, own_first)),
-            gr.update(choices=[models.NO_MODEL, *choices], value=keep(b_choice, b_default) or models.NO_MODEL))
+            gr.update(choices=[(tr(models.NO_MODEL), models.NO_MODEL), *((c, c) for c in choices)],
+                      value=keep(b_choice, b_default) or models.NO_MODEL))

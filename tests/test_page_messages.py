@@ -24,9 +24,10 @@ from playground.models import NO_MODEL, OWN
 from playground.options import START_FROM
 from playground.prompts import prepare_prompt
 from playground.session import Workspace
-from test_app_handlers import one_thread, ui_form  # noqa: F401 (an autouse fixture)
+from test_app_handlers import ui_form
 
 LUNYU = "论语 (The Analects)"
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def form(**overrides) -> dict:
@@ -36,7 +37,7 @@ def form(**overrides) -> dict:
 
 
 @pytest.fixture(scope="module")
-def lunyu_ws():
+def lunyu_ws(one_thread_per_module):
     """A session that trained a tiny character model on the first 3,000 characters of 论语,
     with the English start context the form starts with."""
     w = Workspace(limits=Limits(max_corpus_chars=100_000))
