@@ -14,6 +14,7 @@ from gpt_core.config import GPT2_SIZES
 
 from .common import SETTINGS, SHARED
 from .formatting import format_bytes, format_count
+from .i18n import tr
 from .models import gpt2_key
 from .session import Workspace, WorkspaceError
 
@@ -112,13 +113,23 @@ def download(ws: Workspace, progress, size: str):
         raise WorkspaceError(f"GPT-2 {size} is too large for this server; choose one of {', '.join(ALLOWED_SIZES)}.")
     key = gpt2_key(size)
 
+    tries = [0]
+
     def report(p) -> None:
-        desc = {"retrying": f"connection problem; retrying {p.file}",
-                "waiting": "another session is downloading this model; waiting for it"}.get(p.status, f"{p.status} {p.file}")
-        if p.total:
-            progress((p.done, p.total), desc=desc, unit="bytes")
+        # A sentence for the page; the addresses and the system's error go to the log. (Gradio
+        # shows a description only beside a fraction: a bare None shows just the clock.)
+        fraction = p.done / p.total if p.total else 0.0
+        if p.status == "retrying":
+            tries[0] += 1
+            log.info("GPT-2 %s: %s", size, p.message)
+            progress(fraction, desc=tr("No answer from the download server yet (try {n}); trying again…", n=tries[0]))
+        elif p.status == "waiting":
+            progress(fraction, desc=tr("Another student is downloading this model; waiting for it…"))
+        elif p.total:
+            progress((p.done, p.total), desc=tr("Downloading GPT-2 {size} ({file})", size=size, file=p.file),
+                     unit="bytes")
         else:
-            progress(None, desc=desc)
+            progress(None, desc=tr("Downloading GPT-2 {size} ({file})", size=size, file=p.file))
 
     def loader():
         progress(0, desc=f"looking for GPT-2 {size}")
