@@ -16,7 +16,8 @@ from starlette.middleware import Middleware  # noqa: E402
 
 from gpt_core.corpus import DEFAULT_CORPUS, SAMPLE_CORPORA  # noqa: E402
 from gpt_core.plots import loss_figure  # noqa: E402
-from playground import data_tab, evaluate_tab, generate_tab, gpt2_tab, train_tab  # noqa: E402
+from playground import (attention_tab, data_tab, evaluate_tab, generate_tab, gpt2_tab, inspector,  # noqa: E402
+                        replay, train_tab)
 from playground.common import (LIMITS, REGISTRY, SETTINGS, bind, bind_form, bind_progress, guard,  # noqa: E402
                                release_session)
 from playground.files import LINKS, remove_leftovers  # noqa: E402
@@ -142,6 +143,7 @@ def build_app() -> gr.Blocks:
                         status = gr.Markdown("Ready. Press **Train**.", elem_id="train-status")
                         progress = gr.HTML(train_tab.progress_html(None), elem_id="progress-box")
                         chart = gr.Plot(loss_figure(), label="Loss", elem_id="loss-chart")
+                        replay_ui = replay.layout()  # the run replayed under its curve
                         metrics = gr.Markdown(elem_id="train-metrics")
                         samples = gr.Textbox(label="Samples after each epoch, newest first (greedy, from the start "
                                                    "context)",
@@ -173,6 +175,7 @@ def build_app() -> gr.Blocks:
                                                 elem_id="generate-output")
                         cand_btn = gr.Button("Show next-token candidates for the prompt", size="sm")
                         cand_chart = gr.Plot(label="Next-token candidates", elem_id="candidates-chart")
+                        inspector_ui = inspector.layout()
                 with gr.Accordion("Sampling lab: the book's 9-word example", open=True):
                     gr.Markdown("After *every effort moves you* the book's toy model gives these nine words "
                                 "logits. Move the temperature and see how the probabilities and the counts "
@@ -220,6 +223,8 @@ def build_app() -> gr.Blocks:
                         eval_b_md = gr.Markdown()
                         eval_b_html = gr.HTML()
 
+            attention_ui = attention_tab.layout()  # --- 6 · Attention
+
         # === events =======================================================================
         data_inputs = [data_tokenizer, context_length, batch_size, stride]
         data_outputs = [summary, data_warnings, token_view, preview]
@@ -265,28 +270,35 @@ def build_app() -> gr.Blocks:
         measure_btn.click(bind_form(train_tab.measure, FORM_FIELDS), spec_inputs, estimate, api_name="measure",
                           concurrency_id="train", concurrency_limit=SETTINGS.train_concurrency)
 
-        run_outputs = [status, progress, chart, metrics, samples, download_ckpt, train_btn, resume_btn]
+        # The replay's slider and frame follow every view of the run (playground/replay.py).
+        run_outputs = [status, progress, chart, metrics, samples, download_ckpt, train_btn, resume_btn,
+                       *replay_ui.outputs]
         # Trainings wait in the app's own queue (playground/train_queue.py), which shows each
         # student their place; Gradio only needs room for one waiting handler per session.
         train_event = train_btn.click(
-            bind_form(train_tab.train, FORM_FIELDS, ["start_from"]), [*spec_inputs, start_from], run_outputs,
+            bind_form(replay.with_replay(train_tab.train, follow=True), FORM_FIELDS, ["start_from"]),
+            [*spec_inputs, start_from], run_outputs,
             api_name="train",
             concurrency_id="train-queue", concurrency_limit=LIMITS.max_sessions,
             show_progress="minimal", show_progress_on=[status])
         resume_event = resume_btn.click(
-            bind(train_tab.resume), None, run_outputs, api_name="resume",
+            bind(replay.with_replay(train_tab.resume, follow=True)), None, run_outputs, api_name="resume",
             concurrency_id="train-queue", concurrency_limit=LIMITS.max_sessions,
             show_progress="minimal", show_progress_on=[status])
         # Stop: the flag at once (the trainer ends after its current step), the queued or
         # running event cancelled, then the final view once the run has ended.
         stop_btn.click(bind(train_tab.request_stop), None, status, api_name=False, queue=False,
                        cancels=[train_event, resume_event]).then(
-            bind(train_tab.after_stop), None, run_outputs, api_name=False, queue=False,
+            bind(replay.with_replay(train_tab.after_stop)), None, run_outputs, api_name=False, queue=False,
             show_progress="hidden")
         gr.api(bind(train_tab.stop), api_name="stop")
-        upload_ckpt.upload(bind(train_tab.upload_checkpoint), upload_ckpt,
-                           [ckpt_status, status, chart, download_ckpt, train_btn, resume_btn],
+        upload_ckpt.upload(bind(replay.with_replay(train_tab.upload_checkpoint, follow=True)), upload_ckpt,
+                           [ckpt_status, status, chart, download_ckpt, train_btn, resume_btn, *replay_ui.outputs],
                            api_name="upload_checkpoint")
+        # Scrubbing redraws the frame, then the curve's marker; rendering only, so never queued behind work.
+        replay_ui.slider.input(bind(replay.scrub), replay_ui.slider, replay_ui.frame, api_name=False,
+                               trigger_mode="always_last", show_progress="hidden", concurrency_limit=None).then(
+            bind(train_tab.loss_chart), None, chart, api_name=False, show_progress="hidden", concurrency_limit=None)
         save_ckpt.click(bind(train_tab.prepare_download), None, [download_ckpt, ckpt_status],
                         api_name="save_checkpoint")
 
@@ -304,6 +316,7 @@ def build_app() -> gr.Blocks:
                                   show_progress="minimal")
         gen_event.then(bind(generate_tab.candidates_or_note), cand_inputs, cand_chart, api_name=False,
                        show_progress="hidden")
+        inspector.wire(inspector_ui, gen_event, bind)
         gen_stop.click(None, None, None, cancels=[gen_event], api_name=False)
         cand_btn.click(bind(generate_tab.candidates), cand_inputs, cand_chart, api_name="candidates",
                        concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency)
@@ -333,6 +346,9 @@ def build_app() -> gr.Blocks:
         eval_btn.click(bind(evaluate_tab.evaluate), [eval_text, model_a, model_b],
                        [eval_a_md, eval_a_html, eval_b_md, eval_b_html, eval_note], api_name="evaluate",
                        concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency)
+
+        attention_tab.wire(attention_ui, bind, concurrency_id="generate",
+                           concurrency_limit=SETTINGS.generate_concurrency)
 
         demo.unload(release_session)
     demo.queue(max_size=SETTINGS.queue_size, default_concurrency_limit=SETTINGS.generate_concurrency)

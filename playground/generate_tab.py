@@ -11,6 +11,7 @@ from gpt_core.plots import candidates_figure, message_figure, sampling_lab_figur
 from gpt_core.sampling import STAGES, TOY_INVERSE_VOCAB, temperature_lab
 
 from .fields import form_number
+from .inspector import new_trace
 from .models import resolve
 from .session import Workspace
 
@@ -56,7 +57,8 @@ def generate_text(ws: Workspace, model_choice, prompt, max_new_tokens, temperatu
     text = prompt
     yield text
     last = time.monotonic()
-    for piece in stream_generate(model, tok, ids, n, eos_id=eos, **options):
+    trace = new_trace(ws, tok, prompt, options)  # for the inspector, from generation's own logits
+    for piece in stream_generate(model, tok, ids, n, eos_id=eos, on_step=trace.record, **options):
         text += piece
         if time.monotonic() - last >= STREAM_INTERVAL_S:
             last = time.monotonic()
