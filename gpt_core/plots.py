@@ -179,7 +179,11 @@ def mark_evaluation(fig: "go.Figure", x: float, ys: Sequence[float | None], *, l
                              marker=dict(size=13, color="rgba(0,0,0,0)", line=dict(color="#111827", width=2.5)),
                              hoverinfo="skip"))
     fig.add_vline(x=x, line=dict(color="#111827", width=1, dash="dash"))
-    fig.add_annotation(x=x, y=1, yref="paper", text=label, showarrow=False, yanchor="bottom",
+    # At the foot of the line, inside the plot: losses rarely reach 0, and the top holds the epochs axis.
+    x_range = fig.layout.xaxis.range
+    right = bool(x_range) and x > x_range[0] + 0.7 * (x_range[1] - x_range[0])  # late in the run: label left of it
+    fig.add_annotation(x=x, y=0, yref="paper", text=label, showarrow=False, yanchor="bottom",
+                       xanchor="right" if right else "left", xshift=-3 if right else 3,
                        font=dict(size=11, color="#111827"), bgcolor="rgba(255,255,255,0.85)")
     return fig
 
@@ -209,14 +213,16 @@ def attention_figure(tokens: Sequence[str], weights: "Sequence[Sequence[float]]"
         z=allowed, x=positions, y=positions, zmin=0.0, zmax=1.0, colorscale="Blues", name="attention",
         colorbar=dict(title=dict(text="weight", side="right"), thickness=12, len=0.8),
         customdata=[[[labels[i], labels[j]] for j in range(n)] for i in range(n)],
-        hovertemplate="%{customdata[0]} → %{customdata[1]}: %{z:.3f}<extra></extra>", xgap=1, ygap=1))
+        hovertemplate="%{customdata[0]} → %{customdata[1]}: %{z:.3f}<extra></extra>", xgap=1, ygap=1,
+        # Few tokens: the weights written in their cells too, readable on a projector.
+        texttemplate="%{z:.2f}" if n <= 12 else None, textfont=dict(size=11)))
     fig.add_trace(go.Heatmap(
         z=future, x=positions, y=positions, colorscale=[[0, MASK_COLOR], [1, MASK_COLOR]], showscale=False,
         name="masked", hovertemplate=masked_text + "<extra></extra>", xgap=1, ygap=1))
     _layout(fig, title=title, height=height)
     tick = dict(tickmode="array", tickvals=positions, ticktext=labels, tickfont=dict(size=10 if n <= 24 else 8))
-    fig.update_layout(xaxis=dict(title=x_title, side="bottom", constrain="domain", **tick),
-                      yaxis=dict(title=y_title, autorange="reversed", scaleanchor="x", **tick),
+    fig.update_layout(xaxis=dict(title=x_title, side="bottom", constrain="domain", showgrid=False, **tick),
+                      yaxis=dict(title=y_title, autorange="reversed", scaleanchor="x", showgrid=False, **tick),
                       margin=dict(l=80, r=10, t=60, b=80))
     return fig
 

@@ -42,7 +42,7 @@ TEXT = {
     "fresh": "Fresh (untrained)",
     "trained": "Trained",
     "own": "Your model",
-    "title": "{which} · layer {layer} of {layers} · {head}",
+    "title": "{which}<br>layer {layer} of {layers} · {head}",
     "masked": "masked: a token never sees the tokens after it",
     "x_title": "attends to (key)",
     "y_title": "token (query)",

@@ -27,6 +27,7 @@ PROMPT_SHOWN_CHARS = 300  # the prompt before the tokens, its end only
 # Every sentence this view shows, in one place (for translation).
 TEXT = {
     "title": "Inspect the generation token by token",
+    "chart_label": "What the clicked token was drawn from",
     "tokens": "Click a generated token",
     "hint": "Generate some text, then click any of its tokens to see the candidates it was drawn from.",
     "click": "Click any generated token above: green ones were the model's first choice, red ones a surprise.",
@@ -34,7 +35,7 @@ TEXT = {
     "gone": "Generate again: this token's generation is no longer kept.",
     "chart": "Token {n} of {total}: “{token}”",
     "summary": ("**Token {n} of {total}: “{token}”** was the model's **#{rank:,}** choice of {vocab:,} tokens. "
-                "Its probability at each stage: {stages}. It was drawn from the {kept:,} tokens top-p kept."),
+                "Its probability at each stage: {stages}. It was drawn from the {kept:,} tokens the filters left."),
     "greedy": ("**Token {n} of {total}: “{token}”** was the model's **#{rank:,}** choice of {vocab:,} tokens "
                "(temperature 0: greedy decoding takes the most likely token). Its probability at each stage: {stages}."),
     "settings": "temperature {temperature:g}, top-k {top_k}, top-p {top_p}",
@@ -99,12 +100,13 @@ def inspect(ws: Workspace, index) -> tuple[str, Any]:
     if t.token_id not in ids:  # drawn from further down: shown under the likeliest
         rows.append((t.token_id, t.label, t.probs))
     settings = trace.settings
+    used = TEXT["settings"].format(temperature=settings["temperature"], top_k=settings["top_k"] or TEXT["off"],
+                                   top_p=settings["top_p"] or TEXT["off"])
+    # The settings on a line of their own: a phone's narrow chart cuts one long title.
+    title = TEXT["chart"].format(n=n, total=total, token=token) + f"<br><span style='font-size:12px'>{used}</span>"
     figure = candidates_figure(
         [label for _, label, _ in rows], {name: [probs[name] for _, _, probs in rows] for name in shown},
-        highlight=[c[0] for c in rows].index(t.token_id),
-        title=TEXT["chart"].format(n=n, total=total, token=token),
-        settings=TEXT["settings"].format(temperature=settings["temperature"], top_k=settings["top_k"] or TEXT["off"],
-                                         top_p=settings["top_p"] or TEXT["off"]))
+        highlight=[c[0] for c in rows].index(t.token_id), title=title)
     return summary, figure
 
 
@@ -135,5 +137,5 @@ def layout() -> SimpleNamespace:
         view = gr.HighlightedText([], label=TEXT["tokens"], color_map=RANKS, show_legend=True,
                                   show_inline_category=False, combine_adjacent=False, elem_id="inspect-tokens")
         summary = gr.Markdown(TEXT["hint"], elem_id="inspect-summary")
-        chart = gr.Plot(label=TEXT["title"], elem_id="inspect-chart")
+        chart = gr.Plot(label=TEXT["chart_label"], elem_id="inspect-chart")
     return SimpleNamespace(tokens=view, summary=summary, chart=chart)

@@ -39,6 +39,8 @@ AT_KEY, SENT_KEY = "replay_at", "replay_sent"  # in ws.ui: the chosen frame (Non
 
 
 def _trainer(ws: Workspace):
+    if ws.spilled:  # drawing the chart never reads a model back from disk; its next use does
+        return None
     own = ws.own
     return own.trainer if own is not None else None
 
@@ -67,8 +69,20 @@ def marked(fig, ws: Workspace):
                            label=TEXT["marker"].format(step=frame.step + 1))
 
 
+BAR_PX = 160  # a candidate of probability 1
+
+
+def _percent(p: float) -> str:
+    return f"{p * 100:.3g}%"  # 41.2%, 3.05%, 0.00213%: an untrained model's spread stays readable
+
+
 def _loss(x: float) -> str:
     return f"{x:.3f}" if math.isfinite(x) else TEXT["no_val"]
+
+
+def _shown(text: str) -> str:
+    # Newlines as ↵, as the book prints samples on one line: a sample of blank lines stays visible.
+    return html.escape(text).replace("\n", "↵")
 
 
 def _note(text: str) -> str:
@@ -89,21 +103,23 @@ def frame_html(ws: Workspace) -> str:
     head = TEXT["header"].format(i=i + 1, n=len(frames), step=frame.step + 1, epoch=frame.epoch,
                                  tokens=frame.tokens_seen)
     losses = TEXT["losses"].format(train=_loss(frame.train_loss), val=_loss(frame.val_loss))
-    top = max((p for _, p in frame.candidates), default=1.0) or 1.0
+    # Bars on one absolute scale: an untrained model's 0.002% shows as nothing, as it should.
     rows = "".join(
         "<div style='display:flex;align-items:center;gap:6px;font-size:13px;margin:1px 0'>"
         f"<code style='min-width:84px;white-space:pre'>{html.escape(visible_token(token))}</code>"
-        f"<span style='display:inline-block;height:10px;width:{max(1.0, 100 * p / top):.0f}px;"
-        f"background:#1f77b4;border-radius:2px'></span><span>{p:.1%}</span></div>"
+        f"<span style='display:inline-block;height:10px;width:{max(1.0, BAR_PX * p):.0f}px;"
+        f"background:#1f77b4;border-radius:2px'></span><span>{_percent(p)}</span></div>"
         for token, p in frame.candidates)
     return (
         f"<div class='replay-frame' data-frame='{i}' style='padding:4px 0'>"
         f"<div class='replay-head' style='font-size:13px;color:#374151'>{html.escape(head)} · {losses}</div>"
         "<div style='display:flex;flex-wrap:wrap;gap:12px;margin-top:6px'>"
         f"<div style='flex:3 1 260px;min-width:0'><div style='font-size:12px;color:#6b7280'>{html.escape(TEXT['sample'])}</div>"
+        # A fixed height: scrubbing through samples of any length never moves the page.
         "<div id='replay-text' style='white-space:pre-wrap;word-break:break-word;font-family:ui-monospace,monospace;"
-        "font-size:14px;padding:6px;border:1px solid #e5e7eb;border-radius:6px;background:#f9fafb'>"
-        f"<b>{html.escape(start)}</b>{html.escape(frame.text)}</div></div>"
+        "font-size:14px;padding:6px;border:1px solid #e5e7eb;border-radius:6px;background:#f9fafb;"
+        "height:7.5em;overflow-y:auto'>"
+        f"<b>{_shown(start)}</b>{_shown(frame.text)}</div></div>"
         f"<div class='replay-candidates' style='flex:2 1 200px;min-width:0'><div style='font-size:12px;color:#6b7280'>"
         f"{html.escape(TEXT['candidates'].format(start=start))}</div>{rows}</div>"
         "</div></div>")
