@@ -22,6 +22,7 @@ from playground.common import (LIMITS, REGISTRY, SETTINGS, bind, bind_form, bind
                                release_session)
 from playground.files import LINKS, remove_leftovers  # noqa: E402
 from playground.http_limits import BodyLimit  # noqa: E402
+from playground.i18n import BROWSER_LANGUAGE_JS, CHANGE_LOCALE_JS, I18N, LANGUAGES, localize_layout, relabel, set_language  # noqa: E402
 from playground.memory import return_freed_memory_promptly  # noqa: E402
 from playground.options import (DEFAULT_PRESET_LABEL, FORM_FIELDS, MODEL_FIELDS, PRESET_CHOICES,  # noqa: E402
                                 START_FROM, preset_fields)
@@ -63,10 +64,13 @@ def build_app() -> gr.Blocks:
     model0, train0, tokenizer0 = preset_fields(DEFAULT_PRESET_LABEL)  # the form starts as the default preset
     tokenizer0 = data_tab.TOKENIZER_LABELS[tokenizer0]
     with gr.Blocks(title="Watch a GPT learn", delete_cache=(1800, 3600)) as demo:
-        gr.Markdown(INTRO)
+        with gr.Row(equal_height=True):
+            gr.Markdown(INTRO)
+            language = gr.Radio([(name, code) for code, name in LANGUAGES.items()], value="en",
+                                label="Language", elem_id="language", scale=0, min_width=170)
         with gr.Tabs():
             # --- Data ---------------------------------------------------------------------
-            with gr.Tab("1 · Data", id="data"):
+            with gr.Tab("1 · Data", id="data") as data_tab_ui:
                 with gr.Row():
                     with gr.Column(scale=1):
                         sample = gr.Dropdown(list(SAMPLE_CORPORA), value=DEFAULT_CORPUS, label="Sample text")
@@ -86,7 +90,7 @@ def build_app() -> gr.Blocks:
                         preview = gr.Textbox(label="The text", lines=8, max_lines=8, interactive=False)
 
             # --- Train --------------------------------------------------------------------
-            with gr.Tab("2 · Train", id="train"):
+            with gr.Tab("2 · Train", id="train") as train_tab_ui:
                 with gr.Row():
                     with gr.Column(scale=1, min_width=340):
                         preset = gr.Dropdown(list(PRESET_CHOICES), value=DEFAULT_PRESET_LABEL, label="Preset")
@@ -188,7 +192,7 @@ def build_app() -> gr.Blocks:
                     lab_chart = gr.Plot(label="Sampling lab", elem_id="lab-chart")
 
             # --- GPT-2 --------------------------------------------------------------------
-            with gr.Tab("4 · GPT-2", id="gpt2"):
+            with gr.Tab("4 · GPT-2", id="gpt2") as gpt2_tab_ui:
                 with gr.Row():
                     with gr.Column(scale=1, min_width=320):
                         gpt2_size = gr.Radio(gpt2_tab.SIZES, value="124M", label="GPT-2 size")
@@ -240,8 +244,6 @@ def build_app() -> gr.Blocks:
         preset_fills = [form[k] for k in train_tab.PRESET_FILLS]
         model_fields = [form[k] for k in MODEL_FIELDS]  # editing one turns the preset into "Custom"
 
-        demo.load(bind(data_tab.view), data_inputs, data_outputs, api_name=False)
-        demo.load(bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate, api_name=False)
         # A new text changes the batches per epoch and the time estimate in the Train tab.
         for event in (
             sample.input(bind(data_tab.choose_sample), [sample, *data_inputs], data_outputs, api_name="choose_sample"),
@@ -295,10 +297,7 @@ def build_app() -> gr.Blocks:
         upload_ckpt.upload(bind(replay.with_replay(train_tab.upload_checkpoint, follow=True)), upload_ckpt,
                            [ckpt_status, status, chart, download_ckpt, train_btn, resume_btn, *replay_ui.outputs],
                            api_name="upload_checkpoint")
-        # Scrubbing redraws the frame, then the curve's marker; rendering only, so never queued behind work.
-        replay_ui.slider.input(bind(replay.scrub), replay_ui.slider, replay_ui.frame, api_name=False,
-                               trigger_mode="always_last", show_progress="hidden", concurrency_limit=None).then(
-            bind(train_tab.loss_chart), None, chart, api_name=False, show_progress="hidden", concurrency_limit=None)
+        replay.wire(replay_ui, chart, bind(train_tab.loss_chart), bind)
         save_ckpt.click(bind(train_tab.prepare_download), None, [download_ckpt, ckpt_status],
                         api_name="save_checkpoint")
 
@@ -350,7 +349,24 @@ def build_app() -> gr.Blocks:
         attention_tab.wire(attention_ui, bind, concurrency_id="generate",
                            concurrency_limit=SETTINGS.generate_concurrency)
 
+        # The page's language: the browser's (or a ?lang= link's) on load, the switch after.
+        # The browser translates the layout itself; the handlers' words are redrawn.
+        redraw = [(bind(data_tab.view), data_inputs, data_outputs),
+                  (bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate),
+                  (bind(replay.redraw), None, replay_ui.outputs)]
+
+        def redrawn(event):
+            for fn, inputs, outputs in redraw:
+                event = event.then(fn, inputs, outputs, api_name=False, show_progress="hidden")
+            return event
+        redrawn(demo.load(bind(set_language), language, language, js=BROWSER_LANGUAGE_JS, api_name=False))
+        # Tabs not yet opened keep the label of the language they were first drawn in: relabel them.
+        tab_labels = [data_tab_ui, train_tab_ui, generate_tab_ui, gpt2_tab_ui, evaluate_tab_ui, attention_ui.tab]
+        redrawn(language.input(bind(set_language), language, language, js=CHANGE_LOCALE_JS, api_name=False)
+                .then(bind(relabel([tab.label for tab in tab_labels])), None, tab_labels, api_name=False, show_progress="hidden"))
+
         demo.unload(release_session)
+        localize_layout(demo)
     demo.queue(max_size=SETTINGS.queue_size, default_concurrency_limit=SETTINGS.generate_concurrency)
     return demo
 
@@ -360,7 +376,7 @@ def launch_options() -> dict:
     build_app() in their own process): upload and body caps, checkpoints served only
     through their session's links, the session folders never through Gradio's file route."""
     blocked = [p for p in os.environ.get("GRADIO_BLOCKED_PATHS", "").split(",") if p.strip()]
-    return dict(max_file_size=f"{SETTINGS.max_upload_mb}mb",
+    return dict(max_file_size=f"{SETTINGS.max_upload_mb}mb", i18n=I18N,
                 blocked_paths=[*blocked, str(REGISTRY.files_root.resolve())],
                 app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=SETTINGS.max_request_mb * 2**20)],
                             "routes": [LINKS.route()]})

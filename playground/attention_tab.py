@@ -19,6 +19,7 @@ from gpt_core.plots import attention_figure, message_figure
 
 from . import models
 from .fields import form_number
+from .i18n import choices as shown_as, tr
 from .session import Workspace, WorkspaceError
 
 MAX_TOKENS = 64  # a map wider than this cannot show its tokens' names
@@ -41,13 +42,12 @@ TEXT = {
     "show": "Show attention",
     "fresh": "Fresh (untrained)",
     "trained": "Trained",
-    "own": "Your model",
     "title": "{which}<br>layer {layer} of {layers} · {head}",
     "masked": "masked: a token never sees the tokens after it",
     "x_title": "attends to (key)",
     "y_title": "token (query)",
     "press": "Press “Show attention” to draw the weights.",
-    "no_compare": "Tick “Compare with a fresh model” to see the untrained weights beside these.",
+    "no_compare": "Tick “Compare with a fresh (untrained) model” to see the untrained weights beside these.",
     "note": "{n} tokens · {layers} layers × {heads} heads. The fresh model: {config}, seed {seed}.",
     "note_alone": "{n} tokens · {layers} layers × {heads} heads.",
     "empty": "The text is empty: type a few words to see how the model reads them.",
@@ -59,6 +59,8 @@ TEXT = {
     "fresh_too_big": ("A fresh copy of this model would have {params:,} parameters; this server builds up to "
                       "{limit:,} for the comparison. Untick the comparison to see the trained model alone."),
     "fresh_memory": "a fresh model to compare attention with",
+    "shape": "{layers} layers × {width}",
+    "bad_head": "Unknown head {head}; choose one of the list.",
 }
 
 
@@ -70,26 +72,36 @@ def head_choices(n_heads: int) -> list[str]:
     return [_head_label(None)] + [_head_label(h) for h in range(n_heads)]
 
 
+def _head_shown(head: int | None) -> str:
+    """A head's label in the session's language (`_head_label` is the English one sent back)."""
+    return tr(TEXT["average"]) if head is None else tr(TEXT["head_n"], n=head + 1)
+
+
+def _shown_heads(n_heads: int) -> list[tuple[str, str]]:
+    """(shown in the session's language, sent in English) for the head dropdown."""
+    return [(_head_shown(h), _head_label(h)) for h in [None, *range(n_heads)]]
+
+
 def _parse_head(choice, n_heads: int) -> int | None:
     """The head dropdown's label -> a 0-based head, or None for the average."""
     labels = head_choices(n_heads)
     if choice in (None, "", labels[0]):
         return None
     if choice not in labels:
-        raise ValueError(f"Unknown head {choice!r}; choose one of the list.")
+        raise ValueError(tr(TEXT["bad_head"], head=repr(choice)[:40]))
     return labels.index(choice) - 1
 
 
 def _prompt_ids(tok, text) -> tuple[list[int], str | None]:
     if not isinstance(text, str) or not text.strip():
-        raise ValueError(TEXT["empty"])
+        raise ValueError(tr(TEXT["empty"]))
     ids = tok.encode(text)
     if not ids:
-        raise ValueError(TEXT["empty"])
+        raise ValueError(tr(TEXT["empty"]))
     if len(ids) > MAX_TOKENS:
-        raise ValueError(TEXT["too_long"].format(n=len(ids), limit=MAX_TOKENS))
+        raise ValueError(tr(TEXT["too_long"], n=len(ids), limit=MAX_TOKENS))
     unknown = tok.unknown_chars(text) if hasattr(tok, "unknown_chars") else []
-    note = TEXT["unknown"].format(chars=repr("".join(unknown[:20])), fallback=repr(tok.fallback)) if unknown else None
+    note = tr(TEXT["unknown"], chars=repr("".join(unknown[:20])), fallback=repr(tok.fallback)) if unknown else None
     return ids, note
 
 
@@ -103,8 +115,8 @@ def _seed(ws: Workspace, choice: str) -> int:
 def _fresh_maps(ws: Workspace, config: GPTConfig, seed: int, idx: torch.Tensor, device) -> torch.Tensor:
     params = config.num_parameters()
     if params > ws.limits.max_train_parameters:
-        raise WorkspaceError(TEXT["fresh_too_big"].format(params=params, limit=ws.limits.max_train_parameters))
-    ws.reserve("attention", config.memory_bytes(), TEXT["fresh_memory"])
+        raise WorkspaceError(tr(TEXT["fresh_too_big"], params=params, limit=ws.limits.max_train_parameters))
+    ws.reserve("attention", config.memory_bytes(), tr(TEXT["fresh_memory"]))
     try:
         model = fresh_model(config, seed, device=device)
         maps = attention_weights(model, idx)
@@ -119,7 +131,7 @@ def show(ws: Workspace, model_choice, text, layer, head, compare):
     layer and head. Returns (fresh chart, trained chart, note, layer slider, head dropdown)."""
     model, tok, cfg = models.resolve(ws, model_choice)
     if not isinstance(cfg, GPTConfig):
-        raise WorkspaceError(TEXT["bigram"])
+        raise WorkspaceError(tr(TEXT["bigram"]))
     ids, unknown = _prompt_ids(tok, text)
     idx = torch.tensor([ids], dtype=torch.long)
     trained = attention_weights(model, idx)
@@ -129,34 +141,35 @@ def show(ws: Workspace, model_choice, text, layer, head, compare):
     ws.ui[CACHE_KEY] = dict(tokens=tok.token_strings(ids), trained=trained.half(), fresh=None if fresh is None
                             else fresh.half(), which=model_choice or models.OWN, layers=cfg.n_layers,
                             heads=cfg.n_heads)
-    layer_n = form_number(layer, TEXT["layer"], 1, None, whole=True, empty=cfg.n_layers)
+    layer_n = form_number(layer, tr(TEXT["layer"]), 1, None, whole=True, empty=cfg.n_layers)
     layer_n = min(layer_n, cfg.n_layers)
     head_i = _parse_head(head, cfg.n_heads) if head in head_choices(cfg.n_heads) else None
     fresh_fig, trained_fig = _figures(ws, layer_n, head_i)
-    shape = f"{cfg.n_layers} layers × {cfg.emb_dim}"
-    note = (TEXT["note"].format(n=len(ids), layers=cfg.n_layers, heads=cfg.n_heads, config=shape, seed=seed)
-            if compare else TEXT["note_alone"].format(n=len(ids), layers=cfg.n_layers, heads=cfg.n_heads))
+    shape = tr(TEXT["shape"], layers=cfg.n_layers, width=cfg.emb_dim)
+    note = (tr(TEXT["note"], n=len(ids), layers=cfg.n_layers, heads=cfg.n_heads, config=shape, seed=seed)
+            if compare else tr(TEXT["note_alone"], n=len(ids), layers=cfg.n_layers, heads=cfg.n_heads))
     if unknown:
         note += " " + unknown
     return (fresh_fig, trained_fig, note,
             # A slider needs two ends: a one-layer model's stands still at 1 of 2.
             gr.update(minimum=1, maximum=max(2, cfg.n_layers), value=layer_n, interactive=cfg.n_layers > 1),
-            gr.update(choices=head_choices(cfg.n_heads), value=_head_label(head_i)))
+            gr.update(choices=_shown_heads(cfg.n_heads), value=_head_label(head_i)))
 
 
 def _figures(ws: Workspace, layer: int, head: int | None):
     cached = ws.ui[CACHE_KEY]
     figures = []
-    for which, maps in ((TEXT["fresh"], cached["fresh"]), (cached["which"] + " · " + TEXT["trained"], cached["trained"])):
+    trained = f"{tr(cached['which'])} · {tr(TEXT['trained'])}"
+    for which, maps in ((tr(TEXT["fresh"]), cached["fresh"]), (trained, cached["trained"])):
         if maps is None:
-            figures.append(message_figure(TEXT["no_compare"], title=TEXT["fresh"]))
+            figures.append(message_figure(tr(TEXT["no_compare"]), title=tr(TEXT["fresh"])))
             continue
         chosen = maps[layer - 1].float()  # (H, T, T)
         weights = head_average(chosen) if head is None else chosen[head]
         figures.append(attention_figure(
-            cached["tokens"], weights.tolist(), masked_text=TEXT["masked"], x_title=TEXT["x_title"],
-            y_title=TEXT["y_title"], title=TEXT["title"].format(which=which, layer=layer, layers=cached["layers"],
-                                                                head=_head_label(head))))
+            cached["tokens"], weights.tolist(), masked_text=tr(TEXT["masked"]), x_title=tr(TEXT["x_title"]),
+            y_title=tr(TEXT["y_title"]), title=tr(TEXT["title"], which=which, layer=layer, layers=cached["layers"],
+                                                  head=_head_shown(head))))
     return tuple(figures)
 
 
@@ -164,9 +177,9 @@ def redraw(ws: Workspace, layer, head):
     """Another layer or head of the maps computed last: (fresh chart, trained chart)."""
     cached = ws.ui.get(CACHE_KEY)
     if cached is None:
-        return (message_figure(TEXT["press"], title=TEXT["fresh"]),
-                message_figure(TEXT["press"], title=TEXT["trained"]))
-    layer_n = form_number(layer, TEXT["layer"], 1, cached["layers"], whole=True)
+        return (message_figure(tr(TEXT["press"]), title=tr(TEXT["fresh"])),
+                message_figure(tr(TEXT["press"]), title=tr(TEXT["trained"])))
+    layer_n = form_number(layer, tr(TEXT["layer"]), 1, cached["layers"], whole=True)
     return _figures(ws, layer_n, _parse_head(head, cached["heads"]))
 
 
@@ -174,7 +187,7 @@ def model_choice(ws: Workspace, current):
     """The model list when the tab opens, keeping a choice that still exists."""
     choices = models.model_choices(ws)
     value = current if current in choices else (choices[0] if choices else None)
-    return gr.update(choices=choices, value=value)
+    return gr.update(choices=shown_as(choices), value=value)
 
 
 def layout() -> SimpleNamespace:
@@ -187,7 +200,7 @@ def layout() -> SimpleNamespace:
                 model = gr.Dropdown([], label=TEXT["model"], allow_custom_value=True, elem_id="attention-model")
                 text = gr.Textbox("Every effort moves you", label=TEXT["text"], lines=2, elem_id="attention-text")
                 layer = gr.Slider(1, 2, value=1, step=1, interactive=False, label=TEXT["layer"], elem_id="attention-layer")
-                head = gr.Dropdown(head_choices(1), value=_head_label(None), label=TEXT["head"],
+                head = gr.Dropdown([TEXT["average"]], value=TEXT["average"], label=TEXT["head"],
                                    elem_id="attention-head")
                 compare = gr.Checkbox(True, label=TEXT["compare"], elem_id="attention-compare")
                 button = gr.Button(TEXT["show"], variant="primary", elem_id="attention-btn")

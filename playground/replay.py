@@ -20,6 +20,7 @@ import gradio as gr
 from gpt_core.plots import mark_evaluation, visible_token
 from gpt_core.timeline import Frame
 
+from .i18n import tr
 from .session import Workspace
 
 # Every sentence this view shows, in one place (for translation).
@@ -34,6 +35,7 @@ TEXT = {
     "candidates": "Next-token candidates after “{start}”",
     "marker": "step {step:,}",
     "no_val": "n/a",
+    "bad_position": "The replay's position must be a whole number, got {value}.",
 }
 AT_KEY, SENT_KEY = "replay_at", "replay_sent"  # in ws.ui: the chosen frame (None: the newest); what was sent
 
@@ -66,7 +68,7 @@ def marked(fig, ws: Workspace):
         return fig
     frame = Frame.from_dict(frames[i])
     return mark_evaluation(fig, frame.tokens_seen, [frame.train_loss, frame.val_loss],
-                           label=TEXT["marker"].format(step=frame.step + 1))
+                           label=tr(TEXT["marker"], step=frame.step + 1))
 
 
 BAR_PX = 160  # a candidate of probability 1
@@ -77,7 +79,7 @@ def _percent(p: float) -> str:
 
 
 def _loss(x: float) -> str:
-    return f"{x:.3f}" if math.isfinite(x) else TEXT["no_val"]
+    return f"{x:.3f}" if math.isfinite(x) else tr(TEXT["no_val"])
 
 
 def _shown(text: str) -> str:
@@ -93,16 +95,16 @@ def frame_html(ws: Workspace) -> str:
     """The chosen frame: where the run was, the sample it wrote, the candidates after the start."""
     trainer = _trainer(ws)
     if trainer is None:
-        return _note(TEXT["no_run"] if ws.own is not None else TEXT["empty"])
+        return _note(tr(TEXT["no_run"] if ws.own is not None else TEXT["empty"]))
     frames = list(trainer.state.timeline)
     i = _selected(ws, frames)
     if i is None:
-        return _note(TEXT["empty"])
+        return _note(tr(TEXT["empty"]))
     frame = Frame.from_dict(frames[i])
     start = trainer.config.start_context
-    head = TEXT["header"].format(i=i + 1, n=len(frames), step=frame.step + 1, epoch=frame.epoch,
-                                 tokens=frame.tokens_seen)
-    losses = TEXT["losses"].format(train=_loss(frame.train_loss), val=_loss(frame.val_loss))
+    head = tr(TEXT["header"], i=i + 1, n=len(frames), step=frame.step + 1, epoch=frame.epoch,
+              tokens=frame.tokens_seen)
+    losses = tr(TEXT["losses"], train=_loss(frame.train_loss), val=_loss(frame.val_loss))
     # Bars on one absolute scale: an untrained model's 0.002% shows as nothing, as it should.
     rows = "".join(
         "<div style='display:flex;align-items:center;gap:6px;font-size:13px;margin:1px 0'>"
@@ -114,14 +116,14 @@ def frame_html(ws: Workspace) -> str:
         f"<div class='replay-frame' data-frame='{i}' style='padding:4px 0'>"
         f"<div class='replay-head' style='font-size:13px;color:#374151'>{html.escape(head)} · {losses}</div>"
         "<div style='display:flex;flex-wrap:wrap;gap:12px;margin-top:6px'>"
-        f"<div style='flex:3 1 260px;min-width:0'><div style='font-size:12px;color:#6b7280'>{html.escape(TEXT['sample'])}</div>"
+        f"<div style='flex:3 1 260px;min-width:0'><div style='font-size:12px;color:#6b7280'>{html.escape(tr(TEXT['sample']))}</div>"
         # A fixed height: scrubbing through samples of any length never moves the page.
         "<div id='replay-text' style='white-space:pre-wrap;word-break:break-word;font-family:ui-monospace,monospace;"
         "font-size:14px;padding:6px;border:1px solid #e5e7eb;border-radius:6px;background:#f9fafb;"
         "height:7.5em;overflow-y:auto'>"
         f"<b>{_shown(start)}</b>{_shown(frame.text)}</div></div>"
         f"<div class='replay-candidates' style='flex:2 1 200px;min-width:0'><div style='font-size:12px;color:#6b7280'>"
-        f"{html.escape(TEXT['candidates'].format(start=start))}</div>{rows}</div>"
+        f"{html.escape(tr(TEXT['candidates'], start=start))}</div>{rows}</div>"
         "</div></div>")
 
 
@@ -141,6 +143,11 @@ def outputs(ws: Workspace, *, force: bool = False) -> tuple:
     return slider, frame_html(ws)
 
 
+def redraw(ws: Workspace) -> tuple:
+    """(slider, frame) as they stand, in the session's language (on load and on a language switch)."""
+    return outputs(ws, force=True)
+
+
 def scrub(ws: Workspace, value) -> str:
     """The slider moved to evaluation `value` (1-based): show that frame; the last one follows
     the run again."""
@@ -148,7 +155,7 @@ def scrub(ws: Workspace, value) -> str:
     try:
         position = int(round(float(value)))
     except (TypeError, ValueError):
-        raise ValueError(f"The replay's position must be a whole number, got {value!r}.") from None
+        raise ValueError(tr(TEXT["bad_position"], value=repr(value)[:40])) from None
     ws.ui[AT_KEY] = None if position >= len(frames) else max(0, position - 1)
     ws.ui[SENT_KEY] = None
     return frame_html(ws)
@@ -176,9 +183,17 @@ def with_replay(fn, *, follow: bool = False):
     return call
 
 
+def wire(ui: SimpleNamespace, chart, redraw_chart, bind) -> None:
+    """Scrubbing redraws the frame, then the curve's marker (`redraw_chart`, the Train tab's
+    chart handler); rendering only, so it never waits behind training or generation."""
+    ui.slider.input(bind(scrub), ui.slider, ui.frame, api_name=False, trigger_mode="always_last",
+                    show_progress="hidden", concurrency_limit=None).then(
+        redraw_chart, None, chart, api_name=False, show_progress="hidden", concurrency_limit=None)
+
+
 def layout() -> SimpleNamespace:
     """The slider and the frame, made where they are called (under the loss chart)."""
     with gr.Group(elem_id="replay"):
         slider = gr.Slider(1, 2, value=1, step=1, label=TEXT["slider"], interactive=False, elem_id="replay-slider")
-        frame = gr.HTML(_note(TEXT["empty"]), elem_id="replay-frame", padding=True)
+        frame = gr.HTML("", elem_id="replay-frame", padding=True)  # filled on load, in the page's language
     return SimpleNamespace(slider=slider, frame=frame, outputs=[slider, frame])

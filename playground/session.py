@@ -133,6 +133,7 @@ class Workspace:
                                   max_samples=self.limits.max_samples)
         self.job: Job | None = None
         self.closed = False
+        self.lang = "en"  # the page's language for this session (playground/i18n.py)
         # Measured seconds per training step, by (model config, batch size), for estimates.
         self.step_seconds: BoundedDict = BoundedDict(32)
         # What the app's view of this session last showed (e.g. the latest metrics): small.

@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from app_server import running_app  # noqa: E402
+from app_server import SMALL_SERVER, AppServer  # noqa: E402
 
 POINTS_JS = """() => {
   const el = document.querySelector('#loss-chart .js-plotly-plot');
@@ -35,14 +35,15 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     from playwright.sync_api import sync_playwright
 
-    with tempfile.TemporaryDirectory() as tmp, running_app(Path(tmp), env={"PLAYGROUND_MAX_UPLOAD_MB": "50"}) as app:
-        print(f"page served {app['seconds_to_serve']:.1f} s after launch")
+    env = {**SMALL_SERVER, "PLAYGROUND_MAX_UPLOAD_MB": "50"}
+    with tempfile.TemporaryDirectory() as tmp, AppServer(Path(tmp), env=env) as app:
+        print(f"page served {app.startup_seconds:.1f} s after launch")
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=args.chromium, args=[
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(600_000)
-            page.goto(app["url"])
+            page.goto(app.url)
             page.get_by_text("Characters per token").wait_for()
             page.screenshot(path=str(out / "data.png"), full_page=True)
 

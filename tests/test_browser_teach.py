@@ -10,7 +10,7 @@ import pytest
 
 # Skips this module where the browser is missing; `browser` is its one Chromium per module, on our `app`.
 from test_browser import browser, seen  # noqa: F401
-from app_server import ROOT, running_app
+from app_server import ROOT, SMALL_SERVER
 
 pytestmark = pytest.mark.browser
 SHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -37,9 +37,8 @@ SLIDER_MAX_JS = "() => Number(document.querySelector('#replay-slider input[type=
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    with running_app(tmp_path_factory.mktemp("teach-app")) as info:
-        yield info
+def app(launch_app):
+    return launch_app("teach-app", env=SMALL_SERVER)
 
 
 @pytest.fixture(scope="module", params=list(VIEWPORTS))
@@ -50,7 +49,7 @@ def page(request, app, browser):
     pg = context.new_page()
     pg.set_default_timeout(60_000)
     pg.viewport_name = request.param
-    pg.goto(app["url"])
+    pg.goto(app.url)
     open_tab(pg, "2 · Train")
     pg.get_by_text("parameters").first.wait_for()
     pg.get_by_text("Training options").click()
@@ -176,3 +175,20 @@ def test_the_inspector_opens_on_a_generated_token(page):
     assert marked == 1  # the drawn token, marked among its candidates
     page.locator("#inspect-chart").scroll_into_view_if_needed()
     shot(page, "inspector")
+
+
+def test_the_views_switch_to_chinese(page):
+    wait_done(page)
+    page.locator("#language").get_by_text("中文").click()
+    page.wait_for_function("() => document.querySelector('#replay-frame').innerText.includes('次评估')")
+    open_tab(page, "2 · 训练")
+    page.locator("#replay-frame").scroll_into_view_if_needed()
+    assert seen(page, "#replay-frame", "训练集损失") == "seen"
+    assert seen(page, "#replay-slider", "回放训练过程") == "seen"
+    shot(page, "replay-zh")
+    open_tab(page, "6 · 注意力")
+    page.locator("#attention-btn").click()
+    page.wait_for_function("() => [...document.querySelectorAll('#attention-trained .gtitle')]"
+                           ".some(t => t.textContent.includes('你的模型 · 训练后'))")
+    assert seen(page, "#attention-note", "个注意力头") == "seen"
+    shot(page, "attention-zh")

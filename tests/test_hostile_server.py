@@ -19,7 +19,8 @@ import httpx
 import pytest
 import torch
 
-from benchmarks.load_classroom import AppServer, MemorySampler, connect
+from app_server import AppServer, MemorySampler
+from students import connect, still_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 LINK_S = 10  # the test server's download links expire this fast
@@ -60,11 +61,6 @@ def server(planted):
 def client(server):
     with closing(connect(server.url)) as c:
         yield c
-
-
-def still_serving(client) -> None:
-    fig = client.predict(1.0, 100, 1, api_name="/sampling_lab")
-    assert json.loads(fig["plot"])["data"], "the server stopped answering"
 
 
 def cap_bytes() -> int:

@@ -9,6 +9,7 @@ import torch
 from gpt_core.attention_maps import attention_weights, head_average
 from gpt_core.timeline import Frame
 from playground import attention_tab, generate_tab, inspector, replay, train_tab
+from playground.i18n import speaking
 from playground.limits import Limits
 from playground.models import OWN
 from playground.options import PRESET_LABELS, START_FROM
@@ -113,7 +114,8 @@ def test_attention_of_the_trained_model_beside_the_fresh_one(run):
     z = torch.tensor([[v if v is not None else 0.0 for v in row] for row in heat(trained).z])
     torch.testing.assert_close(z, expected.tril(), atol=2e-3, rtol=0)  # kept in half precision
     assert not torch.allclose(torch.tensor([[v or 0.0 for v in row] for row in heat(fresh).z]), z, atol=1e-3)
-    assert layer["maximum"] == 2 and head["choices"] == ["Average over heads", "Head 1", "Head 2"]
+    assert layer["maximum"] == 2
+    assert head["choices"] == [(h, h) for h in ("Average over heads", "Head 1", "Head 2")]  # shown, sent
     assert "12 tokens" in note and "seed 123" in note
     assert "Your model · Trained" in trained.layout.title.text and "Fresh" in fresh.layout.title.text
     # Another layer and head come from what was computed: no model needed.
@@ -167,7 +169,8 @@ def test_a_fresh_model_larger_than_the_server_builds_is_refused(run):
 def test_a_generated_token_opens_on_what_it_was_drawn_from(run):
     ws, _ = run
     text = list(generate_tab.generate_text(ws, OWN, "I had", 12, 1.0, 5, 0.9, 7, False))[-1]
-    shown, note, _ = inspector.after_generation(ws)
+    update, note, _ = inspector.after_generation(ws)
+    shown = update["value"]
     trace = ws.ui[inspector.TRACE_KEY]
     assert shown[0] == ("I had", None) and len(shown) == 13 and "Click" in note
     assert "".join(piece for piece, _ in shown) == text
@@ -189,8 +192,25 @@ def test_a_generated_token_opens_on_what_it_was_drawn_from(run):
 def test_greedy_tokens_read_as_first_choices_and_filters_off_are_left_out(run):
     ws, _ = run
     list(generate_tab.generate_text(ws, OWN, "I had", 5, 0, 0, 1.0, None, False))
-    shown, _, _ = inspector.after_generation(ws)
+    shown = inspector.after_generation(ws)[0]["value"]
     assert {cat for _, cat in shown[1:]} == {"rank 1"}
     summary, fig = inspector.inspect(ws, 1)
     assert "**#1** choice" in summary and "greedy" in summary
     assert [t.name for t in fig.data] == ["Model (softmax)", "After temperature"]
+
+
+def test_the_views_speak_the_session_s_language(run):
+    ws, _ = run
+    with speaking("zh-CN"):
+        frame = replay.redraw(ws)[1]
+        fresh, trained, note, _, head = attention_tab.show(ws, OWN, "I had", 1, "Head 2", True)
+        list(generate_tab.generate_text(ws, OWN, "I had", 4, 0, 0, 1.0, None, False))
+        update, hint, _ = inspector.after_generation(ws)
+        summary, chart = inspector.inspect(ws, 2)
+    assert "次评估" in frame and "训练集损失" in frame and "Evaluation" not in frame
+    assert "你的模型 · 训练后" in trained.layout.title.text and "第 2 个注意力头" in trained.layout.title.text
+    assert "个词元" in note and "随机种子" in note
+    assert head["choices"][2] == ("第 2 个注意力头", "Head 2")  # shown in Chinese, sent in English
+    assert set(update["color_map"]) == {"第 1 名", "第 2–5 名", "第 6 名及以后"}
+    assert {cat for _, cat in update["value"][1:]} == {"第 1 名"} and "点按" in hint
+    assert "第 2 / 4 个词元" in summary and "贪婪解码" in summary and "第 2 / 4 个词元" in chart.layout.title.text

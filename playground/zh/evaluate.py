@@ -1,0 +1,4 @@
+"""Chinese for the evaluate part of the page (see __init__.py)."""
+
+ZH: dict[str, str] = {
+}

@@ -1,0 +1,4 @@
+"""Chinese for the generate part of the page (see __init__.py)."""
+
+ZH: dict[str, str] = {
+}
