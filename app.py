@@ -16,7 +16,8 @@ from starlette.middleware import Middleware  # noqa: E402
 
 from gpt_core.corpus import DEFAULT_CORPUS, SAMPLE_CORPORA  # noqa: E402
 from gpt_core.plots import loss_figure  # noqa: E402
-from playground import data_tab, evaluate_tab, generate_tab, gpt2_tab, page, train_tab  # noqa: E402
+from playground import (attention_tab, data_tab, evaluate_tab, generate_tab, gpt2_tab, inspector,  # noqa: E402
+                        page, replay, train_tab)
 from playground.common import (LIMITS, REGISTRY, SETTINGS, bind, bind_form, bind_progress, clear_on,  # noqa: E402
                                explain_failures, guard, release_session)
 from playground.files import LINKS, remove_leftovers  # noqa: E402
@@ -139,6 +140,7 @@ def build_app() -> gr.Blocks:
                         status = gr.Markdown("Ready. Press **Train**.", elem_id="train-status")
                         progress = gr.HTML(train_tab.progress_html(None), elem_id="progress-box")
                         chart = gr.Plot(loss_figure(), label="Loss", show_label=False, elem_id="loss-chart")
+                        replay_ui = replay.layout()  # the run replayed under its curve
                         metrics = gr.Markdown(elem_id="train-metrics")
                         samples = gr.Textbox(label="Samples after each epoch, newest first (greedy, from the start "
                                                    "context)",
@@ -171,6 +173,7 @@ def build_app() -> gr.Blocks:
                         gen_output = gr.HTML(generate_tab.output_html(None), elem_id="generate-output")
                         cand_btn = gr.Button("Show next-token candidates for the prompt", size="sm")
                         cand_chart = gr.Plot(label="Next-token candidates", show_label=False, elem_id="candidates-chart")
+                        inspector_ui = inspector.layout()
                 with gr.Accordion("Sampling lab: the book's 9-word example", open=True):
                     gr.Markdown("After *every effort moves you* the book's toy model gives these nine words "
                                 "logits. Move the temperature and see how the probabilities and the counts "
@@ -219,6 +222,8 @@ def build_app() -> gr.Blocks:
                     with gr.Column(elem_id="eval-b"):
                         eval_b_md = gr.Markdown()
                         eval_b_html = gr.HTML()
+
+            attention_ui = attention_tab.layout()  # --- 6 · Attention
 
         # === events =======================================================================
         data_inputs = [data_tokenizer, context_length, batch_size, stride]
@@ -270,28 +275,33 @@ def build_app() -> gr.Blocks:
                                           api_name="measure", concurrency_id="train",
                                           concurrency_limit=SETTINGS.train_concurrency)
 
-        run_outputs = [status, progress, chart, metrics, samples, download_ckpt, train_btn, resume_btn]
+        # The replay's slider and frame follow every view of the run (playground/replay.py).
+        run_outputs = [status, progress, chart, metrics, samples, download_ckpt, train_btn, resume_btn,
+                       *replay_ui.outputs]
         # Trainings wait in the app's own queue (playground/train_queue.py), which shows each
         # student their place; Gradio only needs room for one waiting handler per session.
         train_event = train_btn.click(
-            bind_form(train_tab.train, FORM_FIELDS, ["start_from"]), [*spec_inputs, start_from], run_outputs,
+            bind_form(replay.with_replay(train_tab.train, follow=True), FORM_FIELDS, ["start_from"]),
+            [*spec_inputs, start_from], run_outputs,
             api_name="train",
             concurrency_id="train-queue", concurrency_limit=LIMITS.max_sessions,
             show_progress="minimal", show_progress_on=[status])
         resume_event = resume_btn.click(
-            bind(train_tab.resume), None, run_outputs, api_name="resume",
+            bind(replay.with_replay(train_tab.resume, follow=True)), None, run_outputs, api_name="resume",
             concurrency_id="train-queue", concurrency_limit=LIMITS.max_sessions,
             show_progress="minimal", show_progress_on=[status])
         # Stop: the flag at once (the trainer ends after its current step), the queued or
         # running event cancelled, then the final view once the run has ended.
         stop_btn.click(bind(train_tab.request_stop), None, status, api_name=False, queue=False,
                        cancels=[train_event, resume_event]).then(
-            bind(train_tab.after_stop), None, run_outputs, api_name=False, queue=False,
+            bind(replay.with_replay(train_tab.after_stop)), None, run_outputs, api_name=False, queue=False,
             show_progress="hidden")
         gr.api(bind(train_tab.stop), api_name="stop")
-        ckpt_event = upload_ckpt.upload(bind(train_tab.upload_checkpoint), upload_ckpt,
-                                        [ckpt_status, status, chart, download_ckpt, train_btn, resume_btn],
+        ckpt_event = upload_ckpt.upload(bind(replay.with_replay(train_tab.upload_checkpoint, follow=True)), upload_ckpt,
+                                        [ckpt_status, status, chart, download_ckpt, train_btn, resume_btn,
+                                         *replay_ui.outputs],
                                         api_name="upload_checkpoint")
+        replay.wire(replay_ui, chart, bind(train_tab.loss_chart), bind)
         save_event = save_ckpt.click(bind(train_tab.prepare_download), None, [download_ckpt, ckpt_status],
                                      api_name="save_checkpoint")
         explain_failures(train_message, (train_event, train_tab.train), (resume_event, train_tab.resume),
@@ -316,6 +326,7 @@ def build_app() -> gr.Blocks:
                concurrency_limit=SETTINGS.generate_concurrency)
         gen_event.then(bind(generate_tab.candidates_or_note), cand_inputs, cand_chart, api_name=False,
                        show_progress="hidden")
+        inspector.wire(inspector_ui, gen_event, bind)
         gen_stop.click(None, None, None, cancels=[gen_event], api_name=False)
         cand_event = cand_btn.click(bind(generate_tab.candidates), cand_inputs, cand_chart, api_name="candidates",
                                     concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency)
@@ -361,10 +372,14 @@ def build_app() -> gr.Blocks:
         clear_on(gpt2_message, gpt2_size.input, download_btn.click, folder.input, folder_btn.click, gpt2_files.upload)
         clear_on(eval_message, *new_text, eval_text.input, model_a.input, model_b.input, eval_btn.click)
 
+        attention_tab.wire(attention_ui, bind, concurrency_id="generate",
+                           concurrency_limit=SETTINGS.generate_concurrency)
+
         # The page's language: the browser's (or a ?lang= link's) on load, the switch after.
         # The browser translates the layout itself; the handlers' words are redrawn.
         redraw = [(bind(data_tab.view), data_inputs, data_outputs),
-                  (bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate)]
+                  (bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate),
+                  (bind(replay.redraw), None, replay_ui.outputs)]
 
         def redrawn(event):
             for fn, inputs, outputs in redraw:
@@ -372,7 +387,7 @@ def build_app() -> gr.Blocks:
             return event
         redrawn(demo.load(bind(set_language), language, language, js=BROWSER_LANGUAGE_JS, api_name=False))
         # Tabs not yet opened keep the label of the language they were first drawn in: relabel them.
-        tab_labels = [data_tab_ui, train_tab_ui, generate_tab_ui, gpt2_tab_ui, evaluate_tab_ui]
+        tab_labels = [data_tab_ui, train_tab_ui, generate_tab_ui, gpt2_tab_ui, evaluate_tab_ui, attention_ui.tab]
         redrawn(language.input(bind(set_language), language, language, js=CHANGE_LOCALE_JS, api_name=False)
                 .then(bind(relabel([tab.label for tab in tab_labels])), None, tab_labels, api_name=False, show_progress="hidden"))
 

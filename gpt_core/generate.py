@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import codecs
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
@@ -150,12 +150,18 @@ def _logits(model: torch.nn.Module, ids: torch.Tensor, cache: Any = None, *, fre
 
 # --- the token loop -----------------------------------------------------------------------------
 
+# Called at each generated token with the logits it was drawn from, (B, vocab), and the drawn
+# ids, (B, 1): how a timeline or an inspector sees the candidates without another forward.
+StepHook = Callable[[torch.Tensor, torch.Tensor], None]
+
 
 @torch.inference_mode()
 def _token_steps(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, context_size: int, *,
                  temperature: float, top_k: int | None, top_p: float | None, eos_id: int | None,
-                 generator: torch.Generator | None, use_cache: bool) -> Iterator[torch.Tensor]:
-    """Yield each new column of token ids, (B, 1), arguments already checked.
+                 generator: torch.Generator | None, use_cache: bool,
+                 on_step: StepHook | None = None) -> Iterator[torch.Tensor]:
+    """Yield each new column of token ids, (B, 1), arguments already checked. `on_step`
+    sees each step's logits (B, vocab) and the ids drawn from them, before they are yielded.
 
     A row that has produced `eos_id` keeps producing `eos_id` (padding) while other rows go
     on; the step at which every row has finished is not yielded, so a single row stops just
@@ -191,13 +197,15 @@ def _token_steps(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int,
                 return
         tokens[:, n] = next_ids[:, 0]
         n += 1
+        if on_step is not None:
+            on_step(logits, next_ids)
         yield next_ids
 
 
 def generate(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, context_size: int | None = None, *,
              temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
              eos_id: int | None = None, generator: torch.Generator | None = None, seed: int | None = None,
-             use_cache: bool = True) -> torch.Tensor:
+             use_cache: bool = True, on_step: StepHook | None = None) -> torch.Tensor:
     """The book's `generate`, with nucleus sampling, per-row end-of-text and a KV cache.
 
     idx: (B, T) token ids to continue. Returns (B, T + new) ids. `context_size` defaults to
@@ -207,7 +215,7 @@ def generate(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, con
     picks the book's tokens). With `eos_id`, a row that produces it is padded with it while the
     others continue; generation stops when every row has, the final end-of-text step not
     appended (the book's behaviour for one row). `use_cache=False` recomputes the whole
-    window every step, as the book does.
+    window every step, as the book does. `on_step(logits, ids)` sees every step (StepHook).
     """
     vocab_size, _ = _model_limits(model)
     _check_idx(idx, vocab_size)
@@ -218,7 +226,7 @@ def generate(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, con
         generator = torch.Generator(device=idx.device).manual_seed(seed)
     columns = list(_token_steps(model, idx, max_new_tokens, context_size, temperature=float(temperature),
                                 top_k=top_k, top_p=top_p, eos_id=eos_id, generator=generator,
-                                use_cache=use_cache))
+                                use_cache=use_cache, on_step=on_step))
     # Outside inference mode, so the result is an ordinary tensor a caller may train on.
     return torch.cat([idx, *columns], dim=1)
 
@@ -250,7 +258,7 @@ def stream_generate(model: torch.nn.Module, tokenizer: Any, prompt: str | Sequen
                     max_new_tokens: int, context_size: int | None = None, *, temperature: float = 0.0,
                     top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
                     generator: torch.Generator | None = None, seed: int | None = None,
-                    use_cache: bool = True) -> Iterator[str]:
+                    use_cache: bool = True, on_step: StepHook | None = None) -> Iterator[str]:
     """Yield the continuation of `prompt` as text, piece by piece as tokens are produced.
 
     Same tokens as `generate` with the same arguments (one row). The prompt is a string, a
@@ -275,7 +283,8 @@ def stream_generate(model: torch.nn.Module, tokenizer: Any, prompt: str | Sequen
     if seed is not None:
         generator = torch.Generator(device=idx.device).manual_seed(seed)
     return _stream(model, tokenizer, idx, max_new_tokens, context_size, temperature=float(temperature),
-                   top_k=top_k, top_p=top_p, eos_id=eos_id, generator=generator, use_cache=use_cache)
+                   top_k=top_k, top_p=top_p, eos_id=eos_id, generator=generator, use_cache=use_cache,
+                   on_step=on_step)
 
 
 def _stream(model, tokenizer, idx, max_new_tokens, context_size, **options) -> Iterator[str]:

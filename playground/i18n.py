@@ -59,7 +59,8 @@ async () => {
       if (url) { (await import(url)).changeLocale(asked.toLowerCase().startsWith('zh') ? 'zh-CN' : 'en'); }
     } catch (e) { console.warn('language from link:', e); }
   }
-  return lang;
+  // One of the switch's two values (a browser says en-US, zh-Hans...): the radio refuses others.
+  return String(lang).toLowerCase().startsWith('zh') ? 'zh-CN' : 'en';
 }
 """
 

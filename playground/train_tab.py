@@ -16,7 +16,7 @@ from gpt_core.plots import loss_figure
 from gpt_core.train_events import (CheckpointEvent, DoneEvent, EpochEvent, ErrorEvent, EvalEvent,
                                    SampleEvent, StepEvent, StoppedEvent)
 
-from . import models
+from . import models, replay
 from .common import SETTINGS, SHARED, TRAIN_QUEUE
 from .data_tab import TOKENIZER_LABELS, tokenizer_hint, tokenizer_kind
 from .files import LINKS
@@ -207,9 +207,14 @@ def progress_html(p: dict | None) -> str:
 
 def _figure(ws: Workspace):
     h = ws.history
-    return loss_figure(h.tokens_seen, h.train_losses, h.val_losses, num_epochs=h.num_epochs,
-                       tokens_per_epoch=h.tokens_per_epoch, step_tokens=h.step_tokens,
-                       step_losses=h.step_losses, hint=h.overfitting_hint())
+    return replay.marked(loss_figure(h.tokens_seen, h.train_losses, h.val_losses, num_epochs=h.num_epochs,
+                                     tokens_per_epoch=h.tokens_per_epoch, step_tokens=h.step_tokens,
+                                     step_losses=h.step_losses, hint=h.overfitting_hint()), ws)
+
+
+def loss_chart(ws: Workspace):
+    """The loss chart as it stands, with the replay's marker (redrawn when the replay moves)."""
+    return _figure(ws)
 
 
 def _ppl(x: float) -> str:

@@ -1,5 +1,6 @@
-"""Take the README's screenshots: launch the app, train the demo preset to the end, generate,
-evaluate, and photograph every tab into docs/screenshots/ (headless Chromium).
+"""Take the README's screenshots: launch the app, train the demo preset to the end, replay it,
+generate and inspect a token, evaluate, open the attention, and photograph every tab into
+docs/screenshots/ (headless Chromium).
 
     python scripts/screenshots.py [--out docs/screenshots]
 
@@ -55,12 +56,27 @@ def main() -> int:
             page.wait_for_function("() => document.querySelector('#train-status').innerText.startsWith('Done')")
             print(f"demo preset trained in {time.monotonic() - start:.0f} s")
             page.screenshot(path=str(out / "train.png"), full_page=True)
+            box = page.locator("#replay-slider input[type=number]")  # the run replayed from its start
+            box.fill("2")
+            box.press("Enter")
+            page.wait_for_function("() => document.querySelector('#replay-frame').innerText.includes('Evaluation 2 of')")
+            page.wait_for_timeout(1500)  # the marker's redraw
+            page.locator("#loss-chart").scroll_into_view_if_needed()
+            clip = page.evaluate("""() => { const a = document.querySelector('#loss-chart').getBoundingClientRect();
+                                            const b = document.querySelector('#replay-frame').getBoundingClientRect();
+                                            return {x: a.left, y: a.top + window.scrollY, width: a.width,
+                                                    height: b.bottom - a.top}; }""")
+            page.screenshot(path=str(out / "replay.png"), full_page=True, clip=clip)
 
             page.get_by_role("tab", name="3 · Generate").click()
             page.wait_for_function("() => document.querySelector('#candidates-chart .js-plotly-plot') !== null")
             page.locator("#generate-btn").click()
-            page.wait_for_timeout(4000)
+            page.wait_for_function("() => document.querySelectorAll('#inspect-tokens .token-container').length > 5")
+            page.locator("#inspect-tokens .token-container").nth(4).click()
+            page.wait_for_function("() => document.querySelector('#inspect-summary').innerText.includes('Token ')")
+            page.wait_for_timeout(1500)
             page.screenshot(path=str(out / "generate.png"), full_page=True)
+            page.locator("#inspector").screenshot(path=str(out / "inspect.png"))
 
             page.get_by_role("tab", name="4 · GPT-2").click()
             page.wait_for_timeout(1000)
@@ -71,6 +87,13 @@ def main() -> int:
             page.locator("#eval-btn").click()
             page.wait_for_function("() => document.querySelectorAll('#eval-a .token-view span').length > 100")
             page.screenshot(path=str(out / "evaluate.png"), full_page=True)
+
+            page.get_by_role("tab", name="6 · Attention").click()
+            page.locator("#attention-text textarea").fill("Every effort moves you forward, and every step moves you")
+            page.locator("#attention-btn").click()
+            page.wait_for_function("() => document.querySelector('#attention-trained g.hm image') !== null")
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(out / "attention.png"), full_page=True)
             browser.close()
     print(f"screenshots in {out}")
     return 0
