@@ -193,7 +193,7 @@ def build_app() -> gr.Blocks:
                         download_btn = gr.Button("Download and load", variant="primary", elem_id="gpt2-download")
                         gpt2_message = message_area("gpt2-message")
                         with gr.Accordion("Offline? Import from a folder or upload", open=False):
-                            gr.Markdown(gpt2_tab.import_help())
+                            gpt2_help = gr.Markdown()  # drawn in the session's language on load
                             folder = gr.Textbox(label="Folder on the server", elem_id="gpt2-folder",
                                                 placeholder=gpt2_tab.example_folder())
                             folder_btn = gr.Button("Import from folder", elem_id="gpt2-folder-btn")
@@ -201,7 +201,7 @@ def build_app() -> gr.Blocks:
                                                  file_count="multiple", type="filepath", height=150)
                     with gr.Column(scale=2):
                         gpt2_status = gr.Markdown(elem_id="gpt2-status")
-                        gr.Markdown(gpt2_tab.sizes_table())
+                        gpt2_sizes = gr.Markdown()  # drawn in the session's language on load
                         gpt2_info = gr.Markdown(gpt2_tab.loaded_models_md())
 
             # --- Evaluate -----------------------------------------------------------------
@@ -379,7 +379,8 @@ def build_app() -> gr.Blocks:
         # The browser translates the layout itself; the handlers' words are redrawn.
         redraw = [(bind(data_tab.view), data_inputs, data_outputs),
                   (bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate),
-                  (bind(replay.redraw), None, replay_ui.outputs)]
+                  (bind(replay.redraw), None, replay_ui.outputs),
+                  (bind(gpt2_tab.import_help), None, gpt2_help), (bind(gpt2_tab.sizes_table), None, gpt2_sizes)]
 
         def redrawn(event):
             for fn, inputs, outputs in redraw:
