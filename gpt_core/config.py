@@ -254,6 +254,9 @@ class TrainConfig:
     # notebook's `max_steps` iterations, each over `batch_size` windows at random starts
     # (schedule.RandomWindowSchedule); the train/val split is then of the token ids.
     batching: str = "epochs"
+    # At each evaluation keep the greedy sample and the next-token candidates of the start
+    # context (gpt_core/timeline.py): the playground replays the run with them.
+    timeline: bool = False
 
     def __post_init__(self) -> None:
         def integer(name: str, lo: int, hi: int | None = None, *, optional: bool = False) -> None:
@@ -311,7 +314,7 @@ class TrainConfig:
         integer("max_steps", 1, optional=True)
         integer("stride", 1, optional=True)
         number("train_ratio", 0.0, 1.0, lo_open=True, hi_open=True)
-        for name in ("shuffle", "clip_during_warmup"):
+        for name in ("shuffle", "clip_during_warmup", "timeline"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         integer("checkpoint_every", 1, optional=True)

@@ -12,10 +12,8 @@ come from a `BatchSchedule` (schedule.py). Building a run from a text lives in p
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -24,92 +22,17 @@ from torch import nn
 
 from . import losses
 from .config import GPTConfig, TrainConfig
-from .generate import generate_text_simple, text_to_token_ids, token_ids_to_text
+# The book's helpers are named here too (gpt_core.train.evaluate_model, as in its ch05).
+from .evaluation import (MIN_OVERFIT_EVAL_BATCHES, _unwrap, context_size_of, estimate_loss,  # noqa: F401
+                         evaluate_model, generate_sample, is_overfitting)
 from .rng import capture_rng_state, restore_rng_state
 from .schedule import BatchSchedule, EpochLoaderSchedule, lr_at, uses_lr_schedule
+from .timeline import add_frame, capture_frame
 from .train_events import (CheckpointEvent, DoneEvent, EpochEvent, ErrorEvent, EvalEvent, Event,
                            SampleEvent, StepEvent, StoppedEvent)
+from .train_state import TrainState
 
 CHECKPOINT_NAME = "checkpoint.pt"
-
-
-@dataclass
-class TrainState:
-    """Where a run is: everything besides weights, optimizer and RNGs that resume needs."""
-    step: int = -1  # the book's global_step: index of the last optimizer step (-1: none)
-    epoch: int = 0  # 0-based epoch in progress
-    position: int = 0  # micro-batches of that epoch already trained on
-    tokens_seen: int = 0
-    train_losses: list[float] = field(default_factory=list)  # per evaluation (the book's lists)
-    val_losses: list[float] = field(default_factory=list)
-    track_tokens_seen: list[int] = field(default_factory=list)
-    eval_steps: list[int] = field(default_factory=list)
-    step_losses: list[float] = field(default_factory=list)  # every step's training loss
-    best_val_loss: float = math.inf
-    best_step: int = -1
-    evals_since_best: int = 0
-    seconds: float = 0.0  # training wall time over all runs
-    text_sha256: str = ""  # of the text trained on (prepare_training): a mid-epoch resume needs it
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainState":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in d.items() if k in known})
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "module", model)  # DistributedDataParallel keeps the model here
-
-
-def context_size_of(model: nn.Module, default: int = 1024) -> int:
-    """The window the model sees: the book reads `pos_emb.weight.shape[0]`; other models
-    may say `cfg.context_length` or `context_length`."""
-    model = _unwrap(model)
-    pos_emb = getattr(model, "pos_emb", None)
-    if isinstance(pos_emb, nn.Embedding):
-        return pos_emb.weight.shape[0]
-    cfg = getattr(model, "cfg", None)
-    return int(getattr(cfg, "context_length", None) or getattr(model, "context_length", None) or default)
-
-
-def evaluate_model(model: nn.Module, train_loader, val_loader, device, eval_iter: int) -> tuple[float, float]:
-    """The book's: mean loss of the first `eval_iter` batches of each loader, in eval mode.
-    Leaves the model in the mode it was in (the book always returns to train mode)."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            train_loss = losses.calc_loss_loader(train_loader, model, device, num_batches=eval_iter)
-            val_loss = losses.calc_loss_loader(val_loader, model, device, num_batches=eval_iter)
-    finally:
-        model.train(was_training)
-    return train_loss, val_loss
-
-
-@torch.no_grad()
-def estimate_loss(model: nn.Module, schedule: BatchSchedule, device: torch.device | str = "cpu") -> dict[str, float]:
-    """The notebook's `estimate_loss()`: {"train": mean loss, "val": mean loss} over
-    `eval_iters` fresh random batches of each split, in eval mode; the model is left in the
-    mode it was in."""
-    train_src, val_src = schedule.eval_sources()
-    train_loss, val_loss = evaluate_model(model, train_src, val_src, device, len(train_src))
-    return {"train": train_loss, "val": val_loss}
-
-
-def generate_sample(model: nn.Module, tokenizer, device, start_context: str, max_new_tokens: int = 50) -> str:
-    """The book's `generate_and_print_sample`, returning the text instead of printing it."""
-    was_training = model.training
-    model.eval()
-    try:
-        encoded = text_to_token_ids(start_context, tokenizer).to(device)
-        token_ids = generate_text_simple(model=model, idx=encoded, max_new_tokens=max_new_tokens,
-                                         context_size=context_size_of(model))
-        return token_ids_to_text(token_ids, tokenizer)
-    finally:
-        model.train(was_training)
 
 
 def _total_norm(params: list[nn.Parameter]) -> float:
@@ -118,25 +41,6 @@ def _total_norm(params: list[nn.Parameter]) -> float:
         return float(get_total_norm([p.grad for p in params]))
     # Older torch: clipping at infinity scales every gradient by exactly 1.0.
     return float(torch.nn.utils.clip_grad_norm_(params, math.inf))
-
-
-# An evaluation averaged over a single batch is too noisy to call a rise of the validation loss.
-MIN_OVERFIT_EVAL_BATCHES = 2
-
-
-def is_overfitting(train_losses: list[float], val_losses: list[float], patience: int, *,
-                   eval_batches: int = MIN_OVERFIT_EVAL_BATCHES) -> bool:
-    """The one overfitting rule, the trainer's, the CLI's and the page's chart's: validation
-    loss higher than `patience` evaluations ago and above its best, with no new best since
-    then, while the training loss fell over the same evaluations; each evaluation averaged
-    over `eval_batches` batches of each split, at least `MIN_OVERFIT_EVAL_BATCHES`."""
-    if eval_batches < MIN_OVERFIT_EVAL_BATCHES or len(val_losses) <= patience:
-        return False
-    val, train = val_losses[-(patience + 1):], train_losses[-(patience + 1):]
-    if not all(math.isfinite(v) for v in val):
-        return False
-    best_before = min(val_losses[:-patience])
-    return val[-1] > val[0] and min(val[1:]) >= best_before and train[-1] < train[0]
 
 
 class Trainer:
@@ -339,12 +243,18 @@ class Trainer:
             st.best_val_loss, st.best_step, st.evals_since_best = val_loss, st.step, 0
         elif math.isfinite(val_loss):
             st.evals_since_best += 1
+        cfg, frame = self.config, None
+        if cfg.timeline and self.is_main and self.tokenizer is not None and cfg.start_context:
+            frame = capture_frame(self.model, self.tokenizer, cfg.start_context, step=st.step, epoch=st.epoch + 1,
+                                  tokens_seen=st.tokens_seen, train_loss=train_loss, val_loss=val_loss,
+                                  max_new_tokens=cfg.sample_tokens)
+            add_frame(st.timeline, frame)
         return EvalEvent(step=st.step, epoch=st.epoch + 1, tokens_seen=st.tokens_seen,
                          train_loss=train_loss, val_loss=val_loss,
                          train_ppl=losses.perplexity(train_loss), val_ppl=losses.perplexity(val_loss),
-                         overfitting=is_overfitting(st.train_losses, st.val_losses, self.config.overfit_patience,
+                         overfitting=is_overfitting(st.train_losses, st.val_losses, cfg.overfit_patience,
                                                     eval_batches=self.eval_batches),
-                         best_val_loss=st.best_val_loss)
+                         best_val_loss=st.best_val_loss, frame=frame)
 
     def _end_epoch(self, seconds: float) -> Iterator[Event]:
         st, cfg = self.state, self.config

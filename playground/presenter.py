@@ -36,53 +36,51 @@ body.{CLASS} .js-plotly-plot .scatterlayer .js-line[style*="stroke-opacity: 0."]
 body.{CLASS} .block:has(.js-plotly-plot) > label[data-testid=block-label] {{display: none}}
 """
 
-# The toggle: the class on the body, then every chart's text sized for it.
+# The toggle (set by hand, or by a `?present=1` link on load): the class on the body, then
+# every chart's text sized for it. Plotly sizes a chart's text in its layout (it measures the
+# text to place it), so a stylesheet cannot enlarge it: each chart is relaid out with larger
+# text and the room it needs (height, margins, the legend further down), and again after every
+# redraw the server sends (Gradio replaces the layout with the server's each time); off again,
+# each chart gets back the values it had. The watcher is installed the first time.
 TOGGLE_JS = f"""(on) => {{
   document.body.classList.toggle('{CLASS}', !!on);
-  if (window.presenterCharts) window.presenterCharts();
-}}"""
-
-# Installed once on load. Plotly sizes a chart's text in its layout (it measures the text to
-# place it), so a stylesheet cannot enlarge it: each chart is relaid out with larger text, and
-# the room it needs (height, margins, the legend further down), again after every redraw the
-# server sends (Gradio replaces the layout with the server's each time). Off again, each
-# chart gets back the values it had.
-SETUP_JS = f"""() => {{
-  const on = () => document.body.classList.contains('{CLASS}');
-  const normal = (layout) => {{
-    const font = (o) => ((o || {{}}).font || {{}}).size;
-    const margin = layout.margin || {{}};
-    const px = {{
-      'font.size': font(layout) || 12, 'title.font.size': font(layout.title) || 17,
-      'title.subtitle.font.size': font((layout.title || {{}}).subtitle) || 12,
-      'legend.font.size': font(layout.legend) || 12, 'height': layout.height || 450,
-      'margin.t': margin.t ?? 100, 'margin.b': margin.b ?? 80, 'margin.l': margin.l ?? 80,
-      'legend.y': (layout.legend || {{}}).y ?? 1,
+  if (!window.presenterCharts) {{
+    const active = () => document.body.classList.contains('{CLASS}');
+    const normal = (layout) => {{
+      const font = (o) => ((o || {{}}).font || {{}}).size;
+      const margin = layout.margin || {{}};
+      const px = {{
+        'font.size': font(layout) || 12, 'title.font.size': font(layout.title) || 17,
+        'title.subtitle.font.size': font((layout.title || {{}}).subtitle) || 12,
+        'legend.font.size': font(layout.legend) || 12, 'height': layout.height || 450,
+        'margin.t': margin.t ?? 100, 'margin.b': margin.b ?? 80, 'margin.l': margin.l ?? 80,
+        'legend.y': (layout.legend || {{}}).y ?? 1,
+      }};
+      (layout.annotations || []).forEach((a, i) => {{ px[`annotations[${{i}}].font.size`] = font(a) || 12; }});
+      return px;
     }};
-    (layout.annotations || []).forEach((a, i) => {{ px[`annotations[${{i}}].font.size`] = font(a) || 12; }});
-    return px;
-  }};
-  const larger = (px) => Object.fromEntries(Object.entries(px).map(([key, value]) => [key,
-    key.endsWith('font.size') ? Math.max(value, {FONT_PX}) + (key === 'title.font.size' ? 4 : 0)
-    : key === 'legend.y' ? (value < 0 ? value * 1.6 : value) : Math.round(value * 1.35)]));
-  const style = (el) => {{
-    if (!window.Plotly || !el.layout) return;
-    if (on() && el.__presented !== el.layout) {{
-      el.__normal = normal(el.layout);
-      el.__presented = el.layout;
-      window.Plotly.relayout(el, larger(el.__normal));
-    }} else if (!on() && el.__presented === el.layout && el.__normal) {{
-      el.__presented = null;
-      window.Plotly.relayout(el, el.__normal);
-    }}
-  }};
-  const hook = () => document.querySelectorAll('.js-plotly-plot').forEach((el) => {{
-    if (!el.__presenterHook && el.on) {{
-      el.__presenterHook = true;
-      el.on('plotly_afterplot', () => style(el));
-    }}
-    style(el);
-  }});
-  window.presenterCharts = hook;
-  setInterval(hook, 1000);
+    const larger = (px) => Object.fromEntries(Object.entries(px).map(([key, value]) => [key,
+      key.endsWith('font.size') ? Math.max(value, {FONT_PX}) + (key === 'title.font.size' ? 4 : 0)
+      : key === 'legend.y' ? (value < 0 ? value * 1.6 : value) : Math.round(value * 1.35)]));
+    const style = (el) => {{
+      if (!window.Plotly || !el.layout) return;
+      if (active() && el.__presented !== el.layout) {{
+        el.__normal = normal(el.layout);
+        el.__presented = el.layout;
+        window.Plotly.relayout(el, larger(el.__normal));
+      }} else if (!active() && el.__presented === el.layout && el.__normal) {{
+        el.__presented = null;
+        window.Plotly.relayout(el, el.__normal);
+      }}
+    }};
+    window.presenterCharts = () => document.querySelectorAll('.js-plotly-plot').forEach((el) => {{
+      if (!el.__presenterHook && el.on) {{
+        el.__presenterHook = true;
+        el.on('plotly_afterplot', () => style(el));
+      }}
+      style(el);
+    }});
+    setInterval(window.presenterCharts, 1000);  // charts drawn later, in tabs opened later
+  }}
+  window.presenterCharts();
 }}"""

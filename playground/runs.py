@@ -1,7 +1,8 @@
 """The runs of one session, kept side by side: each run's settings and curves, the labels that
 say how they differ, and their exports (the curves as CSV, the settings as JSON).
 
-No gradio here: `compare.py` draws and serves these; tests call them directly.
+Plain data and text (in the session's language, `i18n.tr`): `compare.py` draws and serves
+these; tests call them directly.
 """
 from __future__ import annotations
 
@@ -14,38 +15,45 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from .history import RunHistory
+from .i18n import tr
 
 MAX_RUNS = 6  # enough to compare; each keeps its (bounded) history
 MAX_CHANGES = 4  # a label longer than this would not fit a legend
 MAX_TEXT = 20  # characters of a text value (a start context, a corpus name) in a label
 
-# How a setting reads in a label: the Train form's field names, shortened.
+# How a setting reads in a label: the Train form's field names, shortened (the book's own
+# abbreviations stay in Latin letters in Chinese too, as its config names do).
 SHORT_NAMES = {
     "preset": "preset", "tokenizer": "tokens", "start": "from", "text": "text",
     "context_length": "ctx", "emb_dim": "emb", "n_heads": "heads", "n_layers": "layers",
-    "drop_rate": "drop", "qkv_bias": "qkv bias", "num_epochs": "epochs", "batch_size": "batch",
+    "drop_rate": "drop", "qkv_bias": "qkv", "num_epochs": "epochs", "batch_size": "batch",
     "learning_rate": "lr", "weight_decay": "wd", "eval_freq": "eval every", "eval_iter": "eval batches",
     "warmup_steps": "warmup", "cosine": "cosine", "grad_clip": "clip", "label_smoothing": "smoothing",
     "seed": "seed", "start_context": "context", "stride": "stride", "iterations": "iters",
 }
-# The labels' words, each whole (a translation replaces the whole pattern).
-RUN_ALONE = "run {number}"
-RUN_WITH_VALUES = "run {number}: {values}"
-RUN_CHANGED = "run {number}: {changes}"
-RUN_SAME = "run {number}: same settings as run {reference}"
-SETTING_VALUE = "{name} {value}"
-SETTING_CHANGE = "{name} {before} → {after}"
-MORE_CHANGES = "+{count} more"
-ON, OFF, NONE = "on", "off", "none"
-LIST_SEPARATOR = ", "
+# The labels' words, each whole (a translation replaces the whole pattern), in one place.
+TEXT = {
+    "alone": "run {number}",
+    "with_values": "run {number}: {values}",
+    "changed": "run {number}: {changes}",
+    "same": "run {number}: same settings as run {reference}",
+    "more": "+{count} more",
+    "on": "on", "off": "off", "none": "none",
+    "separator": ", ",
+    **{f"name:{key}": name for key, name in SHORT_NAMES.items()},
+}
+
+
+def run_name(number: int) -> str:
+    return tr(TEXT["alone"], number=number)
 
 
 def short_value(value: Any) -> str:
     """A setting's value as a label shows it: 0.006 -> "6e-3", True -> "on", long text cut."""
     if isinstance(value, bool):
-        return ON if value else OFF
+        return tr(TEXT["on"] if value else TEXT["off"])
     if value is None:
-        return NONE
+        return tr(TEXT["none"])
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
@@ -63,8 +71,8 @@ def short_value(value: Any) -> str:
 
 def _join(parts: list[str]) -> str:
     if len(parts) > MAX_CHANGES:
-        parts = parts[:MAX_CHANGES - 1] + [MORE_CHANGES.format(count=len(parts) - MAX_CHANGES + 1)]
-    return LIST_SEPARATOR.join(parts)
+        parts = parts[:MAX_CHANGES - 1] + [tr(TEXT["more"], count=len(parts) - MAX_CHANGES + 1)]
+    return tr(TEXT["separator"]).join(parts)
 
 
 def difference_labels(settings: Sequence[Mapping[str, Any]], numbers: Sequence[int] | None = None) -> list[str]:
@@ -81,23 +89,23 @@ def difference_labels(settings: Sequence[Mapping[str, Any]], numbers: Sequence[i
     if not settings:
         return []
     if len(settings) == 1:
-        return [RUN_ALONE.format(number=numbers[0])]
+        return [run_name(numbers[0])]
     names = list(dict.fromkeys(k for s in settings for k in s))  # every name, first-seen order
     differing = [k for k in names if len({repr(s.get(k)) for s in settings}) > 1]
     reference = settings[0]
 
     def name(key: str) -> str:
-        return SHORT_NAMES.get(key, key)
+        return tr(TEXT[f"name:{key}"]) if key in SHORT_NAMES else key
 
-    values = [SETTING_VALUE.format(name=name(k), value=short_value(reference.get(k))) for k in differing]
-    labels = [RUN_WITH_VALUES.format(number=numbers[0], values=_join(values)) if values
-              else RUN_ALONE.format(number=numbers[0])]
+    # "lr 6e-3", "lr 6e-3 → 1e-3": notation, the same in every language.
+    values = [f"{name(k)} {short_value(reference.get(k))}" for k in differing]
+    labels = [tr(TEXT["with_values"], number=numbers[0], values=_join(values)) if values
+              else run_name(numbers[0])]
     for number, run in zip(numbers[1:], settings[1:]):
-        changes = [SETTING_CHANGE.format(name=name(k), before=short_value(reference.get(k)),
-                                         after=short_value(run.get(k)))
+        changes = [f"{name(k)} {short_value(reference.get(k))} → {short_value(run.get(k))}"
                    for k in differing if repr(run.get(k)) != repr(reference.get(k))]
-        labels.append(RUN_CHANGED.format(number=number, changes=_join(changes)) if changes
-                      else RUN_SAME.format(number=number, reference=numbers[0]))
+        labels.append(tr(TEXT["changed"], number=number, changes=_join(changes)) if changes
+                      else tr(TEXT["same"], number=number, reference=numbers[0]))
     return labels
 
 

@@ -135,6 +135,7 @@ class Workspace:
         self.runs = RunArchive()  # the runs trained here, to compare (playground/compare.py)
         self.job: Job | None = None
         self.closed = False
+        self.lang = "en"  # the page's language for this session (playground/i18n.py)
         # Measured seconds per training step, by (model config, batch size), for estimates.
         self.step_seconds: BoundedDict = BoundedDict(32)
         # What the app's view of this session last showed (e.g. the latest metrics): small.
@@ -516,7 +517,8 @@ class Workspace:
         if ckpt.kind == "gpt_core" and ckpt.trainer_state and ckpt.train_config is not None:
             self.reserve("model", resident_bytes(config, True), "the uploaded model")
             try:
-                trainer = prepare_training(self.text, config=ckpt.train_config, resume=ckpt)
+                # Replayed from here on too, if the file's run kept no timeline yet.
+                trainer = prepare_training(self.text, config=ckpt.train_config.replace(timeline=True), resume=ckpt)
             except ValueError as e:
                 trainer, note = None, note + f" (Its run cannot be resumed on the current text: {e}.)"
             if trainer is not None:

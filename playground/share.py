@@ -10,6 +10,7 @@ a run's JSON export carries the link that opens it again.
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qsl, urlencode
 
@@ -17,7 +18,9 @@ import gradio as gr
 
 from gpt_core.corpus import DEFAULT_CORPUS, SAMPLE_CORPORA
 
+from . import presenter
 from .data_tab import TOKENIZER_LABELS, tokenizer_kind
+from .i18n import tr, translate_message
 from .options import (DEFAULT_PRESET_LABEL, MODEL_FIELDS, PRESET_LABELS, START_FROM, TRAIN_FIELDS, RunSpec,
                       build_spec, preset_fields, train_form_values)
 
@@ -33,12 +36,22 @@ BOOLEAN_FIELDS = ("qkv_bias", "cosine")
 TRUE, FALSE = ("1", "true", "on", "yes"), ("0", "false", "off", "no")
 MAX_QUERY_CHARS = 4_000  # the longest a link of ours gets is ~1,500 (a 500-character start context)
 
-# What a refused link says (each sentence whole: a translation replaces it as it stands).
-TOO_LONG = "The link is {length:,} characters long; a link of this page is at most {limit:,}."
-UNKNOWN = "{name!r} is not a setting of this page; it knows: {known}."
-TWICE = "{name} is given twice."
-BAD_CHOICE = "{name} must be one of {choices}, got {value!r}."
-BAD_BOOLEAN = "{name} must be 1 or 0, got {value!r}."
+# Every sentence of the link and its controls, in one place (for translation).
+TEXT = {
+    "too_long": "The link is {length:,} characters long; a link of this page is at most {limit:,}.",
+    "unknown": "{name} is not a setting of this page; it knows: {known}.",
+    "twice": "{name} is given twice.",
+    "bad_choice": "{name} must be one of {choices}, got {value}.",
+    "bad_boolean": "{name} must be 1 or 0, got {value}.",
+    "bad_start": "Unknown start {value}; choose one of: {choices}.",
+    "refused": "⚠️ This link's settings were not used: {reason}",
+    "applied": "The settings of the link you opened are filled in: press **Train** to run them.",
+    "text_left_out": ("⚠️ The link leaves out the text: only a bundled sample text travels in a link, and "
+                      "this session trains on {name}."),
+    "copy": "Copy a link to these settings",
+    "link": "Link to these settings",
+}
+CSS = "#share-row {align-items: end}" + presenter.CSS
 
 
 def _preset_defaults(preset: str) -> dict[str, Any]:
@@ -62,7 +75,7 @@ def settings_of(spec: RunSpec, form: Mapping[str, Any], *, start: str, text: str
     """A run's settings by link parameter (`LINK_PARAMS`), each in one form: what `spec` (built
     from `form`) will train, where it starts from (`START_IDS`) and the text's name."""
     if start not in START_IDS:
-        raise ValueError(BAD_CHOICE.format(name="start", choices=", ".join(START_IDS), value=start))
+        raise ValueError(tr(TEXT["bad_choice"], name="start", choices=", ".join(START_IDS), value=repr(start)))
     train = train_form_values(spec.train)
     return {"preset": spec.preset, "tokenizer": spec.tokenizer, "start": start, "text": text,
             **{k: train[k] for k in TRAIN_FIELDS}, **{k: _model_value(spec, form, k) for k in MODEL_FIELDS}}
@@ -100,7 +113,7 @@ def _boolean(name: str, value: str) -> bool:
         return True
     if value.strip().lower() in FALSE:
         return False
-    raise ValueError(BAD_BOOLEAN.format(name=name, value=value))
+    raise ValueError(tr(TEXT["bad_boolean"], name=name, value=repr(value)[:40]))
 
 
 def parse_link(query: str) -> tuple[dict[str, str], bool | None]:
@@ -108,15 +121,15 @@ def parse_link(query: str) -> tuple[dict[str, str], bool | None]:
     mode on/off, or None when it does not say). Raises ValueError with a sentence."""
     query = (query or "").lstrip("?")
     if len(query) > MAX_QUERY_CHARS:
-        raise ValueError(TOO_LONG.format(length=len(query), limit=MAX_QUERY_CHARS))
+        raise ValueError(tr(TEXT["too_long"], length=len(query), limit=MAX_QUERY_CHARS))
     given: dict[str, str] = {}
     for name, value in parse_qsl(query, keep_blank_values=True):
         if name in OTHERS_PARAMS:
             continue
         if name not in (*LINK_PARAMS, PRESENT):
-            raise ValueError(UNKNOWN.format(name=name, known=", ".join((*LINK_PARAMS, PRESENT))))
+            raise ValueError(tr(TEXT["unknown"], name=repr(name)[:40], known=", ".join((*LINK_PARAMS, PRESENT))))
         if name in given:
-            raise ValueError(TWICE.format(name=name))
+            raise ValueError(tr(TEXT["twice"], name=name))
         given[name] = value
     present = given.pop(PRESENT, None)
     return given, None if present is None else _boolean(PRESENT, present)
@@ -125,7 +138,7 @@ def parse_link(query: str) -> tuple[dict[str, str], bool | None]:
 def _choice(given: Mapping[str, str], name: str, choices, default: str) -> str:
     value = given.get(name, default)
     if value not in choices:
-        raise ValueError(BAD_CHOICE.format(name=name, choices=", ".join(choices), value=value))
+        raise ValueError(tr(TEXT["bad_choice"], name=name, choices=", ".join(choices), value=repr(value)[:40]))
     return value
 
 
@@ -153,7 +166,7 @@ def start_label(start: str) -> str:
 
 def start_id(label: str) -> str:
     if label not in START_FROM:
-        raise ValueError(f"Unknown start {label!r}; choose one of: {', '.join(START_FROM)}.")
+        raise ValueError(tr(TEXT["bad_start"], value=repr(label)[:40], choices=", ".join(START_FROM)))
     return START_IDS[START_FROM.index(label)]
 
 
@@ -161,10 +174,6 @@ def start_id(label: str) -> str:
 # What `restore` fills, in its outputs' order (app.py maps the names to components).
 RESTORED = ("link_note", "preset", "tokenizer", "data_tokenizer", *MODEL_FIELDS, *TRAIN_FIELDS, "start_from",
             "sample", "presenter")
-REFUSED = "⚠️ This link's settings were not used: {reason}"
-APPLIED = "The settings of the link you opened are filled in: press **Train** to run them."
-TEXT_LEFT_OUT = ("⚠️ The link leaves out the text: only a bundled sample text travels in a link, and "
-                 "this session trains on {name}.")
 
 # The query the server wrote, as a whole link of this page (the browser knows its address; a
 # server behind a proxy does not), copied where the browser allows it (https or localhost).
@@ -190,12 +199,13 @@ def restore(ws, search: str):
             ws.require_idle("change the text")
             ws.load_sample(settings["text"])
     except ValueError as e:
-        return (gr.update(value=REFUSED.format(reason=e), visible=True), *keep)
+        reason = translate_message(str(e))  # the form's rules speak English; the table has them
+        return (gr.update(value=tr(TEXT["refused"], reason=reason), visible=True), *keep)
     presenter = gr.update() if present is None else present
     if settings is None:
         return (gr.update(), *keep[:-1], presenter)
     tokenizer = TOKENIZER_LABELS[settings["tokenizer"]]
-    return (gr.update(value=APPLIED, visible=True), PRESET_LABELS[settings["preset"]], tokenizer, tokenizer,
+    return (gr.update(value=tr(TEXT["applied"]), visible=True), PRESET_LABELS[settings["preset"]], tokenizer, tokenizer,
             *(settings[k] for k in (*MODEL_FIELDS, *TRAIN_FIELDS)), start_label(settings["start"]),
             settings["text"], presenter)
 
@@ -207,6 +217,34 @@ def copy_link(ws, form: dict, start: str, present: bool):
     spec = build_spec(tokenizer=kind, vocab_size=ws.tokenizer(kind).n_vocab, preset_label=form["preset"],
                       **{k: form[k] for k in (*MODEL_FIELDS, *TRAIN_FIELDS)})
     settings = settings_of(spec, form, start=start_id(start), text=ws.corpus_name)
-    note = "" if ws.corpus_name in SAMPLE_CORPORA else TEXT_LEFT_OUT.format(name=ws.corpus_name)
+    note = "" if ws.corpus_name in SAMPLE_CORPORA else tr(TEXT["text_left_out"], name=ws.corpus_name)
     query = link_query(settings, present=bool(present))
     return gr.update(value=query, visible=True), gr.update(value=note, visible=bool(note))
+
+
+def layout() -> SimpleNamespace:
+    """The presenter toggle and the link's controls, made where they are called (the top of
+    the page), with the note a link's settings leave and the URL's query read on load."""
+    with gr.Row(elem_id="share-row"):
+        present = gr.Checkbox(False, label=presenter.LABEL, elem_id="presenter", scale=1, min_width=200)
+        copy = gr.Button(TEXT["copy"], size="sm", elem_id="copy-link", scale=1, min_width=200)
+        link = gr.Textbox(label=TEXT["link"], elem_id="share-link", visible=False, scale=3, buttons=["copy"])
+    note = gr.Markdown(visible=False, elem_id="link-note")
+    query = gr.Textbox(visible=False)
+    return SimpleNamespace(presenter=present, copy=copy, link=link, note=note, query=query)
+
+
+def wire(ui: SimpleNamespace, form_inputs: list, copy_handler) -> None:
+    """Presenter mode follows its toggle in the browser; Copy link sends `form_inputs` (the
+    Train form and its start) with the toggle to `copy_handler` (copy_link, bound), then the
+    browser makes the whole link of it."""
+    ui.presenter.change(None, ui.presenter, None, js=presenter.TOGGLE_JS)
+    ui.copy.click(copy_handler, [*form_inputs, ui.presenter], [ui.link, ui.note], api_name="share_link").success(
+        None, ui.link, ui.link, js=COMPOSE_JS)
+
+
+def restoring(event, ui: SimpleNamespace, outputs: list, bind):
+    """After `event` (the page's load), the settings of the link it was opened with into
+    `outputs` (the components named by `RESTORED`); the event that follows on."""
+    return event.then(bind(restore), ui.query, outputs, js="() => location.search", api_name=False,
+                      show_progress="hidden")

@@ -14,9 +14,11 @@ import time
 
 import pytest
 
-from test_browser import SHOTS, browser, choose, open_tab  # noqa: F401  (browser: a fixture)
+# Skips this module where the browser is missing; `browser` is its one Chromium per module, on our `app`.
+from test_browser import SHOTS, browser, choose  # noqa: F401
+from test_browser_teach import open_tab  # a tab folded away on a phone is opened from its menu
 
-from app_server import running_app  # noqa: E402
+from app_server import SMALL_SERVER  # noqa: E402
 from page_actions import TINY, second_run, train_until_done  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -48,9 +50,8 @@ def seen(locator) -> str:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    with running_app(tmp_path_factory.mktemp("teach-app")) as info:
-        yield info
+def app(launch_app):
+    return launch_app("compare-app", env=SMALL_SERVER)
 
 
 @pytest.fixture(scope="module", params=list(VIEWPORTS), ids=list(VIEWPORTS))
@@ -70,7 +71,7 @@ def context(browser, viewport):  # noqa: F811
 @pytest.fixture(scope="module")
 def page(app, context):
     page = context.new_page()
-    page.goto(app["url"] + TINY)
+    page.goto(app.url + TINY)
     page.get_by_text("Characters per token").wait_for()
     yield page
     page.close()
@@ -78,7 +79,7 @@ def page(app, context):
 
 def shot(page, name: str, viewport: str, locator=None) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    path = str(SHOTS / f"teach-{name}-{viewport}.png")
+    path = str(SHOTS / f"compare-{name}-{viewport}.png")
     (locator or page).screenshot(path=path, **({} if locator else {"full_page": True}))
 
 
@@ -107,7 +108,7 @@ def test_two_runs_compared_on_one_chart_with_their_labels_and_exported(page, vie
     traces = page.evaluate(CHART_JS)
     assert [t["name"] for t in traces if t["legend"]] == LABELS
     assert [t["dash"] for t in traces] == ["solid", "dot", "solid", "dot"]  # training, validation of each
-    shot(page, "compare", viewport, page.locator("#compare-box"))
+    shot(page, "runs", viewport, page.locator("#compare-box"))
 
     csv_link = page.locator("#export-csv")
     assert seen(csv_link) == "seen"
@@ -221,11 +222,11 @@ def test_presenter_mode_makes_text_larger_and_chart_lines_thicker(page, app, con
 
     other = context.new_page()
     try:
-        other.goto(app["url"] + "?present=1")
+        other.goto(app.url + "?present=1")
         other.wait_for_function(f"() => ({PRESENTER_JS})().on")
         assert other.get_by_label("Presenter mode (large text, thick lines)").is_checked()
         assert not other.locator("#link-note").is_visible()  # presenter mode alone: no settings note
-        other.goto(app["url"] + TINY + "&present=1")  # with settings: a run to draw lines
+        other.goto(app.url + TINY + "&present=1")  # with settings: a run to draw lines
         other.get_by_text("Characters per token").wait_for()
         open_tab(other, "2 · Train")
         other.get_by_text("parameters").first.wait_for()

@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from playground import compare, train_tab
 from playground.files import EXPORTS, LINKS, ExportLinks
@@ -17,18 +16,17 @@ from playground.limits import Limits
 from playground.options import START_FROM
 from playground.session import Workspace
 from test_app_handlers import ui_form
+from threads import torch_threads
 
 
 @pytest.fixture(scope="module")
 def ws(verdict_text):
     """A session that trained two tiny runs: learning rate 6e-3 with dropout 0.1, then 1e-3 without."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     w = Workspace(limits=Limits(max_corpus_chars=100_000))
     w.set_text(verdict_text[:2000], name="verdict excerpt")
-    for lr, drop in ((6e-3, 0.1), (1e-3, 0.0)):
-        list(train_tab.train(w, ui_form(num_epochs=1, learning_rate=lr, drop_rate=drop), START_FROM[0]))
-    torch.set_num_threads(threads)
+    with torch_threads(1):  # tiny models gain nothing from a second thread
+        for lr, drop in ((6e-3, 0.1), (1e-3, 0.0)):
+            list(train_tab.train(w, ui_form(num_epochs=1, learning_rate=lr, drop_rate=drop), START_FROM[0]))
     yield w
     w.close()
 
@@ -106,7 +104,8 @@ def test_export_links_are_the_session_s_own_and_leave_its_checkpoint_link_alone(
     other = Workspace(limits=ws.limits)
     try:
         other.set_text(verdict_text[:2000], name="verdict excerpt")
-        list(train_tab.train(other, ui_form(num_epochs=1), START_FROM[0]))
+        with torch_threads(1):
+            list(train_tab.train(other, ui_form(num_epochs=1), START_FROM[0]))
         *_, their_html = compare.view(other)
         their_token, _ = links(their_html)[compare.CSV_NAME]
         assert their_token != csv_token
