@@ -5,10 +5,17 @@ log-softmax and its gradient whole: for the book's batch of 2 x 256 tokens and G
 50,257 tokens that is 100 MB each, and moving them through memory is much of a CPU training
 step. `model_loss` gives the same number and gradients from the model's `hidden_states` and
 its bias-free `out_head`, computed in slices of tokens; `applies` says when that is worth it.
+
+Under bfloat16 autocast (a "bfloat16" run, precision.py) the two products of each slice run in
+bfloat16 while the log-sum-exp, the softmax that makes the gradient, the loss and the
+accumulated weight gradient stay float32: the mixed precision of the rest of the model. A
+float32 run takes exactly the float32 operations it always did.
 """
 from __future__ import annotations
 
 import torch
+
+from .precision import autocast_dtype
 
 # Tokens per slice of the fused head + loss. The slice's logits are held vocabulary-major,
 # (vocab, C): for the book's batch of 2 x 256 that is one slice of 103 MB.
@@ -72,15 +79,20 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden, weight, targets, label_smoothing, chunk_tokens):
+    def forward(ctx, hidden, weight, targets, label_smoothing, chunk_tokens, compute_dtype):
         n, vocab = hidden.shape[0], weight.shape[0]
         grad_hidden = torch.empty_like(hidden)
         grad_weight = None
         total = hidden.new_zeros((), dtype=torch.float32)
+        mixed = compute_dtype != torch.float32
+        # The products' copies of the weight and the activations, made once (autocast would
+        # cast them again for each product).
+        w = weight.to(compute_dtype) if mixed else weight
+        h_all = hidden.to(compute_dtype) if mixed else hidden
         for start in range(0, n, chunk_tokens):
-            h = hidden[start:start + chunk_tokens]  # (C, d)
+            h = h_all[start:start + chunk_tokens]  # (C, d)
             t = targets[start:start + chunk_tokens]
-            logits_t = weight @ h.t()  # (V, C)
+            logits_t = weight @ h.t() if not mixed else (w @ h.t()).float()  # (V, C), float32
             loss, exp_t, sum_exp = _chunk_losses(logits_t, t, label_smoothing)
             total += loss.sum()
             # d loss_mean / d logits = (softmax - (1-eps) * onehot - eps / V) / n.
@@ -89,12 +101,18 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
             grad_t.index_put_((t, cols), grad_t.new_full((t.shape[0],), (label_smoothing - 1) / n), accumulate=True)
             if label_smoothing:
                 grad_t.sub_(label_smoothing / (vocab * n))
+            if mixed:  # bfloat16 products; the weight's gradient summed in float32
+                g = grad_t.to(compute_dtype)
+                grad_hidden[start:start + chunk_tokens] = g.t() @ w  # (C, d)
+                part = (g @ h).float()  # (V, d)
+                grad_weight = part if grad_weight is None else grad_weight.add_(part)
+                continue
             torch.mm(grad_t.t(), weight, out=grad_hidden[start:start + chunk_tokens])  # (C, d)
             if grad_weight is None:
                 grad_weight = grad_t @ h  # (V, d)
             else:
                 grad_weight.addmm_(grad_t, h)
-        ctx.save_for_backward(grad_hidden, grad_weight)
+        ctx.save_for_backward(grad_hidden, grad_weight.to(weight.dtype))
         return (total / n).to(hidden.dtype)
 
     @staticmethod
@@ -102,7 +120,7 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
         grad_hidden, grad_weight = ctx.saved_tensors
         if grad_output.item() != 1.0:  # a scaled loss (gradient accumulation, DDP)
             grad_hidden, grad_weight = grad_hidden * grad_output, grad_weight * grad_output
-        return grad_hidden, grad_weight, None, None, None
+        return grad_hidden, grad_weight, None, None, None, None
 
 
 def fused_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, *,
@@ -111,14 +129,20 @@ def fused_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targe
     """`F.cross_entropy(hidden @ weight.T, targets)` without materialising all the logits.
 
     hidden (N, d), weight (V, d), targets (N,). With gradients off (evaluation) only the
-    loss is computed, slice by slice.
+    loss is computed, slice by slice. Under autocast the products take autocast's dtype and
+    the rest stays float32 (module docstring); the loss is float32 either way.
     """
     if hidden.shape[0] == 0:
         raise ValueError("cannot compute a loss over zero tokens")
-    if torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad):
-        return _FusedLinearCrossEntropy.apply(hidden, weight, targets, label_smoothing, chunk_tokens)
-    total = hidden.new_zeros((), dtype=torch.float32)
-    for start in range(0, hidden.shape[0], chunk_tokens):
-        logits_t = weight @ hidden[start:start + chunk_tokens].t()  # (V, C)
-        total += _chunk_losses(logits_t, targets[start:start + chunk_tokens], label_smoothing)[0].sum()
-    return (total / hidden.shape[0]).to(hidden.dtype)
+    compute_dtype = autocast_dtype(hidden.device.type) or weight.dtype
+    # Autocast off inside: each operation below takes the dtype chosen here.
+    with torch.autocast(device_type=hidden.device.type, enabled=False):
+        if torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad):
+            return _FusedLinearCrossEntropy.apply(hidden, weight, targets, label_smoothing, chunk_tokens,
+                                                  compute_dtype)
+        w, h_all = weight.to(compute_dtype), hidden.to(compute_dtype)
+        total = hidden.new_zeros((), dtype=torch.float32)
+        for start in range(0, hidden.shape[0], chunk_tokens):
+            logits_t = (w @ h_all[start:start + chunk_tokens].t()).float()  # (V, C)
+            total += _chunk_losses(logits_t, targets[start:start + chunk_tokens], label_smoothing)[0].sum()
+        return (total / hidden.shape[0]).to(hidden.dtype)
