@@ -370,6 +370,7 @@ def _compiler_works() -> bool:
         return False
 
 
+@pytest.mark.slow  # the compiler takes minutes on a shared 2-core machine (seconds on a quiet one)
 def test_compile_gives_the_same_events_and_checkpoints(tmp_path):
     if not _compiler_works():
         pytest.skip("torch.compile does not work on this machine (no C++ compiler for inductor)")
@@ -386,3 +387,24 @@ def test_compile_gives_the_same_events_and_checkpoints(tmp_path):
     assert model.state_dict().keys() == plain.model.state_dict().keys()  # no "_orig_mod." prefix
     for name, tensor in model.state_dict().items():
         torch.testing.assert_close(tensor, compiled.model.state_dict()[name])
+
+
+# --- the command line -------------------------------------------------------------------------------
+def test_cli_precision_says_which_and_why_and_shows_utilisation(capsys, tmp_path):
+    from gpt_core.__main__ import main
+    text = tmp_path / "text.txt"
+    text.write_text(TEXT, encoding="utf-8")
+    tiny = ["train", "--text", str(text), "--tokenizer", "char", "--context-length", "16", "--emb-dim", "32",
+            "--n-layers", "2", "--n-heads", "4", "--batch-size", "4", "--epochs", "1", "--threads", "1",
+            "--eval-freq", "50", "--sample-tokens", "0"]
+    assert main([*tiny, "--precision", "bfloat16"]) == 0
+    out = capsys.readouterr().out
+    first = out.splitlines()[0]
+    assert first.startswith("training ") and "precision bfloat16 (bfloat16 was asked for;" in first
+    assert "utilisation: " in out and "of this machine's bfloat16 peak" in out
+    assert main([*tiny, "--precision", "fp8"]) == 2
+    assert "--precision: precision must be one of float32, bfloat16, auto, tf32" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = capsys.readouterr().out
+    assert "--precision" in help_text and "--compile" in help_text
