@@ -60,11 +60,12 @@ def time_book(model, optimizer, loader) -> float:
         ch05.evaluate_model, ch05.generate_and_print_sample = saved
 
 
-def time_ours(model, optimizer, loader) -> float:
+def time_ours(model, optimizer, loader, **options) -> float:
+    """Seconds our Trainer takes over `loader`; `options`: TrainConfig fields (precision=...)."""
     saved = our_train.evaluate_model
     our_train.evaluate_model = lambda *a, **k: (float("nan"), float("nan"))
     try:
-        config = TrainConfig(num_epochs=1, eval_freq=10**9, sample_tokens=0, seed=None)
+        config = TrainConfig(num_epochs=1, eval_freq=10**9, sample_tokens=0, seed=None, **options)
         trainer = our_train.Trainer(model, optimizer, EpochLoaderSchedule(loader, loader, 1), config=config,
                                     device="cpu")
         t0 = time.perf_counter()

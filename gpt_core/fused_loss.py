@@ -30,10 +30,11 @@ def applies(model: torch.nn.Module, target_batch: torch.Tensor) -> bool:
     """Whether `model_loss` computes this batch's loss: a model with a separate
     `hidden_states` and a bias-free linear `out_head` (our GPTModel), gradients on, logits
     large enough to gain, and no -100 padding targets (the book's chapter 7 ignores those;
-    the plain path handles them)."""
+    the plain path handles them). On a CPU only: the slices save a CPU's memory traffic,
+    while a GPU runs the plain head + cross-entropy as a few large kernels (which compile)."""
     head = getattr(model, "out_head", None)
-    return (hasattr(model, "hidden_states") and isinstance(head, torch.nn.Linear)
-            and head.bias is None and torch.is_grad_enabled()
+    return (target_batch.device.type == "cpu" and hasattr(model, "hidden_states")
+            and isinstance(head, torch.nn.Linear) and head.bias is None and torch.is_grad_enabled()
             and target_batch.numel() * head.out_features >= FUSED_MIN_LOGITS
             and bool((target_batch >= 0).all()))
 

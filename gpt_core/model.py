@@ -69,7 +69,8 @@ class KVCache:
         dtype = dtype or weight.dtype
         if dtype != weight.dtype and not decode_weights:
             raise ValueError(f"a {dtype} KV cache for {weight.dtype} weights needs decode_weights=True")
-        weights = DecodeWeights(model, dtype) if decode_weights else None
+        # Input-major helps a CPU's one-row products; a GPU reads either layout alike.
+        weights = DecodeWeights(model, dtype, input_major=weight.device.type == "cpu") if decode_weights else None
         return cls(n_layers=cfg.n_layers, batch_size=batch_size, n_heads=cfg.n_heads, head_dim=cfg.head_dim,
                    max_len=max_len, device=weight.device, dtype=dtype, weights=weights)
 

@@ -136,6 +136,26 @@ def test_on_cuda_tf32_follows_the_precision_and_batches_arrive_pinned():
     assert y.device.type == "cuda" and torch.equal(y.cpu(), x)
 
 
+@needs_cuda
+def test_on_cuda_both_precisions_train_and_generate():
+    for precision in ("float32", "bfloat16", "tf32"):
+        trainer, events = _run(precision, device="cuda", max_steps=8)
+        assert trainer.device.type == "cuda" and not any(e.kind == "error" for e in events)
+        steps = [e for e in events if isinstance(e, StepEvent)]
+        assert steps[-1].loss < steps[0].loss and steps[-1].peak_flops > 0
+        model = trainer.model.eval()
+        ids = torch.randint(0, model.cfg.vocab_size, (1, 12), device="cuda")
+        with torch.no_grad():
+            full = model(ids)
+        dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+        fast, cache = _cached_logits(model, ids, dtype=dtype, decode_weights=True)
+        assert cache.keys.device.type == "cuda" and cache.keys.dtype == dtype and cache.weights.copied_bytes >= 0
+        tolerance = dict(rtol=0.05, atol=0.05) if dtype == torch.bfloat16 else dict(rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(fast.float(), full, **tolerance)
+        out = generate(model, ids[:, :4], 16, precision="bfloat16" if precision == "bfloat16" else "float32")
+        assert out.shape == (1, 20) and out.device.type == "cuda"
+
+
 # --- the fused head + loss under autocast ------------------------------------------------------------
 def _head_case(n=300, d=32, vocab=500, seed=0):
     g = torch.Generator().manual_seed(seed)
