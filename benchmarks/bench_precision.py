@@ -7,7 +7,7 @@ interleaved (book, exact, bf16, book, ...) so a busy shared machine slows all th
 Evaluation and samples are off in all three. The ratios are of each round's runs.
 
 Memory: each precision trains `--steps` steps in a fresh child process, which reports its peak
-resident memory (ru_maxrss); the same model, data and optimizer.
+resident memory (VmHWM); the same model, data and optimizer.
 
 Generation: greedy decoding of `--tokens` tokens on the GPT-2 124M shape, a model built from
 `GPTModel(cfg)` (every model a user trains) and the same weights loaded as the app loads GPT-2
@@ -16,12 +16,12 @@ Generation: greedy decoding of `--tokens` tokens on the GPT-2 124M shape, a mode
 
     python benchmarks/bench_precision.py [--steps 3] [--reps 2] [--tokens 200] [--threads N]
     python benchmarks/bench_precision.py --skip-generation   # training and memory only
+    python benchmarks/bench_precision.py --threads 1 --clock cpu   # on a host shared with other work
 """
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import torch  # noqa: E402
 
+import bench_train  # noqa: E402
 from bench_train import fixed_loader, time_book, time_ours  # noqa: E402
 from gpt_core.config import GPT2_SIZES, GPT_CONFIG_124M, GPTConfig, TrainConfig  # noqa: E402
 from gpt_core.generate import generate  # noqa: E402
@@ -88,7 +89,9 @@ def memory_child(precision: str, steps: int) -> None:
     """(In a child process) train `steps` steps and print the peak resident memory as JSON."""
     model, opt = _ours()
     time_ours(model, opt, fixed_loader(steps), precision=precision)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM: this process image's own peak (ru_maxrss would carry the parent's across exec).
+    status = Path("/proc/self/status").read_text()
+    peak_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
     print(json.dumps({"precision": precision, "peak_mb": peak_kb / 1024}))
 
 
@@ -100,7 +103,7 @@ def memory_rounds(steps: int, threads: int | None) -> None:
             cmd += ["--threads", str(threads)]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         peaks[precision] = json.loads(out.strip().splitlines()[-1])["peak_mb"]
-    print(f"\ntraining memory (peak RSS of a fresh process, {steps} steps): float32 {peaks['float32']:,.0f} MB, "
+    print(f"training memory (peak RSS of a fresh process, {steps} steps): float32 {peaks['float32']:,.0f} MB, "
           f"bfloat16 {peaks['bfloat16']:,.0f} MB ({peaks['bfloat16'] / peaks['float32']:.2f}x)")
 
 
@@ -133,9 +136,9 @@ def generation_rounds(tokens: int, reps: int) -> None:
     for r in range(reps):
         line = []
         for name, fn in runs.items():
-            t0 = time.perf_counter()
+            t0 = bench_train.CLOCK()
             outputs[name] = fn()
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(bench_train.CLOCK() - t0)
             line.append(f"{name} {tokens / times[name][-1]:5.1f}")
         print(f"  round {r + 1} (tok/s): " + " | ".join(line), flush=True)
     reference = outputs["transformers float32"]
@@ -159,19 +162,24 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=2, help="interleaved rounds")
     parser.add_argument("--tokens", type=int, default=200, help="generated tokens a run")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="wall time, or the process's CPU time: steadier on a shared host (use --threads 1)")
     parser.add_argument("--skip-generation", action="store_true")
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument("--memory-child", choices=["float32", "bfloat16"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.clock == "cpu":
+        bench_train.CLOCK = time.process_time
     if args.memory_child:
         memory_child(args.memory_child, args.steps)
         return
-    print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}")
+    print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
+          f"{args.clock} clock")
     if not args.skip_training:
-        train_rounds(args.steps, args.reps)
         memory_rounds(args.steps, args.threads)
+        train_rounds(args.steps, args.reps)
     if not args.skip_generation:
         generation_rounds(args.tokens, args.reps)
 

@@ -6,10 +6,13 @@ log-softmax and its gradient whole: for the book's batch of 2 x 256 tokens and G
 step. `model_loss` gives the same number and gradients from the model's `hidden_states` and
 its bias-free `out_head`, computed in slices of tokens; `applies` says when that is worth it.
 
-Under bfloat16 autocast (a "bfloat16" run, precision.py) the two products of each slice run in
-bfloat16 while the log-sum-exp, the softmax that makes the gradient, the loss and the
-accumulated weight gradient stay float32: the mixed precision of the rest of the model. A
-float32 run takes exactly the float32 operations it always did.
+Under bfloat16 autocast (a "bfloat16" run, precision.py) the products run in bfloat16 while
+the log-sum-exp, the softmax that makes the gradient, the loss and the weight gradient stay
+float32: the mixed precision of the rest of the model. There the products are fast enough that
+passes over the float32 logits would dominate, so the vocabulary is walked in blocks that stay
+in cache: one walk for an online log-sum-exp, a second that recomputes each block's logits and
+turns them into its gradient (a third more head products, far fewer bytes moved). A float32 run
+takes exactly the float32 operations it always did.
 """
 from __future__ import annotations
 
@@ -24,17 +27,21 @@ FUSED_CHUNK_TOKENS = 512
 # faster (measured: the demo preset's 128 x 50257 logits train faster unfused), so the fused
 # path is kept for the large shapes where holding whole logits costs time and memory.
 FUSED_MIN_LOGITS = 16_000_000
+# Logits per vocabulary block of the bfloat16 path: 1M float32 (4 MB) stay in a core's caches.
+MIXED_BLOCK_LOGITS = 1 << 20
 
 
 def applies(model: torch.nn.Module, target_batch: torch.Tensor) -> bool:
     """Whether `model_loss` computes this batch's loss: a model with a separate
-    `hidden_states` and a bias-free linear `out_head` (our GPTModel), gradients on, logits
-    large enough to gain, and no -100 padding targets (the book's chapter 7 ignores those;
-    the plain path handles them). On a CPU only: the slices save a CPU's memory traffic,
+    `hidden_states` and a bias-free linear `out_head` (our GPTModel), logits large enough to
+    gain, gradients on (a float32 evaluation keeps the book's plain path; a bfloat16 one gains
+    too), and no -100 padding targets (the book's chapter 7 ignores those; the plain path
+    handles them). On a CPU only: the slices save a CPU's memory traffic,
     while a GPU runs the plain head + cross-entropy as a few large kernels (which compile)."""
     head = getattr(model, "out_head", None)
     return (target_batch.device.type == "cpu" and hasattr(model, "hidden_states")
-            and isinstance(head, torch.nn.Linear) and head.bias is None and torch.is_grad_enabled()
+            and isinstance(head, torch.nn.Linear) and head.bias is None
+            and (torch.is_grad_enabled() or autocast_dtype("cpu") is not None)
             and target_batch.numel() * head.out_features >= FUSED_MIN_LOGITS
             and bool((target_batch >= 0).all()))
 
@@ -67,6 +74,58 @@ def _chunk_losses(logits_t: torch.Tensor, targets: torch.Tensor, label_smoothing
     return loss, exp_t, sum_exp
 
 
+def _vocab_blocks(vocab: int, tokens: int):
+    rows = max(64, MIXED_BLOCK_LOGITS // max(1, tokens))
+    return [(v0, min(v0 + rows, vocab)) for v0 in range(0, vocab, rows)]
+
+
+def _mixed_losses(w: torch.Tensor, h: torch.Tensor, targets: torch.Tensor, label_smoothing: float
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(per-token loss, log-sum-exp), float32, of the logits `w @ h.T` with w (V, d) and h (C, d)
+    in bfloat16: an online log-sum-exp over vocabulary blocks, no (V, C) tensor held."""
+    vocab, tokens = w.shape[0], h.shape[0]
+    ht = h.t()
+    peak = torch.full((tokens,), -torch.inf, device=h.device)
+    sum_exp = torch.zeros(tokens, device=h.device)
+    target_logit = torch.zeros(tokens, device=h.device)
+    logit_sum = torch.zeros(tokens, device=h.device) if label_smoothing else None
+    for v0, v1 in _vocab_blocks(vocab, tokens):
+        block = (w[v0:v1] @ ht).float()  # (R, C)
+        rows = targets - v0
+        inside = (rows >= 0) & (rows < v1 - v0)
+        picked = block.gather(0, rows.clamp(0, v1 - v0 - 1).unsqueeze(0)).squeeze(0)
+        target_logit = torch.where(inside, picked, target_logit)
+        if logit_sum is not None:
+            logit_sum += block.sum(dim=0)
+        new_peak = torch.maximum(peak, block.amax(dim=0))
+        sum_exp.mul_((peak - new_peak).exp_()).add_(block.sub_(new_peak).exp_().sum(dim=0))
+        peak = new_peak
+    lse = peak + sum_exp.log()
+    loss = lse - target_logit
+    if label_smoothing:  # PyTorch's definition, as in _chunk_losses
+        loss = (1 - label_smoothing) * loss + label_smoothing * (lse - logit_sum / vocab)
+    return loss, lse
+
+
+def _mixed_logit_grads(w: torch.Tensor, h: torch.Tensor, targets: torch.Tensor, lse: torch.Tensor,
+                       label_smoothing: float, n: int) -> torch.Tensor:
+    """d loss_mean / d logits, (V, C) in bfloat16 for the two gradient products; each block's
+    softmax - (1-eps) * onehot - eps / V is formed in float32 from its recomputed logits."""
+    vocab, tokens = w.shape[0], h.shape[0]
+    ht = h.t()
+    grads = torch.empty(vocab, tokens, dtype=w.dtype, device=w.device)
+    for v0, v1 in _vocab_blocks(vocab, tokens):
+        g = (w[v0:v1] @ ht).float().sub_(lse).exp_().div_(n)  # softmax / n, (R, C)
+        cols = ((targets >= v0) & (targets < v1)).nonzero().squeeze(1)  # tokens whose target is here
+        if cols.numel():
+            g.index_put_((targets[cols] - v0, cols), g.new_full((cols.numel(),), (label_smoothing - 1) / n),
+                         accumulate=True)
+        if label_smoothing:
+            g.sub_(label_smoothing / (vocab * n))
+        grads[v0:v1] = g
+    return grads
+
+
 class _FusedLinearCrossEntropy(torch.autograd.Function):
     """mean_i CE(hidden_i @ weight.T, target_i), gradients computed slice by slice in forward.
 
@@ -93,7 +152,15 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
         for start in range(0, n, chunk_tokens):
             h = h_all[start:start + chunk_tokens]  # (C, d)
             t = targets[start:start + chunk_tokens]
-            logits_t = weight @ h.t() if not mixed else (w @ h.t()).float()  # (V, C), float32
+            if mixed:  # bfloat16 products; the weight's gradient summed in float32
+                loss, lse = _mixed_losses(w, h, t, label_smoothing)
+                total += loss.sum()
+                g = _mixed_logit_grads(w, h, t, lse, label_smoothing, n)
+                grad_hidden[start:start + chunk_tokens] = g.t() @ w  # (C, d)
+                part = (g @ h).float()  # (V, d)
+                grad_weight = part if grad_weight is None else grad_weight.add_(part)
+                continue
+            logits_t = weight @ h.t()  # (V, C)
             loss, exp_t, sum_exp = _chunk_losses(logits_t, t, label_smoothing)
             total += loss.sum()
             # d loss_mean / d logits = (softmax - (1-eps) * onehot - eps / V) / n.
@@ -102,12 +169,6 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
             grad_t.index_put_((t, cols), grad_t.new_full((t.shape[0],), (label_smoothing - 1) / n), accumulate=True)
             if label_smoothing:
                 grad_t.sub_(label_smoothing / (vocab * n))
-            if mixed:  # bfloat16 products; the weight's gradient summed in float32
-                g = grad_t.to(compute_dtype)
-                grad_hidden[start:start + chunk_tokens] = g.t() @ w  # (C, d)
-                part = (g @ h).float()  # (V, d)
-                grad_weight = part if grad_weight is None else grad_weight.add_(part)
-                continue
             torch.mm(grad_t.t(), weight, out=grad_hidden[start:start + chunk_tokens])  # (C, d)
             if grad_weight is None:
                 grad_weight = grad_t @ h  # (V, d)
@@ -144,6 +205,9 @@ def fused_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targe
         w, h_all = weight.to(compute_dtype), hidden.to(compute_dtype)
         total = hidden.new_zeros((), dtype=torch.float32)
         for start in range(0, hidden.shape[0], chunk_tokens):
-            logits_t = (w @ h_all[start:start + chunk_tokens].t()).float()  # (V, C)
-            total += _chunk_losses(logits_t, targets[start:start + chunk_tokens], label_smoothing)[0].sum()
+            h, t = h_all[start:start + chunk_tokens], targets[start:start + chunk_tokens]
+            if compute_dtype != torch.float32:
+                total += _mixed_losses(w, h, t, label_smoothing)[0].sum()
+            else:
+                total += _chunk_losses(w @ h.t(), t, label_smoothing)[0].sum()  # (V, C) logits
         return (total / hidden.shape[0]).to(hidden.dtype)
