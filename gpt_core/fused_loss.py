@@ -16,6 +16,8 @@ takes exactly the float32 operations it always did.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .precision import autocast_dtype
@@ -114,8 +116,9 @@ def _mixed_logit_grads(w: torch.Tensor, h: torch.Tensor, targets: torch.Tensor, 
     vocab, tokens = w.shape[0], h.shape[0]
     ht = h.t()
     grads = torch.empty(vocab, tokens, dtype=w.dtype, device=w.device)
+    shift = lse + math.log(n)  # exp(logit - lse - log n) = softmax / n, in one pass fewer
     for v0, v1 in _vocab_blocks(vocab, tokens):
-        g = (w[v0:v1] @ ht).float().sub_(lse).exp_().div_(n)  # softmax / n, (R, C)
+        g = (w[v0:v1] @ ht).float().sub_(shift).exp_()  # softmax / n, (R, C)
         cols = ((targets >= v0) & (targets < v1)).nonzero().squeeze(1)  # tokens whose target is here
         if cols.numel():
             g.index_put_((targets[cols] - v0, cols), g.new_full((cols.numel(),), (label_smoothing - 1) / n),
@@ -157,8 +160,18 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
                 total += loss.sum()
                 g = _mixed_logit_grads(w, h, t, lse, label_smoothing, n)
                 grad_hidden[start:start + chunk_tokens] = g.t() @ w  # (C, d)
-                part = (g @ h).float()  # (V, d)
-                grad_weight = part if grad_weight is None else grad_weight.add_(part)
+                if start + chunk_tokens >= n:
+                    del w  # the last slice: its bfloat16 copy goes before the weight gradient comes
+                first = grad_weight is None
+                if first:
+                    grad_weight = torch.empty_like(weight)
+                # Block by block, so no (V, d) bfloat16 product is held beside the float32 sum.
+                for v0, v1 in _vocab_blocks(vocab, h.shape[0]):
+                    if first:
+                        grad_weight[v0:v1] = g[v0:v1] @ h  # (R, d)
+                    else:
+                        grad_weight[v0:v1] += g[v0:v1] @ h
+                del g
                 continue
             logits_t = weight @ h.t()  # (V, C)
             loss, exp_t, sum_exp = _chunk_losses(logits_t, t, label_smoothing)

@@ -173,7 +173,9 @@ def _loss_and_grads(fn, hidden, weight, targets):
 
 
 @pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
-def test_fused_loss_in_bfloat16_matches_the_unfused_under_autocast(label_smoothing):
+@pytest.mark.parametrize("block_logits", [fused_loss.MIXED_BLOCK_LOGITS, 128 * 70])  # one block, or 8
+def test_fused_loss_in_bfloat16_matches_the_unfused_under_autocast(label_smoothing, block_logits, monkeypatch):
+    monkeypatch.setattr(fused_loss, "MIXED_BLOCK_LOGITS", block_logits)
     hidden, weight, targets = _head_case()
 
     def fused(h, w, t):
