@@ -16,11 +16,11 @@ from starlette.middleware import Middleware  # noqa: E402
 
 from gpt_core.corpus import DEFAULT_CORPUS, SAMPLE_CORPORA  # noqa: E402
 from gpt_core.plots import loss_figure  # noqa: E402
-from playground import (attention_tab, data_tab, evaluate_tab, generate_tab, gpt2_tab, inspector,  # noqa: E402
-                        page, replay, train_tab)
+from playground import (attention_tab, compare, data_tab, evaluate_tab, generate_tab, gpt2_tab, inspector,  # noqa: E402
+                        page, replay, share, train_tab)
 from playground.common import (LIMITS, REGISTRY, SETTINGS, bind, bind_form, bind_progress, clear_on,  # noqa: E402
                                explain_failures, guard, release_session)
-from playground.files import LINKS, remove_leftovers  # noqa: E402
+from playground.files import EXPORTS, LINKS, remove_leftovers  # noqa: E402
 from playground.http_limits import BodyLimit  # noqa: E402
 from playground.i18n import BROWSER_LANGUAGE_JS, CHANGE_LOCALE_JS, I18N, LANGUAGES, localize_layout, relabel, set_language  # noqa: E402
 from playground.memory import return_freed_memory_promptly  # noqa: E402
@@ -34,7 +34,7 @@ CSS = """
 #gpt2-status {min-height: 90px}
 .token-view {max-height: 360px; overflow-y: auto; padding: 6px; border: 1px solid #e5e7eb; border-radius: 6px}
 #eval-a .token-view, #eval-b .token-view {max-height: 480px}
-#download-ckpt .download-link {display: flex; align-items: center; justify-content: center; height: 100%;
+#download-ckpt .download-link, #compare-links .download-link {display: flex; align-items: center; justify-content: center; height: 100%;
   box-sizing: border-box;
   padding: var(--size-1) var(--size-2); border: 1px solid var(--button-secondary-border-color);
   border-radius: var(--button-small-radius); background: var(--button-secondary-background-fill);
@@ -44,7 +44,7 @@ CSS = """
 #download-ckpt {flex: 1 1 0 !important; margin: 0 !important}
 #download-ckpt .html-container {padding: 0 !important; height: 100%}
 #download-ckpt .html-container > div {height: 100%}
-""" + page.CSS
+""" + page.CSS + share.CSS + compare.CSS
 # The checkpoint's link (our route, for this session only), or a disabled button without one.
 DOWNLOAD_TEMPLATE = ("${value ? `<a class='download-link' href='${value}' download>Download checkpoint</a>`"
                      " : `<span class='download-link' aria-disabled='true'>Download checkpoint</span>`}")
@@ -59,6 +59,7 @@ def build_app() -> gr.Blocks:
             gr.Markdown(page.INTRO)
             language = gr.Radio([(name, code) for code, name in LANGUAGES.items()], value="en",
                                 label="Language", elem_id="language", scale=0, min_width=170)
+        share_ui = share.layout()  # presenter mode, and a link to these settings (playground/share.py)
         with gr.Tabs(overflow_behavior="wrap"):  # on a phone every tab shows, on two rows
             # --- Data ---------------------------------------------------------------------
             with gr.Tab("1 · Data", id="data") as data_tab_ui:
@@ -147,6 +148,7 @@ def build_app() -> gr.Blocks:
                                                    "context)",
                                              lines=8, max_lines=14, interactive=False, elem_id="sample-log",
                                              autoscroll=False)
+                        compare_ui = compare.layout()  # the session's runs on one chart, exported
 
             # --- Generate -----------------------------------------------------------------
             with gr.Tab("3 · Generate", id="generate") as generate_tab_ui:
@@ -293,11 +295,16 @@ def build_app() -> gr.Blocks:
             show_progress="minimal", show_progress_on=[status])
         # Stop: the flag at once (the trainer ends after its current step), the queued or
         # running event cancelled, then the final view once the run has ended.
-        stop_btn.click(bind(train_tab.request_stop), None, status, api_name=False, queue=False,
-                       cancels=[train_event, resume_event]).then(
+        stop_event = stop_btn.click(bind(train_tab.request_stop), None, status, api_name=False, queue=False,
+                                    cancels=[train_event, resume_event]).then(
             bind(replay.with_replay(train_tab.after_stop)), None, run_outputs, api_name=False, queue=False,
             show_progress="hidden")
         gr.api(bind(train_tab.stop), api_name="stop")
+        compare.wire(compare_ui, (train_event, resume_event, stop_event), bind)
+        # A shared link fills these (share.restore, on load); Copy link reads the form and the start.
+        restored = dict(form, link_note=share_ui.note, data_tokenizer=data_tokenizer, start_from=start_from,
+                        sample=sample, presenter=share_ui.presenter)
+        share.wire(share_ui, [*spec_inputs, start_from], bind_form(share.copy_link, FORM_FIELDS, ["start_from", "present"]))
         ckpt_event = upload_ckpt.upload(bind(replay.with_replay(train_tab.upload_checkpoint, follow=True)), upload_ckpt,
                                         [ckpt_status, status, chart, download_ckpt, train_btn, resume_btn,
                                          *replay_ui.outputs],
@@ -381,13 +388,16 @@ def build_app() -> gr.Blocks:
         redraw = [(bind(data_tab.view), data_inputs, data_outputs),
                   (bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate),
                   (bind(replay.redraw), None, replay_ui.outputs),
-                  (bind(gpt2_tab.import_help), None, gpt2_help), (bind(gpt2_tab.sizes_table), None, gpt2_sizes)]
+                  (bind(gpt2_tab.import_help), None, gpt2_help), (bind(gpt2_tab.sizes_table), None, gpt2_sizes),
+                  (bind(compare.view), None, compare_ui.outputs)]
 
         def redrawn(event):
             for fn, inputs, outputs in redraw:
                 event = event.then(fn, inputs, outputs, api_name=False, show_progress="hidden")
             return event
-        redrawn(demo.load(bind(set_language), language, language, js=BROWSER_LANGUAGE_JS, api_name=False))
+        # On load a shared link's settings come first: the views are then drawn of them.
+        redrawn(share.restoring(demo.load(bind(set_language), language, language, js=BROWSER_LANGUAGE_JS,
+                                          api_name=False), share_ui, [restored[k] for k in share.RESTORED], bind))
         # Tabs not yet opened keep the label of the language they were first drawn in: relabel them.
         tab_labels = [data_tab_ui, train_tab_ui, generate_tab_ui, gpt2_tab_ui, evaluate_tab_ui, attention_ui.tab]
         redrawn(language.input(bind(set_language), language, language, js=CHANGE_LOCALE_JS, api_name=False)
@@ -407,7 +417,7 @@ def launch_options() -> dict:
     return dict(max_file_size=f"{SETTINGS.max_upload_mb}mb", i18n=I18N,
                 blocked_paths=[*blocked, str(REGISTRY.files_root.resolve())],
                 app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=SETTINGS.max_request_mb * 2**20)],
-                            "routes": [LINKS.route()]})
+                            "routes": [LINKS.route(), EXPORTS.route()]})
 
 
 def _stop_on_sigterm(signum, frame):

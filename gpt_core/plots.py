@@ -1,5 +1,6 @@
-"""Plotly figures for the playground: the book's loss figure, next-token candidates, the
-sampling lab. Pure functions of plain numbers, so the app, a notebook and tests draw the same.
+"""Plotly figures for the playground: the book's loss figure, runs compared, next-token
+candidates, the sampling lab. Pure functions of plain numbers, so the app, a notebook and
+tests draw the same.
 
 Plotly is imported inside each function: importing this module costs nothing.
 """
@@ -113,6 +114,39 @@ def loss_figure(tokens_seen: Sequence[int] = (), train_losses: Sequence[float] =
         fig.add_annotation(text=wrapped("Press Train: the curves draw here as the model learns."),
                            xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
                            font=dict(color="#6b7280", size=14))
+    return fig
+
+
+# One colour a run (matplotlib's first eight), its training loss solid, its validation dotted.
+RUN_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+
+
+def runs_figure(runs: Sequence[tuple[str, Sequence[int], Sequence[float], Sequence[float]]], *,
+                title: str = "Runs compared", subtitle: str = "solid: training loss, dotted: validation loss",
+                height: int | None = None) -> "go.Figure":
+    """Several runs on one chart: for each `(label, tokens_seen, train_losses, val_losses)` its
+    training and validation loss against tokens seen, in one colour, one legend entry (the
+    label) toggling both. The legend lists the labels under the chart, one a line (labels are
+    long, a phone is narrow), and the default height leaves room for them."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for i, (label, tokens, train, val) in enumerate(runs):
+        color = RUN_COLORS[i % len(RUN_COLORS)]
+        tx, ty = decimate(list(tokens), _nan_to_none(train))
+        vx, vy = decimate(list(tokens), _nan_to_none(val))
+        mode = "lines+markers" if len(tx) < 60 else "lines"
+        fig.add_trace(go.Scatter(x=tx, y=ty, mode=mode, name=label, legendgroup=str(i),
+                                 line=dict(color=color, width=2), marker=dict(size=5),
+                                 hovertemplate="%{y:.3f}<extra>" + label + "</extra>"))
+        fig.add_trace(go.Scatter(x=vx, y=vy, mode=mode, name=label, legendgroup=str(i), showlegend=False,
+                                 line=dict(color=color, width=2, dash="dot"), marker=dict(size=5, symbol="circle-open"),
+                                 hovertemplate="%{y:.3f}<extra>" + label + "</extra>"))
+    _layout(fig, title=title, height=height or 420 + 24 * len(runs))
+    fig.update_layout(title=dict(subtitle=dict(text=subtitle, font=dict(size=12))),
+                      xaxis=dict(title="Tokens seen", rangemode="tozero"),
+                      yaxis=dict(title="Loss", rangemode="tozero"),
+                      legend=dict(orientation="v", yanchor="top", y=-0.2, xanchor="left", x=0))
     return fig
 
 

@@ -31,6 +31,7 @@ from gpt_core.tokenizers import GPT2Tokenizer, get_tokenizer
 from .history import RunHistory
 from .limits import Limits, default_files_root, session_folder
 from .memory import TRAINED_BYTES_PER_PARAMETER, MemoryBudget, release_freed_memory
+from .runs import RunArchive
 
 SPILL_DIR = "spilled"  # inside the session's folder; never offered for download
 
@@ -131,6 +132,7 @@ class Workspace:
         self.in_use = 0  # requests being handled right now (a spill waits for none)
         self.history = RunHistory(max_points=self.limits.max_history_points,
                                   max_samples=self.limits.max_samples)
+        self.runs = RunArchive()  # the runs trained here, to compare (playground/compare.py)
         self.job: Job | None = None
         self.closed = False
         self.lang = "en"  # the page's language for this session (playground/i18n.py)
@@ -172,6 +174,7 @@ class Workspace:
             self._tokenizers.clear()
             self._stats_cache.clear()
             self._text = None
+            self.runs.clear()
 
     # --- the own model, in memory or spilled to disk -----------------------------------------
     def key(self, part: str) -> str:

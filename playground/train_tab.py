@@ -18,17 +18,18 @@ from gpt_core.prepare import select_device
 from gpt_core.train_events import (CheckpointEvent, DoneEvent, EpochEvent, ErrorEvent, EvalEvent,
                                    SampleEvent, StepEvent, StoppedEvent, format_utilisation)
 
-from . import models, replay
+from . import compare, models, replay
 from .common import SETTINGS, SHARED, TRAIN_QUEUE
 from .data_tab import TOKENIZER_LABELS, tokenizer_hint, tokenizer_kind
 from .files import LINKS
 from .formatting import format_bytes, format_count
 from .i18n import tr
 from .memory import MemoryBudgetError
-from .options import (MODEL_FIELDS, PRESET_LABELS, START_FROM, TRAIN_FIELDS, build_spec, precision_sentence,
+from .options import (MODEL_FIELDS, PRESET_LABELS, TRAIN_FIELDS, build_spec, precision_sentence,
                       preset_fields, preset_name)
 from .prompts import readable_run_start
 from .session import BoundedDict, Workspace, WorkspaceError
+from .share import start_id
 from .train_queue import Place, Turn
 
 UPDATE_INTERVAL_S = 0.3  # chart redraws while training: often enough to look live
@@ -406,9 +407,7 @@ def _small_enough_to_autosave(own) -> bool:
 def train(ws: Workspace, form: dict, start_label: str):
     """Start a new run from the Train form and "Start from"."""
     spec = _spec(ws, form)
-    if start_label not in START_FROM:
-        raise ValueError(f"Unknown start {start_label!r}; choose one of: {', '.join(START_FROM)}.")
-    start = ("scratch", "gpt2", "own")[START_FROM.index(start_label)]
+    start = start_id(start_label)
     base, label = None, {"scratch": f"a new {spec.preset} model", "own": "your model"}.get(start)
     if start == "gpt2":
         loaded = SHARED.keys()
@@ -435,6 +434,7 @@ def train(ws: Workspace, form: dict, start_label: str):
             view.progress = {"fraction": 0.0, "text": "not started", "state": "error"}
             yield view.outputs(running=False)
             raise
+        compare.record(ws, spec, form, start)
         yield from _drive(ws, turn, view)
     finally:
         TRAIN_QUEUE.leave(turn)
