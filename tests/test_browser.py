@@ -84,6 +84,8 @@ def test_page_opens_on_the_verdict_with_what_the_model_sees(page):
 def test_training_draws_the_chart_while_it_runs_then_stops(page, app):
     open_tab(page, "2 · Train")
     page.get_by_text("parameters").first.wait_for()
+    # The empty chart is drawn once the tab's first view arrives (the page's load chain).
+    page.wait_for_function(f"({POINTS_JS})() >= 0", timeout=30_000)
     assert page.evaluate(POINTS_JS) == 0
     start, cpu_start = time.monotonic(), cpu_seconds(app.pid)
     page.locator("#train-btn").click()
