@@ -259,6 +259,7 @@ def test_a_second_student_sees_the_queue_and_leaves_it_with_stop(app, browser):
         second.locator("#train-btn").click()
         waiting = "Waiting: 1 training ahead of you"
         second.wait_for_function(f"() => document.querySelector('#train-status').innerText.includes('{waiting}')")
+        second.locator("#train-status").scroll_into_view_if_needed()  # pressing Train scrolled the page down
         assert seen(second, "#train-status", waiting) == "seen"
         assert "1 ahead of you" in second.inner_text("#progress-box")
         assert second.locator("#train-btn").inner_text().startswith("Waiting… (1 ahead)")
@@ -269,6 +270,7 @@ def test_a_second_student_sees_the_queue_and_leaves_it_with_stop(app, browser):
         second.wait_for_function(f"() => document.querySelector('#train-status').innerText.includes('{left}')")
         second.wait_for_function("() => !document.querySelector('#train-btn').disabled")
         assert second.locator("#train-btn").inner_text() == "Train"
+        second.locator("#train-status").scroll_into_view_if_needed()
         assert seen(second, "#train-status", left) == "seen"
         first.locator("#stop-btn").click()
         first.wait_for_function("() => document.querySelector('#train-status').innerText.includes('Stopped after step')",
