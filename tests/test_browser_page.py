@@ -14,7 +14,7 @@ import time
 import pytest
 
 from test_browser import SEEN_JS, SHOTS, browser, choose, open_tab, seen, set_number  # noqa: F401 (a fixture)
-from app_server import running_app
+from app_server import SMALL_SERVER
 
 pytestmark = pytest.mark.browser
 DESKTOP, PHONE = {"width": 1400, "height": 1000}, {"width": 390, "height": 844}
@@ -32,9 +32,8 @@ VISIBLE_EXACTLY_JS = """(text) => [...document.querySelectorAll('body *')].filte
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    with running_app(tmp_path_factory.mktemp("page-app")) as info:
-        yield info
+def app(launch_app):
+    return launch_app("page-app", env=SMALL_SERVER)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +42,7 @@ def student(app, browser):
     context = browser.new_context(viewport=DESKTOP, has_touch=True)
     page = context.new_page()
     page.set_default_timeout(60_000)
-    page.goto(app["url"])
+    page.goto(app.url)
     page.get_by_text("Characters per token").wait_for()
     yield page
     context.close()
@@ -240,7 +239,7 @@ def test_a_phone_reaches_every_tab_and_its_charts_are_legible(app, browser):
     page = context.new_page()
     page.set_default_timeout(60_000)
     try:
-        page.goto(app["url"])
+        page.goto(app.url)
         page.get_by_text("Characters per token").wait_for()
         assert page.locator("[aria-label='More tabs']").count() == 0 or not page.locator(
             "[aria-label='More tabs']").is_visible()
