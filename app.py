@@ -16,16 +16,17 @@ from starlette.middleware import Middleware  # noqa: E402
 
 from gpt_core.corpus import DEFAULT_CORPUS, SAMPLE_CORPORA  # noqa: E402
 from gpt_core.plots import loss_figure  # noqa: E402
-from playground import data_tab, evaluate_tab, generate_tab, gpt2_tab, page, train_tab  # noqa: E402
+from playground import (attention_tab, compare, data_tab, evaluate_tab, generate_tab, gpt2_tab, inspector,  # noqa: E402
+                        page, replay, share, train_tab)
 from playground.common import (LIMITS, REGISTRY, SETTINGS, bind, bind_form, bind_progress, clear_on,  # noqa: E402
                                explain_failures, guard, release_session)
-from playground.files import LINKS, remove_leftovers  # noqa: E402
+from playground.files import EXPORTS, LINKS, remove_leftovers  # noqa: E402
 from playground.http_limits import BodyLimit  # noqa: E402
 from playground.i18n import BROWSER_LANGUAGE_JS, CHANGE_LOCALE_JS, I18N, LANGUAGES, localize_layout, relabel, set_language  # noqa: E402
 from playground.memory import return_freed_memory_promptly  # noqa: E402
 from playground.notices import message_area  # noqa: E402
 from playground.options import (DEFAULT_PRESET_LABEL, FORM_FIELDS, MODEL_FIELDS, PRESET_CHOICES,  # noqa: E402
-                                START_FROM, preset_fields)
+                                PRECISION_CHOICES, START_FROM, preset_fields)
 
 CSS = """
 .gradio-container {max-width: 1400px !important}
@@ -33,7 +34,7 @@ CSS = """
 #gpt2-status {min-height: 90px}
 .token-view {max-height: 360px; overflow-y: auto; padding: 6px; border: 1px solid #e5e7eb; border-radius: 6px}
 #eval-a .token-view, #eval-b .token-view {max-height: 480px}
-#download-ckpt .download-link {display: flex; align-items: center; justify-content: center; height: 100%;
+#download-ckpt .download-link, #compare-links .download-link {display: flex; align-items: center; justify-content: center; height: 100%;
   box-sizing: border-box;
   padding: var(--size-1) var(--size-2); border: 1px solid var(--button-secondary-border-color);
   border-radius: var(--button-small-radius); background: var(--button-secondary-background-fill);
@@ -43,7 +44,7 @@ CSS = """
 #download-ckpt {flex: 1 1 0 !important; margin: 0 !important}
 #download-ckpt .html-container {padding: 0 !important; height: 100%}
 #download-ckpt .html-container > div {height: 100%}
-""" + page.CSS
+""" + page.CSS + share.CSS + compare.CSS
 # The checkpoint's link (our route, for this session only), or a disabled button without one.
 DOWNLOAD_TEMPLATE = ("${value ? `<a class='download-link' href='${value}' download>Download checkpoint</a>`"
                      " : `<span class='download-link' aria-disabled='true'>Download checkpoint</span>`}")
@@ -58,6 +59,7 @@ def build_app() -> gr.Blocks:
             gr.Markdown(page.INTRO)
             language = gr.Radio([(name, code) for code, name in LANGUAGES.items()], value="en",
                                 label="Language", elem_id="language", scale=0, min_width=170)
+        share_ui = share.layout()  # presenter mode, and a link to these settings (playground/share.py)
         with gr.Tabs(overflow_behavior="wrap"):  # on a phone every tab shows, on two rows
             # --- Data ---------------------------------------------------------------------
             with gr.Tab("1 · Data", id="data") as data_tab_ui:
@@ -87,6 +89,7 @@ def build_app() -> gr.Blocks:
                         preset = gr.Dropdown(list(PRESET_CHOICES), value=DEFAULT_PRESET_LABEL, label="Preset")
                         tokenizer = gr.Radio(list(data_tab.TOKENIZERS), value=tokenizer0, label="Tokenizer")
                         start_from = gr.Radio(list(START_FROM), value=START_FROM[0], label="Start from")
+                        precision = gr.Radio(list(PRECISION_CHOICES), value=train0["precision"], label="Precision")
                         with gr.Accordion("Model (the book's GPT_CONFIG fields)", open=False):
                             with gr.Row():
                                 context_length = gr.Number(model0["context_length"], label="context_length", precision=0)
@@ -139,11 +142,13 @@ def build_app() -> gr.Blocks:
                         status = gr.Markdown("Ready. Press **Train**.", elem_id="train-status")
                         progress = gr.HTML(train_tab.progress_html(None), elem_id="progress-box")
                         chart = gr.Plot(loss_figure(), label="Loss", show_label=False, elem_id="loss-chart")
+                        replay_ui = replay.layout()  # the run replayed under its curve
                         metrics = gr.Markdown(elem_id="train-metrics")
                         samples = gr.Textbox(label="Samples after each epoch, newest first (greedy, from the start "
                                                    "context)",
                                              lines=8, max_lines=14, interactive=False, elem_id="sample-log",
                                              autoscroll=False)
+                        compare_ui = compare.layout()  # the session's runs on one chart, exported
 
             # --- Generate -----------------------------------------------------------------
             with gr.Tab("3 · Generate", id="generate") as generate_tab_ui:
@@ -171,6 +176,7 @@ def build_app() -> gr.Blocks:
                         gen_output = gr.HTML(generate_tab.output_html(None), elem_id="generate-output")
                         cand_btn = gr.Button("Show next-token candidates for the prompt", size="sm")
                         cand_chart = gr.Plot(label="Next-token candidates", show_label=False, elem_id="candidates-chart")
+                        inspector_ui = inspector.layout()
                 with gr.Accordion("Sampling lab: the book's 9-word example", open=True):
                     gr.Markdown("After *every effort moves you* the book's toy model gives these nine words "
                                 "logits. Move the temperature and see how the probabilities and the counts "
@@ -190,7 +196,7 @@ def build_app() -> gr.Blocks:
                         download_btn = gr.Button("Download and load", variant="primary", elem_id="gpt2-download")
                         gpt2_message = message_area("gpt2-message")
                         with gr.Accordion("Offline? Import from a folder or upload", open=False):
-                            gr.Markdown(gpt2_tab.import_help())
+                            gpt2_help = gr.Markdown()  # drawn in the session's language on load
                             folder = gr.Textbox(label="Folder on the server", elem_id="gpt2-folder",
                                                 placeholder=gpt2_tab.example_folder())
                             folder_btn = gr.Button("Import from folder", elem_id="gpt2-folder-btn")
@@ -198,7 +204,7 @@ def build_app() -> gr.Blocks:
                                                  file_count="multiple", type="filepath", height=150)
                     with gr.Column(scale=2):
                         gpt2_status = gr.Markdown(elem_id="gpt2-status")
-                        gr.Markdown(gpt2_tab.sizes_table())
+                        gpt2_sizes = gr.Markdown()  # drawn in the session's language on load
                         gpt2_info = gr.Markdown(gpt2_tab.loaded_models_md())
 
             # --- Evaluate -----------------------------------------------------------------
@@ -220,6 +226,8 @@ def build_app() -> gr.Blocks:
                         eval_b_md = gr.Markdown()
                         eval_b_html = gr.HTML()
 
+            attention_ui = attention_tab.layout()  # --- 6 · Attention
+
         # === events =======================================================================
         data_inputs = [data_tokenizer, context_length, batch_size, stride]
         data_outputs = [summary, data_warnings, token_view, preview]
@@ -230,7 +238,7 @@ def build_app() -> gr.Blocks:
                     weight_decay=weight_decay, eval_freq=eval_freq, eval_iter=eval_iter,
                     warmup_steps=warmup_steps, cosine=cosine, grad_clip=grad_clip,
                     label_smoothing=label_smoothing, seed=seed, start_context=start_context, stride=stride,
-                    iterations=iterations)
+                    iterations=iterations, precision=precision)
         spec_inputs = [form[k] for k in FORM_FIELDS]
         preset_fills = [form[k] for k in train_tab.PRESET_FILLS]
         model_fields = [form[k] for k in MODEL_FIELDS]  # editing one turns the preset into "Custom"
@@ -264,34 +272,44 @@ def build_app() -> gr.Blocks:
             field.input(train_tab.mark_custom, preset, preset, api_name=False)
         for field in preset_fills:
             # Numbers re-estimate when the user leaves the field, not at every keystroke.
-            trigger = field.input if isinstance(field, gr.Checkbox) else field.blur
+            trigger = field.input if isinstance(field, (gr.Checkbox, gr.Radio)) else field.blur
             trigger(bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate, api_name=False, trigger_mode="always_last")
         measure_event = measure_btn.click(bind_form(train_tab.measure, FORM_FIELDS), spec_inputs, estimate,
                                           api_name="measure", concurrency_id="train",
                                           concurrency_limit=SETTINGS.train_concurrency)
 
-        run_outputs = [status, progress, chart, metrics, samples, download_ckpt, train_btn, resume_btn]
+        # The replay's slider and frame follow every view of the run (playground/replay.py).
+        run_outputs = [status, progress, chart, metrics, samples, download_ckpt, train_btn, resume_btn,
+                       *replay_ui.outputs]
         # Trainings wait in the app's own queue (playground/train_queue.py), which shows each
         # student their place; Gradio only needs room for one waiting handler per session.
         train_event = train_btn.click(
-            bind_form(train_tab.train, FORM_FIELDS, ["start_from"]), [*spec_inputs, start_from], run_outputs,
+            bind_form(replay.with_replay(train_tab.train, follow=True), FORM_FIELDS, ["start_from"]),
+            [*spec_inputs, start_from], run_outputs,
             api_name="train",
             concurrency_id="train-queue", concurrency_limit=LIMITS.max_sessions,
             show_progress="minimal", show_progress_on=[status])
         resume_event = resume_btn.click(
-            bind(train_tab.resume), None, run_outputs, api_name="resume",
+            bind(replay.with_replay(train_tab.resume, follow=True)), None, run_outputs, api_name="resume",
             concurrency_id="train-queue", concurrency_limit=LIMITS.max_sessions,
             show_progress="minimal", show_progress_on=[status])
         # Stop: the flag at once (the trainer ends after its current step), the queued or
         # running event cancelled, then the final view once the run has ended.
-        stop_btn.click(bind(train_tab.request_stop), None, status, api_name=False, queue=False,
-                       cancels=[train_event, resume_event]).then(
-            bind(train_tab.after_stop), None, run_outputs, api_name=False, queue=False,
+        stop_event = stop_btn.click(bind(train_tab.request_stop), None, status, api_name=False, queue=False,
+                                    cancels=[train_event, resume_event]).then(
+            bind(replay.with_replay(train_tab.after_stop)), None, run_outputs, api_name=False, queue=False,
             show_progress="hidden")
         gr.api(bind(train_tab.stop), api_name="stop")
-        ckpt_event = upload_ckpt.upload(bind(train_tab.upload_checkpoint), upload_ckpt,
-                                        [ckpt_status, status, chart, download_ckpt, train_btn, resume_btn],
+        compare.wire(compare_ui, (train_event, resume_event, stop_event), bind)
+        # A shared link fills these (share.restore, on load); Copy link reads the form and the start.
+        restored = dict(form, link_note=share_ui.note, data_tokenizer=data_tokenizer, start_from=start_from,
+                        sample=sample, presenter=share_ui.presenter)
+        share.wire(share_ui, [*spec_inputs, start_from], bind_form(share.copy_link, FORM_FIELDS, ["start_from", "present"]))
+        ckpt_event = upload_ckpt.upload(bind(replay.with_replay(train_tab.upload_checkpoint, follow=True)), upload_ckpt,
+                                        [ckpt_status, status, chart, download_ckpt, train_btn, resume_btn,
+                                         *replay_ui.outputs],
                                         api_name="upload_checkpoint")
+        replay.wire(replay_ui, chart, bind(train_tab.loss_chart), bind)
         save_event = save_ckpt.click(bind(train_tab.prepare_download), None, [download_ckpt, ckpt_status],
                                      api_name="save_checkpoint")
         explain_failures(train_message, (train_event, train_tab.train), (resume_event, train_tab.resume),
@@ -316,6 +334,7 @@ def build_app() -> gr.Blocks:
                concurrency_limit=SETTINGS.generate_concurrency)
         gen_event.then(bind(generate_tab.candidates_or_note), cand_inputs, cand_chart, api_name=False,
                        show_progress="hidden")
+        inspector.wire(inspector_ui, gen_event, bind)
         gen_stop.click(None, None, None, cancels=[gen_event], api_name=False)
         cand_event = cand_btn.click(bind(generate_tab.candidates), cand_inputs, cand_chart, api_name="candidates",
                                     concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency)
@@ -361,18 +380,26 @@ def build_app() -> gr.Blocks:
         clear_on(gpt2_message, gpt2_size.input, download_btn.click, folder.input, folder_btn.click, gpt2_files.upload)
         clear_on(eval_message, *new_text, eval_text.input, model_a.input, model_b.input, eval_btn.click)
 
+        attention_tab.wire(attention_ui, bind, concurrency_id="generate",
+                           concurrency_limit=SETTINGS.generate_concurrency)
+
         # The page's language: the browser's (or a ?lang= link's) on load, the switch after.
         # The browser translates the layout itself; the handlers' words are redrawn.
         redraw = [(bind(data_tab.view), data_inputs, data_outputs),
-                  (bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate)]
+                  (bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate),
+                  (bind(replay.redraw), None, replay_ui.outputs),
+                  (bind(gpt2_tab.import_help), None, gpt2_help), (bind(gpt2_tab.sizes_table), None, gpt2_sizes),
+                  (bind(compare.view), None, compare_ui.outputs)]
 
         def redrawn(event):
             for fn, inputs, outputs in redraw:
                 event = event.then(fn, inputs, outputs, api_name=False, show_progress="hidden")
             return event
-        redrawn(demo.load(bind(set_language), language, language, js=BROWSER_LANGUAGE_JS, api_name=False))
+        # On load a shared link's settings come first: the views are then drawn of them.
+        redrawn(share.restoring(demo.load(bind(set_language), language, language, js=BROWSER_LANGUAGE_JS,
+                                          api_name=False), share_ui, [restored[k] for k in share.RESTORED], bind))
         # Tabs not yet opened keep the label of the language they were first drawn in: relabel them.
-        tab_labels = [data_tab_ui, train_tab_ui, generate_tab_ui, gpt2_tab_ui, evaluate_tab_ui]
+        tab_labels = [data_tab_ui, train_tab_ui, generate_tab_ui, gpt2_tab_ui, evaluate_tab_ui, attention_ui.tab]
         redrawn(language.input(bind(set_language), language, language, js=CHANGE_LOCALE_JS, api_name=False)
                 .then(bind(relabel([tab.label for tab in tab_labels])), None, tab_labels, api_name=False, show_progress="hidden"))
 
@@ -390,7 +417,7 @@ def launch_options() -> dict:
     return dict(max_file_size=f"{SETTINGS.max_upload_mb}mb", i18n=I18N,
                 blocked_paths=[*blocked, str(REGISTRY.files_root.resolve())],
                 app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=SETTINGS.max_request_mb * 2**20)],
-                            "routes": [LINKS.route()]})
+                            "routes": [LINKS.route(), EXPORTS.route()]})
 
 
 def _stop_on_sigterm(signum, frame):

@@ -13,6 +13,7 @@ from gpt_core.sampling import STAGES, TOY_INVERSE_VOCAB, temperature_lab
 
 from .fields import form_number
 from .i18n import tr
+from .inspector import new_trace
 from .models import resolve
 from .prompts import Prompt, prepare_prompt
 from .session import Workspace
@@ -49,7 +50,8 @@ def _continuations(ws: Workspace, model_choice, prompt, max_new_tokens, temperat
     text = ""
     yield seen, text
     last = time.monotonic()
-    for piece in stream_generate(model, tok, seen.ids, n, eos_id=eos, **options):
+    trace = new_trace(ws, tok, prompt, options)  # for the inspector, from generation's own logits
+    for piece in stream_generate(model, tok, seen.ids, n, eos_id=eos, on_step=trace.record, **options):
         text += piece
         if time.monotonic() - last >= STREAM_INTERVAL_S:
             last = time.monotonic()

@@ -43,23 +43,24 @@ def example_folder() -> str:
     return str(models_dir() / "124M")
 
 
-def sizes_table() -> str:
-    rows = ["| Size | Layers × width | Parameters | Memory (float32) | Here |", "|---|---|---|---|---|"]
+def sizes_table(ws: Workspace | None = None) -> str:
+    """The sizes, in the session's language (drawn on load and when the language changes)."""
+    rows = [tr("| Size | Layers × width | Parameters | Memory (float32) | Here |"), "|---|---|---|---|---|"]
     for size, cfg in GPT2_SIZES.items():
-        allowed = "✓" if size in ALLOWED_SIZES else "not on this server"
+        allowed = "✓" if size in ALLOWED_SIZES else tr("not on this server")
         rows.append(f"| {size} | {cfg.n_layers} × {cfg.emb_dim} | {format_count(cfg.num_parameters())} | "
                     f"{format_bytes(cfg.memory_bytes())} | {allowed} |")
-    return "\n".join(rows) + "\n\nThe download is about the size of the memory figure (one copy per server)."
+    return "\n".join(rows) + "\n\n" + tr("The download is about the size of the memory figure (one copy per server).")
 
 
-def import_help() -> str:
-    return (
-        "Without internet, copy OpenAI's GPT-2 files (the 7 files of a size: `checkpoint`, "
-        "`encoder.json`, `hparams.json`, `model.ckpt.data-00000-of-00001`, `model.ckpt.index`, "
-        "`model.ckpt.meta`, `vocab.bpe`) or a Hugging Face `model.safetensors` into a folder "
-        f"on the server, e.g. `{example_folder()}`, and import it here; or upload the files. "
-        "Folders are accepted under: " + ", ".join(f"`{p}`" for p in import_roots()) + "."
-    )
+def import_help(ws: Workspace | None = None) -> str:
+    """How to bring GPT-2 without internet, in the session's language."""
+    return tr("Without internet, copy OpenAI's GPT-2 files (the 7 files of a size: `checkpoint`, "
+              "`encoder.json`, `hparams.json`, `model.ckpt.data-00000-of-00001`, `model.ckpt.index`, "
+              "`model.ckpt.meta`, `vocab.bpe`) or a Hugging Face `model.safetensors` into a folder "
+              "on the server, e.g. `{example}`, and import it here; or upload the files. "
+              "Folders are accepted under: {roots}.",
+              example=example_folder(), roots=", ".join(f"`{p}`" for p in import_roots()))
 
 
 def loaded_models_md() -> str:

@@ -59,9 +59,8 @@ async () => {
       if (url) { (await import(url)).changeLocale(asked.toLowerCase().startsWith('zh') ? 'zh-CN' : 'en'); }
     } catch (e) { console.warn('language from link:', e); }
   }
-  // One of the switch's choices: Gradio refuses any other value ('en-US') before the handler
-  // runs, and the page's first drawing waits on this event.
-  return lang.toLowerCase().startsWith('zh') ? 'zh-CN' : 'en';
+  // One of the switch's two values (a browser says en-US, zh-Hans...): the radio refuses others.
+  return String(lang).toLowerCase().startsWith('zh') ? 'zh-CN' : 'en';
 }
 """
 

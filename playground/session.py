@@ -31,6 +31,7 @@ from gpt_core.tokenizers import GPT2Tokenizer, get_tokenizer
 from .history import RunHistory
 from .limits import Limits, default_files_root, session_folder
 from .memory import TRAINED_BYTES_PER_PARAMETER, MemoryBudget, release_freed_memory
+from .runs import RunArchive
 
 SPILL_DIR = "spilled"  # inside the session's folder; never offered for download
 
@@ -131,6 +132,7 @@ class Workspace:
         self.in_use = 0  # requests being handled right now (a spill waits for none)
         self.history = RunHistory(max_points=self.limits.max_history_points,
                                   max_samples=self.limits.max_samples)
+        self.runs = RunArchive()  # the runs trained here, to compare (playground/compare.py)
         self.job: Job | None = None
         self.closed = False
         self.lang = "en"  # the page's language for this session (playground/i18n.py)
@@ -172,6 +174,7 @@ class Workspace:
             self._tokenizers.clear()
             self._stats_cache.clear()
             self._text = None
+            self.runs.clear()
 
     # --- the own model, in memory or spilled to disk -----------------------------------------
     def key(self, part: str) -> str:
@@ -388,15 +391,15 @@ class Workspace:
             raise WorkspaceError(f"This model has {layers:,} transformer blocks; this server trains models "
                                  f"with up to {self.limits.max_layers:,}. Choose fewer layers.")
 
-    def time_step(self, config: Any, *, batch_size: int, steps: int = 2) -> float:
-        """Seconds a training step of `config` takes here (`measure_step_seconds`), with its
-        throwaway model's memory reserved for as long as it lives."""
+    def time_step(self, config: Any, *, batch_size: int, steps: int = 2, precision: str = "float32") -> float:
+        """Seconds a training step of `config` takes here in `precision` (`measure_step_seconds`),
+        with its throwaway model's memory reserved for as long as it lives."""
         self.check_trainable(config)
         self.reserve("measure", config.training_memory_bytes(batch_size, config.context_length),
                      "timing a training step of this model")
         try:
             return measure_step_seconds(config, batch_size=batch_size, context_length=config.context_length,
-                                        steps=steps)
+                                        steps=steps, precision=precision)
         finally:
             self.release("measure")
 
@@ -514,7 +517,8 @@ class Workspace:
         if ckpt.kind == "gpt_core" and ckpt.trainer_state and ckpt.train_config is not None:
             self.reserve("model", resident_bytes(config, True), "the uploaded model")
             try:
-                trainer = prepare_training(self.text, config=ckpt.train_config, resume=ckpt)
+                # Replayed from here on too, if the file's run kept no timeline yet.
+                trainer = prepare_training(self.text, config=ckpt.train_config.replace(timeline=True), resume=ckpt)
             except ValueError as e:
                 trainer, note = None, note + f" (Its run cannot be resumed on the current text: {e}.)"
             if trainer is not None:

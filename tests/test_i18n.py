@@ -83,6 +83,22 @@ def test_every_message_the_handlers_write_has_its_chinese():
     assert not missing, "\n".join(missing)
 
 
+def test_every_table_of_words_has_its_chinese():
+    """Views that keep their words in one table (`TEXT`, and the inspector's stage and rank
+    names) and pass them through tr(): every entry has its Chinese."""
+    import importlib
+
+    from playground import inspector
+    words = [*inspector.STAGE_NAMES.values(), *inspector.RANKS]
+    for path in sorted((ROOT / "playground").glob("*.py")):
+        table = getattr(importlib.import_module(f"playground.{path.stem}"), "TEXT", None)
+        if isinstance(table, dict):
+            words += [w for w in table.values() if isinstance(w, str)]
+    assert len(words) > 50, "no table found: the scan is broken"
+    missing = [w for w in words if w not in ZH and needs_translation(w)]
+    assert not missing, "\n".join(map(repr, missing))
+
+
 def _fields(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
