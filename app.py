@@ -17,13 +17,14 @@ from starlette.middleware import Middleware  # noqa: E402
 from gpt_core.corpus import DEFAULT_CORPUS, SAMPLE_CORPORA  # noqa: E402
 from gpt_core.plots import loss_figure  # noqa: E402
 from playground import (attention_tab, data_tab, evaluate_tab, generate_tab, gpt2_tab, inspector,  # noqa: E402
-                        replay, train_tab)
-from playground.common import (LIMITS, REGISTRY, SETTINGS, bind, bind_form, bind_progress, guard,  # noqa: E402
-                               release_session)
+                        page, replay, train_tab)
+from playground.common import (LIMITS, REGISTRY, SETTINGS, bind, bind_form, bind_progress, clear_on,  # noqa: E402
+                               explain_failures, guard, release_session)
 from playground.files import LINKS, remove_leftovers  # noqa: E402
 from playground.http_limits import BodyLimit  # noqa: E402
 from playground.i18n import BROWSER_LANGUAGE_JS, CHANGE_LOCALE_JS, I18N, LANGUAGES, localize_layout, relabel, set_language  # noqa: E402
 from playground.memory import return_freed_memory_promptly  # noqa: E402
+from playground.notices import message_area  # noqa: E402
 from playground.options import (DEFAULT_PRESET_LABEL, FORM_FIELDS, MODEL_FIELDS, PRESET_CHOICES,  # noqa: E402
                                 START_FROM, preset_fields)
 
@@ -43,21 +44,11 @@ CSS = """
 #download-ckpt {flex: 1 1 0 !important; margin: 0 !important}
 #download-ckpt .html-container {padding: 0 !important; height: 100%}
 #download-ckpt .html-container > div {height: 100%}
-"""
+""" + page.CSS
 # The checkpoint's link (our route, for this session only), or a disabled button without one.
 DOWNLOAD_TEMPLATE = ("${value ? `<a class='download-link' href='${value}' download>Download checkpoint</a>`"
                      " : `<span class='download-link' aria-disabled='true'>Download checkpoint</span>`}")
 
-
-# System fonts only: a classroom server may have no internet for web fonts.
-THEME = gr.themes.Default(primary_hue="blue", font=["ui-sans-serif", "system-ui", "sans-serif"],
-                          font_mono=["ui-monospace", "Consolas", "monospace"])
-
-INTRO = """# Watch a GPT learn
-Pick a text in **Data**, press **Train** and watch the loss fall while the model learns to
-write like it; then sample from it in **Generate**, load OpenAI's **GPT-2** into the same
-model, and compare them in **Evaluate**. After chapter 5 of *Build a Large Language Model
-(From Scratch)*."""
 
 
 def build_app() -> gr.Blocks:
@@ -65,10 +56,10 @@ def build_app() -> gr.Blocks:
     tokenizer0 = data_tab.TOKENIZER_LABELS[tokenizer0]
     with gr.Blocks(title="Watch a GPT learn", delete_cache=(1800, 3600)) as demo:
         with gr.Row(equal_height=True):
-            gr.Markdown(INTRO)
+            gr.Markdown(page.INTRO)
             language = gr.Radio([(name, code) for code, name in LANGUAGES.items()], value="en",
                                 label="Language", elem_id="language", scale=0, min_width=170)
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap"):  # on a phone every tab shows, on two rows
             # --- Data ---------------------------------------------------------------------
             with gr.Tab("1 · Data", id="data") as data_tab_ui:
                 with gr.Row():
@@ -76,15 +67,16 @@ def build_app() -> gr.Blocks:
                         sample = gr.Dropdown(list(SAMPLE_CORPORA), value=DEFAULT_CORPUS, label="Sample text")
                         upload = gr.File(label="...or upload a .txt (any common encoding)",
                                          file_types=[".txt", ".md", ".csv", ".text"], type="filepath",
-                                         height=120)
+                                         height=150)
                         pasted = gr.Textbox(label="...or paste a text", lines=4, max_lines=8,
                                             placeholder="Paste at least a few paragraphs here")
                         paste_btn = gr.Button("Use the pasted text")
+                        data_message = message_area("data-message")
                         data_tokenizer = gr.Radio(list(data_tab.TOKENIZERS), value=tokenizer0,
                                                   label="Tokenizer to show (the Train tab uses the same)")
                     with gr.Column(scale=2):
-                        summary = gr.Markdown()
-                        data_warnings = gr.HTML()
+                        summary = gr.Markdown(elem_id="data-summary")
+                        data_warnings = gr.HTML(elem_id="data-warnings")
                         gr.Markdown("**The first tokens, as the model sees them** (hover a token for its id)")
                         token_view = gr.HTML()
                         preview = gr.Textbox(label="The text", lines=8, max_lines=8, interactive=False)
@@ -135,18 +127,19 @@ def build_app() -> gr.Blocks:
                             train_btn = gr.Button("Train", variant="primary", elem_id="train-btn")
                             stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn")
                             resume_btn = gr.Button("Resume", elem_id="resume-btn")
+                        train_message = message_area("train-message")
                         with gr.Accordion("Checkpoint", open=False):
                             with gr.Row():
                                 save_ckpt = gr.Button("Save checkpoint", size="sm")
                                 download_ckpt = gr.HTML("", html_template=DOWNLOAD_TEMPLATE, js_on_load=None,
                                                         apply_default_css=False, elem_id="download-ckpt")
                             upload_ckpt = gr.File(label="Upload a checkpoint (.pt / .pth: ours or the book's model.pth)",
-                                                  file_types=[".pt", ".pth"], type="filepath", height=100)
+                                                  file_types=[".pt", ".pth"], type="filepath", height=150)
                             ckpt_status = gr.Markdown()
                     with gr.Column(scale=2):
                         status = gr.Markdown("Ready. Press **Train**.", elem_id="train-status")
                         progress = gr.HTML(train_tab.progress_html(None), elem_id="progress-box")
-                        chart = gr.Plot(loss_figure(), label="Loss", elem_id="loss-chart")
+                        chart = gr.Plot(loss_figure(), label="Loss", show_label=False, elem_id="loss-chart")
                         replay_ui = replay.layout()  # the run replayed under its curve
                         metrics = gr.Markdown(elem_id="train-metrics")
                         samples = gr.Textbox(label="Samples after each epoch, newest first (greedy, from the start "
@@ -174,11 +167,12 @@ def build_app() -> gr.Blocks:
                         with gr.Row():
                             gen_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn")
                             gen_stop = gr.Button("Stop", variant="stop")
+                        gen_message = message_area("generate-message")
                     with gr.Column(scale=2):
-                        gen_output = gr.Textbox(label="Output", lines=10, max_lines=20, interactive=False,
-                                                elem_id="generate-output")
+                        gr.Markdown("**Output**")
+                        gen_output = gr.HTML(generate_tab.output_html(None), elem_id="generate-output")
                         cand_btn = gr.Button("Show next-token candidates for the prompt", size="sm")
-                        cand_chart = gr.Plot(label="Next-token candidates", elem_id="candidates-chart")
+                        cand_chart = gr.Plot(label="Next-token candidates", show_label=False, elem_id="candidates-chart")
                         inspector_ui = inspector.layout()
                 with gr.Accordion("Sampling lab: the book's 9-word example", open=True):
                     gr.Markdown("After *every effort moves you* the book's toy model gives these nine words "
@@ -189,7 +183,7 @@ def build_app() -> gr.Blocks:
                                              elem_id="lab-temperature")
                         lab_draws = gr.Number(1000, label="Draws", precision=0, scale=1)
                         lab_seed = gr.Number(123, label="Seed", precision=0, scale=1)
-                    lab_chart = gr.Plot(label="Sampling lab", elem_id="lab-chart")
+                    lab_chart = gr.Plot(label="Sampling lab", show_label=False, elem_id="lab-chart")
 
             # --- GPT-2 --------------------------------------------------------------------
             with gr.Tab("4 · GPT-2", id="gpt2") as gpt2_tab_ui:
@@ -197,16 +191,17 @@ def build_app() -> gr.Blocks:
                     with gr.Column(scale=1, min_width=320):
                         gpt2_size = gr.Radio(gpt2_tab.SIZES, value="124M", label="GPT-2 size")
                         download_btn = gr.Button("Download and load", variant="primary", elem_id="gpt2-download")
+                        gpt2_message = message_area("gpt2-message")
                         with gr.Accordion("Offline? Import from a folder or upload", open=False):
-                            gr.Markdown(gpt2_tab.import_help())
+                            gpt2_help = gr.Markdown()  # drawn in the session's language on load
                             folder = gr.Textbox(label="Folder on the server", elem_id="gpt2-folder",
                                                 placeholder=gpt2_tab.example_folder())
                             folder_btn = gr.Button("Import from folder", elem_id="gpt2-folder-btn")
                             gpt2_files = gr.File(label="Upload the files (.safetensors, or the 7 files of OpenAI's release)",
-                                                 file_count="multiple", type="filepath", height=120)
+                                                 file_count="multiple", type="filepath", height=150)
                     with gr.Column(scale=2):
                         gpt2_status = gr.Markdown(elem_id="gpt2-status")
-                        gr.Markdown(gpt2_tab.sizes_table())
+                        gpt2_sizes = gr.Markdown()  # drawn in the session's language on load
                         gpt2_info = gr.Markdown(gpt2_tab.loaded_models_md())
 
             # --- Evaluate -----------------------------------------------------------------
@@ -218,6 +213,7 @@ def build_app() -> gr.Blocks:
                         model_a = gr.Dropdown([], label="Model A", allow_custom_value=True)
                         model_b = gr.Dropdown([], label="Model B (optional)", allow_custom_value=True)
                         eval_btn = gr.Button("Score", variant="primary", elem_id="eval-btn")
+                        eval_message = message_area("evaluate-message")
                 eval_note = gr.Markdown()
                 with gr.Row():
                     with gr.Column(elem_id="eval-a"):
@@ -245,12 +241,18 @@ def build_app() -> gr.Blocks:
         model_fields = [form[k] for k in MODEL_FIELDS]  # editing one turns the preset into "Custom"
 
         # A new text changes the batches per epoch and the time estimate in the Train tab.
-        for event in (
-            sample.input(bind(data_tab.choose_sample), [sample, *data_inputs], data_outputs, api_name="choose_sample"),
-            upload.upload(bind(data_tab.upload_text), [upload, *data_inputs], data_outputs, api_name="upload_text"),
-            paste_btn.click(bind(data_tab.use_pasted), [pasted, *data_inputs], data_outputs, api_name="use_text"),
-        ):
+        data_events = (
+            (sample.input(bind(data_tab.choose_sample), [sample, *data_inputs], data_outputs, api_name="choose_sample"),
+             data_tab.choose_sample),
+            (upload.upload(bind(data_tab.upload_text), [upload, *data_inputs], data_outputs, api_name="upload_text"),
+             data_tab.upload_text),
+            (paste_btn.click(bind(data_tab.use_pasted), [pasted, *data_inputs], data_outputs, api_name="use_text"),
+             data_tab.use_pasted),
+        )
+        for event, _ in data_events:
             event.success(bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate, api_name=False)
+        # A refused text leaves the active one: the message says which (and the upload box empties).
+        explain_failures(data_message, *data_events, then=data_tab.still_active, reset=[upload])
         # The two tokenizer radios mirror each other (.input: only what the user did).
         data_tokenizer.input(lambda v: v, data_tokenizer, tokenizer, api_name=False).then(
             bind(data_tab.view), data_inputs, data_outputs, api_name=False).then(
@@ -269,8 +271,9 @@ def build_app() -> gr.Blocks:
             # Numbers re-estimate when the user leaves the field, not at every keystroke.
             trigger = field.input if isinstance(field, gr.Checkbox) else field.blur
             trigger(bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate, api_name=False, trigger_mode="always_last")
-        measure_btn.click(bind_form(train_tab.measure, FORM_FIELDS), spec_inputs, estimate, api_name="measure",
-                          concurrency_id="train", concurrency_limit=SETTINGS.train_concurrency)
+        measure_event = measure_btn.click(bind_form(train_tab.measure, FORM_FIELDS), spec_inputs, estimate,
+                                          api_name="measure", concurrency_id="train",
+                                          concurrency_limit=SETTINGS.train_concurrency)
 
         # The replay's slider and frame follow every view of the run (playground/replay.py).
         run_outputs = [status, progress, chart, metrics, samples, download_ckpt, train_btn, resume_btn,
@@ -294,12 +297,17 @@ def build_app() -> gr.Blocks:
             bind(replay.with_replay(train_tab.after_stop)), None, run_outputs, api_name=False, queue=False,
             show_progress="hidden")
         gr.api(bind(train_tab.stop), api_name="stop")
-        upload_ckpt.upload(bind(replay.with_replay(train_tab.upload_checkpoint, follow=True)), upload_ckpt,
-                           [ckpt_status, status, chart, download_ckpt, train_btn, resume_btn, *replay_ui.outputs],
-                           api_name="upload_checkpoint")
+        ckpt_event = upload_ckpt.upload(bind(replay.with_replay(train_tab.upload_checkpoint, follow=True)), upload_ckpt,
+                                        [ckpt_status, status, chart, download_ckpt, train_btn, resume_btn,
+                                         *replay_ui.outputs],
+                                        api_name="upload_checkpoint")
         replay.wire(replay_ui, chart, bind(train_tab.loss_chart), bind)
-        save_ckpt.click(bind(train_tab.prepare_download), None, [download_ckpt, ckpt_status],
-                        api_name="save_checkpoint")
+        save_event = save_ckpt.click(bind(train_tab.prepare_download), None, [download_ckpt, ckpt_status],
+                                     api_name="save_checkpoint")
+        explain_failures(train_message, (train_event, train_tab.train), (resume_event, train_tab.resume),
+                         (measure_event, train_tab.measure), (save_event, train_tab.prepare_download))
+        explain_failures(train_message, (ckpt_event, train_tab.upload_checkpoint), then=train_tab.model_unchanged,
+                         reset=[upload_ckpt])
 
         # Generate
         cand_inputs = [gen_model, prompt, temperature, top_k, top_p]
@@ -310,15 +318,19 @@ def build_app() -> gr.Blocks:
             bind(generate_tab.candidates_or_note), cand_inputs, cand_chart, api_name=False,
             show_progress="hidden")
         gen_inputs = [gen_model, prompt, max_new, temperature, top_k, top_p, gen_seed, stop_eot]
-        gen_event = gen_btn.click(bind(generate_tab.generate_text), gen_inputs, gen_output, api_name="generate",
+        # The page shows the prompt and the continuation apart; the API returns the text.
+        gen_event = gen_btn.click(bind(generate_tab.generate_view), gen_inputs, gen_output, api_name=False,
                                   concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency,
                                   show_progress="minimal")
+        gr.api(bind(generate_tab.generate_text), api_name="generate", concurrency_id="generate",
+               concurrency_limit=SETTINGS.generate_concurrency)
         gen_event.then(bind(generate_tab.candidates_or_note), cand_inputs, cand_chart, api_name=False,
                        show_progress="hidden")
         inspector.wire(inspector_ui, gen_event, bind)
         gen_stop.click(None, None, None, cancels=[gen_event], api_name=False)
-        cand_btn.click(bind(generate_tab.candidates), cand_inputs, cand_chart, api_name="candidates",
-                       concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency)
+        cand_event = cand_btn.click(bind(generate_tab.candidates), cand_inputs, cand_chart, api_name="candidates",
+                                    concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency)
+        explain_failures(gen_message, (gen_event, generate_tab.generate_view), (cand_event, generate_tab.candidates))
         # .input: dragging a slider or typing its value, not programmatic updates.
         for slider in (temperature, top_k, top_p):
             slider.input(bind(generate_tab.candidates_or_note), cand_inputs, cand_chart, api_name=False,
@@ -332,19 +344,33 @@ def build_app() -> gr.Blocks:
 
         # GPT-2
         gpt2_outputs = [gpt2_status, gpt2_info]
-        download_btn.click(bind_progress(gpt2_tab.download), gpt2_size, gpt2_outputs, api_name="gpt2_download",
-                           concurrency_id="gpt2", concurrency_limit=1, show_progress="full",
-                           show_progress_on=[gpt2_status])
-        folder_btn.click(bind_progress(gpt2_tab.import_folder), folder, gpt2_outputs, api_name="gpt2_import_folder",
-                         concurrency_id="gpt2", concurrency_limit=1, show_progress_on=[gpt2_status])
-        gpt2_files.upload(bind_progress(gpt2_tab.import_upload), gpt2_files, gpt2_outputs,
-                          api_name="gpt2_import_upload", concurrency_id="gpt2", concurrency_limit=1,
-                          show_progress_on=[gpt2_status])
+        one_at_a_time = dict(concurrency_id="gpt2", concurrency_limit=1, show_progress_on=[gpt2_status])
+        explain_failures(gpt2_message, (download_btn.click(bind_progress(gpt2_tab.download), gpt2_size, gpt2_outputs,
+                                                           api_name="gpt2_download", show_progress="full",
+                                                           **one_at_a_time), gpt2_tab.download),
+                         (folder_btn.click(bind_progress(gpt2_tab.import_folder), folder, gpt2_outputs,
+                                           api_name="gpt2_import_folder", **one_at_a_time), gpt2_tab.import_folder))
+        explain_failures(gpt2_message, (gpt2_files.upload(bind_progress(gpt2_tab.import_upload), gpt2_files, gpt2_outputs,
+                                                          api_name="gpt2_import_upload", **one_at_a_time),
+                                        gpt2_tab.import_upload), reset=[gpt2_files])
 
         # Evaluate
-        eval_btn.click(bind(evaluate_tab.evaluate), [eval_text, model_a, model_b],
-                       [eval_a_md, eval_a_html, eval_b_md, eval_b_html, eval_note], api_name="evaluate",
-                       concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency)
+        explain_failures(eval_message, (eval_btn.click(
+            bind(evaluate_tab.evaluate), [eval_text, model_a, model_b],
+            [eval_a_md, eval_a_html, eval_b_md, eval_b_html, eval_note], api_name="evaluate",
+            concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency), evaluate_tab.evaluate))
+
+        # A message stays until its tab's input changes or a new try begins; a new text or
+        # preset starts the Train tab (and Evaluate's validation text) afresh too.
+        new_text = [sample.input, upload.upload, paste_btn.click]
+        clear_on(data_message, *new_text, pasted.input, data_tokenizer.input, tokenizer.input)
+        clear_on(train_message, *new_text, preset.input, start_from.input, tokenizer.input, data_tokenizer.input,
+                 *(f.input for f in preset_fills), train_btn.click, resume_btn.click, stop_btn.click,
+                 measure_btn.click, save_ckpt.click, upload_ckpt.upload)
+        clear_on(gen_message, gen_model.input, prompt.input, max_new.input, temperature.input, top_k.input,
+                 top_p.input, gen_seed.input, gen_btn.click, cand_btn.click)
+        clear_on(gpt2_message, gpt2_size.input, download_btn.click, folder.input, folder_btn.click, gpt2_files.upload)
+        clear_on(eval_message, *new_text, eval_text.input, model_a.input, model_b.input, eval_btn.click)
 
         attention_tab.wire(attention_ui, bind, concurrency_id="generate",
                            concurrency_limit=SETTINGS.generate_concurrency)
@@ -353,7 +379,8 @@ def build_app() -> gr.Blocks:
         # The browser translates the layout itself; the handlers' words are redrawn.
         redraw = [(bind(data_tab.view), data_inputs, data_outputs),
                   (bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate),
-                  (bind(replay.redraw), None, replay_ui.outputs)]
+                  (bind(replay.redraw), None, replay_ui.outputs),
+                  (bind(gpt2_tab.import_help), None, gpt2_help), (bind(gpt2_tab.sizes_table), None, gpt2_sizes)]
 
         def redrawn(event):
             for fn, inputs, outputs in redraw:
@@ -396,7 +423,7 @@ def main() -> None:
         # Spaces (SPACE_ID set) the platform sets them to 0.0.0.0:7860.
         demo.launch(
             server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0" if SETTINGS.on_spaces else "127.0.0.1"),
-            css=CSS, theme=THEME, show_error=True,
+            css=CSS, js=page.JS, theme=page.theme(), show_error=True,
             # Each training waiting its turn holds a worker thread: one per session, plus Gradio's 40.
             max_threads=40 + LIMITS.max_sessions,
             **launch_options(),

@@ -348,32 +348,39 @@ class TextScore:
     """How well the model predicts a text, token by token (the book's "text generation loss").
 
     target_ids[b, i] is the token that actually came next and target_probs[b, i] the
-    probability the model gave it; cross_entropy is the mean of -log(target_probs) and
-    perplexity its exp.
+    probability the model gave it; ranks[b, i] its place among the model's guesses (1 = the
+    most likely) and top_ids[b, i] the model's own first guess; cross_entropy is the mean of
+    -log(target_probs) and perplexity its exp.
     """
     target_ids: torch.Tensor  # (B, T - 1)
     target_probs: torch.Tensor  # (B, T - 1)
     log_probs: torch.Tensor  # (B, T - 1)
     cross_entropy: float
     perplexity: float
+    ranks: torch.Tensor | None = None  # (B, T - 1), 1 = the model's first guess
+    top_ids: torch.Tensor | None = None  # (B, T - 1)
 
 
 @torch.inference_mode()
-def _target_log_probs(model: torch.nn.Module, ids: torch.Tensor, context_size: int) -> torch.Tensor:
+def _target_log_probs(model: torch.nn.Module, ids: torch.Tensor,
+                      context_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     # Windows of context_size inputs one after another (the book's data loader with
     # stride == context length): every token but the first is predicted, from up to
-    # context_size tokens of its own window.
+    # context_size tokens of its own window. Returns (log p, rank, first guess) of each.
     batch_size, total = ids.shape
     cache = _new_cache(model, batch_size, min(context_size, total))
-    pieces = []
+    pieces, ranks, tops = [], [], []
     for start in range(0, total - 1, context_size):
         inputs = ids[:, start:start + context_size]
         targets = ids[:, start + 1:start + 1 + inputs.shape[1]]
         inputs = inputs[:, :targets.shape[1]]
         logits = _logits(model, inputs, cache, all_positions=True)  # (B, T, vocab)
         log_probs = torch.log_softmax(logits.float(), dim=-1)
-        pieces.append(log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1))
-    return torch.cat(pieces, dim=1)
+        target = log_probs.gather(-1, targets.unsqueeze(-1))  # (B, T, 1)
+        pieces.append(target.squeeze(-1))
+        ranks.append((log_probs > target).sum(-1) + 1)  # tokens the model found likelier, + 1
+        tops.append(log_probs.argmax(-1))
+    return torch.cat(pieces, dim=1), torch.cat(ranks, dim=1), torch.cat(tops, dim=1)
 
 
 def score_text(model: torch.nn.Module, token_ids: Sequence[int] | torch.Tensor, *,
@@ -392,7 +399,8 @@ def score_text(model: torch.nn.Module, token_ids: Sequence[int] | torch.Tensor, 
         raise ValueError("scoring needs at least two tokens: one to predict from and one to predict")
     context_size = _context_size(context_size, context_length)
     ids = ids.to(_device_of(model))
-    log_probs = _target_log_probs(model, ids, context_size).clone()
+    log_probs, ranks, top_ids = (t.clone() for t in _target_log_probs(model, ids, context_size))
     cross_entropy = float(-log_probs.mean())
     return TextScore(target_ids=ids[:, 1:].clone(), target_probs=log_probs.exp(), log_probs=log_probs,
-                     cross_entropy=cross_entropy, perplexity=perplexity(cross_entropy))
+                     cross_entropy=cross_entropy, perplexity=perplexity(cross_entropy), ranks=ranks,
+                     top_ids=top_ids)

@@ -28,6 +28,14 @@ def _layout(fig: "go.Figure", *, title: str, height: int) -> None:
     )
 
 
+def wrapped(text: str, width: int = 34) -> str:
+    """`text` broken into lines of about `width` characters (Plotly's <br>): an annotation does
+    not wrap by itself, and on a phone a long one runs out of the chart."""
+    import textwrap
+
+    return "<br>".join(textwrap.wrap(text, width)) or text
+
+
 def decimate(xs: Sequence[float], ys: Sequence[float], max_points: int = MAX_POINTS_PER_TRACE
              ) -> tuple[list[float], list[float]]:
     """Every k-th point (always keeping the last) so a trace stays under `max_points`."""
@@ -102,7 +110,7 @@ def loss_figure(tokens_seen: Sequence[int] = (), train_losses: Sequence[float] =
                            xanchor="right", yanchor="top", font=dict(color="#b45309", size=12),
                            bgcolor="rgba(255,247,237,0.9)", bordercolor="#f59e0b", borderwidth=1)
     if not tokens_seen and not step_tokens:
-        fig.add_annotation(text="Press Train: the curves draw here as the model learns.",
+        fig.add_annotation(text=wrapped("Press Train: the curves draw here as the model learns."),
                            xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
                            font=dict(color="#6b7280", size=14))
     return fig
@@ -133,8 +141,11 @@ def candidates_figure(tokens: Sequence[str], stages: "dict[str, Sequence[float]]
         # Horizontal bars read best with long tokens; the most likely candidate on top.
         fig.add_trace(go.Bar(y=labels, x=list(probs), orientation="h", name=legend,
                              marker_color=color, hovertemplate="%{y}: %{x:.3f}<extra>" + legend + "</extra>"))
-    title = title + (f" <span style='font-size:12px'>({settings})</span>" if settings else "")
+    # The settings on lines of their own: beside the title they ran off a phone's screen.
+    lines = wrapped(f"({settings})", 48).split("<br>") if settings else []
+    title = "<br>".join([title, *(f"<span style='font-size:12px'>{x}</span>" for x in lines)])
     _layout(fig, title=title, height=height)
+    fig.update_layout(margin=dict(t=64 + 16 * len(lines)))
     # Room for the largest bar; never so zoomed that a flat distribution looks peaked.
     top = max((max(p) for p in stages.values() if len(p)), default=1.0)
     fig.update_layout(barmode="group", xaxis=dict(title="Probability", range=[0, min(1.0, max(0.1, 1.1 * top))]),
@@ -145,13 +156,16 @@ def candidates_figure(tokens: Sequence[str], stages: "dict[str, Sequence[float]]
 
 def sampling_lab_figure(words: Sequence[str], probabilities: Sequence[float],
                         counts: Sequence[int], *, temperature: float, draws: int,
-                        reference: Sequence[float] | None = None, height: int = 380) -> "go.Figure":
+                        reference: Sequence[float] | None = None, height: int = 560) -> "go.Figure":
     """The book's 9-word toy example: softmax of the logits at a temperature, and how often
-    each word came up in `draws` samples (drawn with `torch.multinomial`)."""
+    each word came up in `draws` samples (drawn with `torch.multinomial`).
+
+    The two charts are stacked, each the full width: side by side on a phone their titles ran
+    into each other and the axis had room for five of the nine words."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(
+    fig = make_subplots(rows=2, cols=1, vertical_spacing=0.2, subplot_titles=(
         f"Probabilities at temperature {temperature:g}", f"Counts in {draws:,} draws"))
     if reference is not None:
         fig.add_trace(go.Bar(x=list(words), y=list(reference), name="Temperature 1",
@@ -160,11 +174,14 @@ def sampling_lab_figure(words: Sequence[str], probabilities: Sequence[float],
                          marker_color=TRAIN_COLOR), row=1, col=1)
     fig.add_trace(go.Bar(x=list(words), y=list(counts), name="Draws", marker_color=VAL_COLOR,
                          text=[str(c) for c in counts], textposition="outside", showlegend=False),
-                  row=1, col=2)
+                  row=2, col=1)
     _layout(fig, title="Sampling lab", height=height)
-    fig.update_layout(barmode="group")
+    fig.update_layout(barmode="group", margin=dict(l=50, r=16, t=80, b=40),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
+    # Every word under each bar (tilted by Plotly when the chart is narrow), never skipped.
+    fig.update_xaxes(tickmode="array", tickvals=list(words), automargin=True)
     fig.update_yaxes(range=[0, 1.05], row=1, col=1)
-    fig.update_yaxes(range=[0, max(list(counts) + [1]) * 1.18], row=1, col=2)
+    fig.update_yaxes(range=[0, max(list(counts) + [1]) * 1.18], row=2, col=1)
     return fig
 
 
@@ -232,7 +249,7 @@ def message_figure(text: str, *, title: str = "", height: int = 300) -> "go.Figu
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    fig.add_annotation(text=text, xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
+    fig.add_annotation(text=wrapped(text), xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
                        font=dict(color="#6b7280", size=14))
     _layout(fig, title=title, height=height)
     fig.update_xaxes(visible=False)

@@ -25,6 +25,7 @@ from gpt_core.units import MB
 from .admission import admit_within_budget
 from .limits import Limits, env_number
 from .memory import MemoryBudgetError, budget_from_env
+from . import notices
 from .server import SharedModels, WorkspaceRegistry
 from .session import Workspace, WorkspaceError
 from .train_queue import TrainQueue
@@ -117,13 +118,25 @@ def without_server_paths(text: str) -> str:
     return re.sub(pattern, lambda m: os.path.basename(m.group(0).rstrip("/")), text)
 
 
+# "[Errno -2] Name or service not known": the operating system's number means nothing to a
+# reader; the words after it stay.
+_ERRNO = re.compile(r"\[Errno -?\d+\]\s*")
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://([^/\s'\"`)]+)[^\s'\"`)]*", re.IGNORECASE)
+
+
+def without_urls_and_errnos(text: str) -> str:
+    """`text` with each web address cut to its host and errno markers dropped."""
+    return _ERRNO.sub("", _URL.sub(lambda m: m.group(1), text))
+
+
 def friendly_message(exc: BaseException) -> str:
-    """A readable sentence for any exception (never a traceback, never a server folder), in
-    the language of the session being served."""
+    """A readable sentence for any exception, in the language of the session being served:
+    never a traceback, a server folder, a web address or an errno (the server log keeps the
+    full text)."""
     text = translate_message(_message(exc))
-    clean = without_server_paths(text)
+    clean = without_urls_and_errnos(without_server_paths(text))
     if clean != text:
-        log.info("message shown without server paths: %s", text)
+        log.info("message shown without server paths, addresses or errnos: %s", text)
     return clean
 
 
@@ -135,7 +148,8 @@ def _message(exc: BaseException) -> str:
                 "context length.")
     if isinstance(exc, USER_ERRORS):
         text = str(exc).strip() or type(exc).__name__
-        return text[0].upper() + text[1:]
+        # A sentence starts with a capital, unless it starts with a name (model.pth stays so).
+        return text[0].upper() + text[1:] if text.split(" ", 1)[0].isalpha() else text
     return (f"Something went wrong ({type(exc).__name__}: {str(exc)[:200]}). "
             "Your work in this session is unchanged; try again or reload the page.")
 
@@ -147,6 +161,15 @@ def to_gr_error(exc: BaseException) -> gr.Error:
     if not isinstance(exc, USER_ERRORS):
         log.exception("unexpected error in a handler", exc_info=exc)
     return gr.Error(friendly_message(exc), print_exception=False)
+
+
+def _failed(exc: BaseException, ws: Workspace | None, fn) -> gr.Error:
+    """The error `fn` raised, for Gradio; kept for the tab's message area when one shows it,
+    and then without a toast (API clients get the message either way)."""
+    error = to_gr_error(exc)
+    if ws is not None and notices.remember(ws, notices.handler_key(fn), error.message):
+        error.visible = False
+    return error
 
 
 def session(request: gr.Request | None) -> Workspace:
@@ -177,11 +200,13 @@ def _api_signature(fn, names, *, progress: bool = False) -> inspect.Signature:
 def _finish(handler, fn, signature):
     handler.__name__ = fn.__name__
     handler.__doc__ = fn.__doc__
-    handler.__annotations__ = {"request": gr.Request}
-    try:  # a declared return type tells gr.api what the endpoint returns
-        returns = typing.get_type_hints(fn).get("return")
+    try:  # declared types tell gr.api what the endpoint takes and returns
+        hints = typing.get_type_hints(fn)
     except (NameError, TypeError):
-        returns = None
+        hints = {}
+    returns = hints.get("return")
+    handler.__annotations__ = {**{n: t for n, t in hints.items() if n in signature.parameters},
+                               "request": gr.Request}
     if returns is not None:
         handler.__annotations__["return"] = returns
         signature = signature.replace(return_annotation=returns)
@@ -198,15 +223,17 @@ def bind(fn, names=None):
     """
     if inspect.isgeneratorfunction(fn):
         def handler(request, *values):
+            ws = None
             try:
                 with session(request).using() as ws:
                     yield from _speaking_each_step(ws, fn(ws, *values))
             except GeneratorExit:
                 raise
             except Exception as exc:
-                raise to_gr_error(exc) from None
+                raise _failed(exc, ws, fn) from None
     else:
         def handler(request, *values):
+            ws = None
             try:
                 with session(request).using() as ws, speaking(ws.lang):
                     try:
@@ -214,7 +241,7 @@ def bind(fn, names=None):
                     except Exception as exc:
                         raise to_gr_error(exc) from None  # worded in the session's language
             except Exception as exc:
-                raise to_gr_error(exc) from None
+                raise _failed(exc, ws, fn) from None
     return _finish(handler, fn, _api_signature(fn, names))
 
 
@@ -268,6 +295,7 @@ def bind_progress(fn):
     desc=...)` reports to the browser's progress bar."""
     def handler(request, *values):
         *values, progress = values
+        ws = None
         try:
             with session(request).using() as ws, speaking(ws.lang):
                 try:
@@ -275,7 +303,7 @@ def bind_progress(fn):
                 except Exception as exc:
                     raise to_gr_error(exc) from None  # worded in the session's language
         except Exception as exc:
-            raise to_gr_error(exc) from None
+            raise _failed(exc, ws, fn) from None
     return _finish(handler, fn, _api_signature(fn, None, progress=True))
 
 
@@ -306,3 +334,35 @@ def release_session(request: gr.Request) -> None:
     session_id = getattr(request, "session_hash", None)
     if session_id:
         REGISTRY.release(session_id)
+
+
+def explain_failures(area, *events, then=None, reset=()):
+    """When one of `events` ((event, fn) pairs: fn is what the event runs) fails, draw its
+    sentence in the tab's message `area`, with `then(ws)` after it (what stays as it was), and
+    empty the components `reset` (an upload that was refused)."""
+    for event, fn in events:
+        notices.SHOWN_IN_PAGE.add(notices.handler_key(fn))
+        event.failure(bind(_show_failure(fn, then, len(reset))), None, [area, *reset], api_name=False,
+                      queue=False, show_progress="hidden")
+
+
+def _show_failure(fn, then, resets: int):
+    key = notices.handler_key(fn)
+
+    def show(ws):
+        message = notices.take(ws, key)
+        if message is None:  # cancelled, or refused by Gradio before our code ran
+            shown = (gr.update(),) * (1 + resets)
+        else:
+            shown = (notices.error_markdown(message, then=then(ws) if then else ""), *(None,) * resets)
+        return shown if resets else shown[0]  # Gradio takes one output's value bare
+
+    show.__name__ = show.__qualname__ = f"show_failure_of_{fn.__name__}"
+    return show
+
+
+def clear_on(area, *triggers) -> None:
+    """Empty the message `area` in the browser when any of `triggers` fires (the input it was
+    about changed, or a new try began)."""
+    gr.on(list(triggers), None, None, area, js=notices.CLEAR_JS, api_name=False, queue=False,
+          show_progress="hidden")

@@ -20,6 +20,15 @@ def connect(url: str):
     return Client(url, verbose=False, download_files=False, httpx_kwargs={"timeout": 300})
 
 
+def english(value: Any) -> Any:
+    """A label or value as the app wrote it: the page's words travel as gr.I18n keys
+    ({"key": "Epochs", "_type": "translation_metadata"} in the API's description, "__type__"
+    in the page's config), their key being the English."""
+    if isinstance(value, dict) and "translation_metadata" in (value.get("_type"), value.get("__type__")):
+        return value.get("key")
+    return value
+
+
 class Api:
     """Build an endpoint's argument list from the app's own API description: values are
     given by (the start of) a field's label, the rest take the app's defaults. So the script
@@ -36,13 +45,13 @@ class Api:
         params = self.endpoints[endpoint]["parameters"]
         out, used = [], set()
         for p in params:
-            label = p.get("label") or ""
+            label = english(p.get("label")) or ""
             key = next((k for k in values if label == k or label.startswith(k)), None)
             if key is not None:
                 out.append(values[key])
                 used.add(key)
             elif p.get("parameter_has_default"):
-                out.append(p.get("parameter_default"))
+                out.append(english(p.get("parameter_default")))
             else:
                 raise KeyError(f"{endpoint}: no value for the field {label!r}")
         unused = set(values) - used
@@ -61,7 +70,7 @@ class Page:
         config = httpx.get(url + "config", timeout=60).json()
         self.prefix = config.get("api_prefix", "/gradio_api").strip("/")
         components = {c["id"]: c for c in config["components"]}
-        self.loads = [(d["id"], [components[i].get("props", {}).get("value") for i in d["inputs"]])
+        self.loads = [(d["id"], [english(components[i].get("props", {}).get("value")) for i in d["inputs"]])
                       for d in config["dependencies"] if any(t[1] == "load" for t in d["targets"])]
 
     def open(self, url: str, session_hash: str) -> tuple[float, list[str]]:

@@ -292,7 +292,7 @@ def test_evaluate_reports_the_books_loss_and_colours_every_token(trained_ws):
     with torch.no_grad():
         book = calc_loss_batch(ids[:, :-1], ids[:, 1:], ws.own.model.eval(), "cpu").item()
     assert f"**{book:.3f}**" in a_md and f"**{math.exp(book):,.1f}**" in a_md
-    assert a_html.count("title='p = ") == 16 and "bits per character" in note
+    assert a_html.count("class='tok-tip'><b>“") == 16 and "bits per character" in note  # 16 scored, with details
 
 
 # --- checkpoints -----------------------------------------------------------------------------

@@ -133,10 +133,9 @@ def test_generate_with_moved_sliders(page):
         box.fill(value)
         box.press("Enter")
     page.locator("#generate-btn").click()
-    output = page.locator("#generate-output textarea")
-    page.wait_for_function(
-        "() => document.querySelector('#generate-output textarea').value.length > 'Every effort moves you'.length")
-    assert output.input_value().startswith("Every effort moves you")
+    # The prompt and the continuation are shown apart.
+    page.wait_for_function("() => (document.querySelector('#generate-output .gen-new') || {}).innerText?.length > 0")
+    assert page.inner_text("#generate-output .gen-prompt") == "Every effort moves you"
     # After generating, the candidates chart is redrawn under the moved sliders.
     title = ("() => [...document.querySelectorAll('#candidates-chart .gtitle')]"
              ".some(t => t.textContent.includes('temperature 0.7, top-k 10, top-p 0.9'))")
@@ -177,7 +176,7 @@ def choose(page, label: str, option: str) -> None:
 
 
 def set_number(page, label: str, value: str) -> None:
-    box = page.get_by_label(label)
+    box = page.get_by_label(label, exact=True)
     box.fill(value)
     box.press("Tab")  # Gradio sends a number field's value when it loses focus
 

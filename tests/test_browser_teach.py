@@ -166,6 +166,7 @@ def test_the_inspector_opens_on_a_generated_token(page):
     page.wait_for_function("() => /Token \\d+ of 12/.test(document.querySelector('#inspect-summary').innerText)")
     summary = page.inner_text("#inspect-summary")
     assert clicked in summary and "choice of 50,257 tokens" in summary
+    page.locator("#inspect-summary").scroll_into_view_if_needed()  # below the output since it became the page's HTML
     assert seen(page, "#inspect-summary", "choice of 50,257 tokens") == "seen"
     number = summary.split("Token ", 1)[1].split(" ", 1)[0]
     page.wait_for_function("(n) => [...document.querySelectorAll('#inspect-chart .gtitle')]"

@@ -235,9 +235,10 @@ def test_the_message_of_any_error_keeps_only_a_file_s_base_name():
         message = to_gr_error(exc).message
         assert str(upload.parent) not in message and str(REGISTRY.files_root) not in message, message
         assert "my notes.txt" in message or "3f9a0c" in message or "gpt-2x32-step5.pt" in message, message
-    # Other paths (a URL, the operator's own folder names in words) are left as they were.
+    # A web address is cut to its host (the log keeps the whole address).
     url = "https://openaipublic.blob.core.windows.net/gpt-2/models/124M/hparams.json"
-    assert to_gr_error(ConnectionError(f"No answer from {url}")).message == f"No answer from {url}"
+    assert to_gr_error(ConnectionError(f"No answer from {url}")).message == \
+        "No answer from openaipublic.blob.core.windows.net"
 
 
 # --- the files root at start and at shutdown -----------------------------------------------------------
