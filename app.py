@@ -26,7 +26,7 @@ from playground.i18n import BROWSER_LANGUAGE_JS, CHANGE_LOCALE_JS, I18N, LANGUAG
 from playground.memory import return_freed_memory_promptly  # noqa: E402
 from playground.notices import message_area  # noqa: E402
 from playground.options import (DEFAULT_PRESET_LABEL, FORM_FIELDS, MODEL_FIELDS, PRESET_CHOICES,  # noqa: E402
-                                START_FROM, preset_fields)
+                                PRECISION_CHOICES, START_FROM, preset_fields)
 
 CSS = """
 .gradio-container {max-width: 1400px !important}
@@ -88,6 +88,7 @@ def build_app() -> gr.Blocks:
                         preset = gr.Dropdown(list(PRESET_CHOICES), value=DEFAULT_PRESET_LABEL, label="Preset")
                         tokenizer = gr.Radio(list(data_tab.TOKENIZERS), value=tokenizer0, label="Tokenizer")
                         start_from = gr.Radio(list(START_FROM), value=START_FROM[0], label="Start from")
+                        precision = gr.Radio(list(PRECISION_CHOICES), value=train0["precision"], label="Precision")
                         with gr.Accordion("Model (the book's GPT_CONFIG fields)", open=False):
                             with gr.Row():
                                 context_length = gr.Number(model0["context_length"], label="context_length", precision=0)
@@ -235,7 +236,7 @@ def build_app() -> gr.Blocks:
                     weight_decay=weight_decay, eval_freq=eval_freq, eval_iter=eval_iter,
                     warmup_steps=warmup_steps, cosine=cosine, grad_clip=grad_clip,
                     label_smoothing=label_smoothing, seed=seed, start_context=start_context, stride=stride,
-                    iterations=iterations)
+                    iterations=iterations, precision=precision)
         spec_inputs = [form[k] for k in FORM_FIELDS]
         preset_fills = [form[k] for k in train_tab.PRESET_FILLS]
         model_fields = [form[k] for k in MODEL_FIELDS]  # editing one turns the preset into "Custom"

@@ -40,6 +40,9 @@ TRAIN_OPTIONS = [
     ("--checkpoint-every", "checkpoint_every", int, "also save every N steps (always: each epoch, the end)"),
     ("--batching", "batching", str, "'epochs' over sliding windows (the book) or 'random_windows': "
      "--max-steps iterations over random windows (the BabyGPT notebook; --preset babygpt sets it)"),
+    ("--precision", "precision", str, "float32 (exact: the book's numbers), bfloat16 (mixed precision: "
+     "bfloat16 products, float32 weights, optimizer and loss), auto (bfloat16 where the CPU or GPU "
+     "computes it natively) or tf32 (CUDA)"),
 ]
 
 
@@ -71,6 +74,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                           metavar={int: "N", float: "X", str: "TEXT"}[kind])
     opts.add_argument("--no-shuffle", dest="shuffle", action="store_false", default=None,
                       help="keep the training windows in text order")
+    opts.add_argument("--compile", dest="compile", action="store_true", default=None,
+                      help="torch.compile the training forward (same events and checkpoints; "
+                           "the first steps wait for the compiler)")
     out = p.add_argument_group("output")
     out.add_argument("--out", metavar="DIR", help="folder for checkpoint.pt (nothing is saved without it)")
     out.add_argument("--log-every", type=int, default=0, metavar="N", help="also print every N-th step as a line")
@@ -83,8 +89,9 @@ def _train_config(args: argparse.Namespace, base):
     if base is None and not getattr(args, "gpt2", None) and not getattr(args, "resume", None):
         from .config import get_preset  # a new model from a preset trains as the preset says
         base = get_preset(args.preset).train_config()
-    if args.shuffle is not None:
-        given["shuffle"] = args.shuffle
+    for flag in ("shuffle", "compile"):
+        if getattr(args, flag, None) is not None:
+            given[flag] = getattr(args, flag)
     try:
         return (base or TrainConfig()).replace(**given)
     except ValueError as e:
@@ -132,6 +139,7 @@ class _Printer:
         self.json, self.log_every = json_lines, log_every
         self.tty = sys.stderr.isatty()
         self.bar_shown, self.last_pct = False, -1
+        self.last_step = None
 
     def _clear(self) -> None:
         if self.bar_shown and self.tty:
@@ -139,11 +147,12 @@ class _Printer:
             self.bar_shown = False
 
     def __call__(self, event) -> None:
-        from .train_events import StepEvent, event_to_dict, format_event
+        from .train_events import DoneEvent, StepEvent, event_to_dict, format_event, format_utilisation
         if self.json:
             print(json.dumps(event_to_dict(event), default=str), flush=True)
             return
         if isinstance(event, StepEvent):
+            self.last_step = event
             done = event.step + 1
             pct = int(100 * done / max(1, event.total_steps))
             if self.log_every and done % self.log_every == 0:
@@ -157,6 +166,8 @@ class _Printer:
                 self.bar_shown, self.last_pct = True, pct
             return
         self._clear()
+        if isinstance(event, DoneEvent) and self.last_step is not None and format_utilisation(self.last_step):
+            print(f"utilisation: {format_utilisation(self.last_step)}", flush=True)
         print(format_event(event), flush=True)
 
 
@@ -200,7 +211,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             n = sum(p.numel() for p in trainer.model.parameters())
             print(f"training {n:,} parameters on {trainer.device} ({torch.get_num_threads()} threads"
                   f"{f', {dist.world_size} processes' if dist else ''}): {trainer.total_steps} steps of "
-                  f"{config.batch_size * (dist.world_size if dist else 1) * config.grad_accum_steps} windows", flush=True)
+                  f"{config.batch_size * (dist.world_size if dist else 1) * config.grad_accum_steps} windows; "
+                  f"precision {trainer.precision.name} ({trainer.precision.reason})"
+                  f"{'; training forward compiled' if config.compile else ''}", flush=True)
 
         def on_signal(signum, frame):  # first Ctrl-C: stop after this step (and save); second: abort
             trainer.request_stop()

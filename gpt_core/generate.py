@@ -12,18 +12,29 @@ a KV cache, never with dropout) and never changes the model's train/eval mode (t
 switches to eval before sampling); a model without that method (the book's, say) is simply
 called on the window each step, in whatever mode it is in.
 
+`precision` is training's (precision.py): "float32", the default, gives the book's tokens and
+decodes with the weights input-major (decoding.py); "bfloat16" decodes on a bfloat16 copy of
+the weights with a bfloat16 KV cache (a model without a cache runs under bfloat16 autocast);
+"auto" takes bfloat16 where the hardware computes it natively. Sampling always reads float32
+logits.
+
 The book's `text_to_token_ids` and `token_ids_to_text` live here too, beside generation as
 in its chapter 5.
 """
 from __future__ import annotations
 
 import codecs
+import contextlib
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
 from .losses import perplexity
+from .precision import Precision, autocast, precision_for
+from .config import check_precision
+from .device import step_settings
+from .generate_checks import _check_idx, _check_options, _context_size, _device_of, _model_limits
 from .sampling import (Distribution, check_temperature, check_top_k, check_top_p, describe_distribution,
                        sample_next_token)
 from .tokenizers import ENDOFTEXT, CharTokenizer, GPT2Tokenizer
@@ -60,77 +71,24 @@ def generate_text_simple(model: torch.nn.Module, idx: torch.Tensor, max_new_toke
     return idx
 
 
-# --- argument checks --------------------------------------------------------------------------
-
-
-def _model_limits(model: torch.nn.Module) -> tuple[int | None, int | None]:
-    """(vocab size, context length) when the model tells us."""
-    cfg = getattr(model, "cfg", None)
-    if cfg is None:
-        return None, None
-    if isinstance(cfg, dict):
-        return cfg.get("vocab_size"), cfg.get("context_length")
-    return getattr(cfg, "vocab_size", None), getattr(cfg, "context_length", None)
-
-
-def _context_size(context_size: int | None, context_length: int | None, default: int | None = None) -> int:
-    """The window generation and scoring condition on: `context_size` (1 up to the model's
-    context length), else the model's context length, else `default` where one is given."""
-    if context_size is None:
-        context_size = context_length if context_length is not None else default
-        if context_size is None:
-            raise ValueError("pass context_size: this model does not say how long its context is")
-        return context_size
-    if isinstance(context_size, bool) or not isinstance(context_size, int) or context_size < 1:
-        raise ValueError(f"context_size must be a whole number >= 1, got {context_size!r}")
-    if context_length is not None and context_size > context_length:
-        raise ValueError(f"context_size {context_size} is longer than the model's context_length {context_length}")
-    return context_size
-
-
-def _device_of(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-def _check_idx(idx: Any, vocab_size: int | None) -> None:
-    if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.dtype != torch.long:
-        raise ValueError("idx must be a 2-D tensor of token ids (dtype torch.long), shape (batch, tokens)")
-    if idx.shape[0] < 1 or idx.shape[1] < 1:
-        raise ValueError(f"idx needs at least one row and one token to start from, got shape {tuple(idx.shape)}")
-    if vocab_size is not None and (int(idx.min()) < 0 or int(idx.max()) >= vocab_size):
-        raise ValueError(f"idx holds token ids outside the model's vocabulary of {vocab_size}")
-
-
-def _check_options(model: torch.nn.Module, max_new_tokens: int, context_size: int | None,
-                   temperature: float, top_k: int | None, top_p: float | None, eos_id: int | None,
-                   generator: torch.Generator | None, seed: int | None) -> tuple[int, torch.Generator | None]:
-    vocab_size, context_length = _model_limits(model)
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be a whole number >= 0, got {max_new_tokens!r}")
-    context_size = _context_size(context_size, context_length)
-    check_temperature(temperature)
-    check_top_k(top_k)
-    check_top_p(top_p)
-    if eos_id is not None and (isinstance(eos_id, bool) or not isinstance(eos_id, int) or eos_id < 0
-                               or (vocab_size is not None and eos_id >= vocab_size)):
-        raise ValueError(f"eos_id must be a token id of the vocabulary (or None), got {eos_id!r}")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError("generator must be a torch.Generator")
-    if seed is not None:
-        if generator is not None:
-            raise ValueError("give a seed or a generator, not both")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be a whole number, got {seed!r}")
-    return context_size, generator
-
-
 # --- the model's next-token logits ----------------------------------------------------------------
 
 
-def _new_cache(model: torch.nn.Module, batch_size: int, max_len: int) -> Any:
-    """The model's own KV cache, or None for a model that keeps none (the bigram, the book's)."""
+def _new_cache(model: torch.nn.Module, batch_size: int, max_len: int, precision: Precision | None = None) -> Any:
+    """The model's own KV cache, or None for a model that keeps none (the bigram, the book's).
+    With a `precision`, the cache decodes with weights in its dtype and layout (decoding.py);
+    without, with the parameters as they are (scoring and one-off logits: no copies)."""
     make = getattr(model, "new_kv_cache", None)
-    return make(batch_size, max_len) if make is not None else None
+    if make is None:
+        return None
+    if precision is None:
+        return make(batch_size, max_len)
+    return make(batch_size, max_len, dtype=precision.dtype, decode_weights=True)
+
+
+def _decoding_precision(model: torch.nn.Module, precision: str) -> Precision:
+    check_precision(precision)
+    return precision_for(precision, _device_of(model))
 
 
 def _logits(model: torch.nn.Module, ids: torch.Tensor, cache: Any = None, *, fresh: bool = True,
@@ -159,7 +117,7 @@ StepHook = Callable[[torch.Tensor, torch.Tensor], None]
 def _token_steps(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, context_size: int, *,
                  temperature: float, top_k: int | None, top_p: float | None, eos_id: int | None,
                  generator: torch.Generator | None, use_cache: bool,
-                 on_step: StepHook | None = None) -> Iterator[torch.Tensor]:
+                 precision: Precision, on_step: StepHook | None = None) -> Iterator[torch.Tensor]:
     """Yield each new column of token ids, (B, 1), arguments already checked. `on_step`
     sees each step's logits (B, vocab) and the ids drawn from them, before they are yielded.
 
@@ -180,14 +138,18 @@ def _token_steps(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int,
     tokens[:, :prompt_len] = idx
     n = prompt_len
     # Never longer than the text will get: a short run on a long-context model stays small.
-    cache = _new_cache(model, batch_size, min(context_size, prompt_len + max_new_tokens))
+    cache = _new_cache(model, batch_size, min(context_size, prompt_len + max_new_tokens), precision)
     finished = torch.zeros(batch_size, dtype=torch.bool, device=idx.device) if eos_id is not None else None
 
     for step in range(max_new_tokens):
-        if step == 0 or not use_cache or cache is None or cache.length >= context_size:
-            logits = _logits(model, tokens[:, max(0, n - context_size):n], cache)  # the window: (B, vocab)
-        else:
-            logits = _logits(model, tokens[:, n - 1:n], cache, fresh=False)  # one new token: (B, vocab)
+        # Entered per step, not around the loop: a generator must not leave them on between yields.
+        with step_settings(precision, idx.device), (
+                autocast(precision, idx.device) if cache is None else contextlib.nullcontext()):
+            if step == 0 or not use_cache or cache is None or cache.length >= context_size:
+                logits = _logits(model, tokens[:, max(0, n - context_size):n], cache)  # the window: (B, vocab)
+            else:
+                logits = _logits(model, tokens[:, n - 1:n], cache, fresh=False)  # one new token: (B, vocab)
+        logits = logits.float()  # (a no-op in float32)
         next_ids = sample_next_token(logits, temperature=temperature, top_k=top_k, top_p=top_p,
                                      generator=generator)  # (B, 1)
         if finished is not None:
@@ -205,7 +167,8 @@ def _token_steps(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int,
 def generate(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, context_size: int | None = None, *,
              temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
              eos_id: int | None = None, generator: torch.Generator | None = None, seed: int | None = None,
-             use_cache: bool = True, on_step: StepHook | None = None) -> torch.Tensor:
+             use_cache: bool = True, on_step: StepHook | None = None,
+             precision: str = "float32") -> torch.Tensor:
     """The book's `generate`, with nucleus sampling, per-row end-of-text and a KV cache.
 
     idx: (B, T) token ids to continue. Returns (B, T + new) ids. `context_size` defaults to
@@ -216,17 +179,19 @@ def generate(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, con
     others continue; generation stops when every row has, the final end-of-text step not
     appended (the book's behaviour for one row). `use_cache=False` recomputes the whole
     window every step, as the book does. `on_step(logits, ids)` sees every step (StepHook).
+    `precision`: "float32" (the book's tokens), "bfloat16" or "auto" (module docstring).
     """
     vocab_size, _ = _model_limits(model)
     _check_idx(idx, vocab_size)
     context_size, generator = _check_options(model, max_new_tokens, context_size, temperature, top_k,
                                              top_p, eos_id, generator, seed)
+    decoding = _decoding_precision(model, precision)
     idx = idx.to(_device_of(model))
     if seed is not None:
         generator = torch.Generator(device=idx.device).manual_seed(seed)
     columns = list(_token_steps(model, idx, max_new_tokens, context_size, temperature=float(temperature),
                                 top_k=top_k, top_p=top_p, eos_id=eos_id, generator=generator,
-                                use_cache=use_cache, on_step=on_step))
+                                use_cache=use_cache, on_step=on_step, precision=decoding))
     # Outside inference mode, so the result is an ordinary tensor a caller may train on.
     return torch.cat([idx, *columns], dim=1)
 
@@ -258,7 +223,8 @@ def stream_generate(model: torch.nn.Module, tokenizer: Any, prompt: str | Sequen
                     max_new_tokens: int, context_size: int | None = None, *, temperature: float = 0.0,
                     top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
                     generator: torch.Generator | None = None, seed: int | None = None,
-                    use_cache: bool = True, on_step: StepHook | None = None) -> Iterator[str]:
+                    use_cache: bool = True, on_step: StepHook | None = None,
+                    precision: str = "float32") -> Iterator[str]:
     """Yield the continuation of `prompt` as text, piece by piece as tokens are produced.
 
     Same tokens as `generate` with the same arguments (one row). The prompt is a string, a
@@ -280,11 +246,12 @@ def stream_generate(model: torch.nn.Module, tokenizer: Any, prompt: str | Sequen
     _check_idx(idx, vocab_size)
     context_size, generator = _check_options(model, max_new_tokens, context_size, temperature, top_k,
                                              top_p, eos_id, generator, seed)
+    decoding = _decoding_precision(model, precision)
     if seed is not None:
         generator = torch.Generator(device=idx.device).manual_seed(seed)
     return _stream(model, tokenizer, idx, max_new_tokens, context_size, temperature=float(temperature),
                    top_k=top_k, top_p=top_p, eos_id=eos_id, generator=generator, use_cache=use_cache,
-                   on_step=on_step)
+                   on_step=on_step, precision=decoding)
 
 
 def _stream(model, tokenizer, idx, max_new_tokens, context_size, **options) -> Iterator[str]:

@@ -9,10 +9,14 @@ import torch.nn.functional as F
 from .config import GPTConfig
 
 
-def measure_step_seconds(config: GPTConfig, *, batch_size: int, context_length: int, steps: int = 2) -> float:
-    """Seconds one AdamW training step takes for this model size on this machine: a throwaway
-    model trained on random ids, the first (warm-up) step not counted."""
+def measure_step_seconds(config: GPTConfig, *, batch_size: int, context_length: int, steps: int = 2,
+                         precision: str = "float32") -> float:
+    """Seconds one AdamW training step takes for this model size on this machine in `precision`
+    (precision.py): a throwaway model trained on random ids, the first (warm-up) step not counted."""
     from .model import build_model
+    from .precision import autocast, precision_for
+
+    arithmetic = precision_for(precision, "cpu")
 
     context_length = min(context_length, config.context_length)
     with torch.random.fork_rng():
@@ -25,8 +29,9 @@ def measure_step_seconds(config: GPTConfig, *, batch_size: int, context_length: 
         for _ in range(steps + 1):
             t0 = time.perf_counter()
             optimizer.zero_grad()
-            logits = model(inputs)
-            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+            with autocast(arithmetic, "cpu"):
+                logits = model(inputs)
+                loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
             loss.backward()
             optimizer.step()
             times.append(time.perf_counter() - t0)

@@ -22,15 +22,18 @@ from torch import nn
 
 from . import losses
 from .config import GPTConfig, TrainConfig
+from .device import step_settings
 # The book's helpers are named here too (gpt_core.train.evaluate_model, as in its ch05).
 from .evaluation import (MIN_OVERFIT_EVAL_BATCHES, _unwrap, context_size_of, estimate_loss,  # noqa: F401
                          evaluate_model, generate_sample, is_overfitting)
+from .precision import autocast, precision_for
 from .rng import capture_rng_state, restore_rng_state
 from .schedule import BatchSchedule, EpochLoaderSchedule, lr_at, uses_lr_schedule
 from .timeline import add_frame, capture_frame
 from .train_events import (CheckpointEvent, DoneEvent, EpochEvent, ErrorEvent, EvalEvent, Event,
                            SampleEvent, StepEvent, StoppedEvent)
 from .train_state import TrainState
+from .utilisation import flops_per_token, peak_flops
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -75,10 +78,16 @@ class Trainer:
         self._pending_rng = rng_state
         self._iterator: Iterator | None = None
         self._stop_requested = False
+        # The arithmetic of every step, evaluation and sample, with the sentence that says why.
+        self.precision = precision_for(config.precision, self.device)
+        self._dropout = False  # whether the model drops anything (run() looks): exact CUDA attention
         self.train_model = model
         if self.world_size > 1:
             from .distributed import wrap_ddp
             self.train_model = wrap_ddp(model, dist, self.device)
+        if config.compile:
+            from .compiled import compile_for_training
+            self.train_model = compile_for_training(self.train_model)
         accum = config.grad_accum_steps
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / accum)
         total = schedule.num_epochs * self.steps_per_epoch
@@ -121,6 +130,7 @@ class Trainer:
             restore_rng_state(self._pending_rng)
             self._pending_rng = None
         self.model.train()
+        self._dropout = any(m.p > 0 for m in self.model.modules() if isinstance(m, nn.Dropout))
         run_start, self._train_seconds, self._run_tokens, self._run_steps = time.perf_counter(), 0.0, 0, 0
         epoch_start = run_start
         try:
@@ -169,7 +179,15 @@ class Trainer:
             self.model.train()
             yield ErrorEvent(f"{type(exc).__name__}: {exc}", self.state.step, exception=exc)
 
+    def _settings(self):
+        """The device's settings for this run's precision (TF32, attention kernels)."""
+        return step_settings(self.precision, self.device, dropout=self._dropout)
+
     def _train_step(self, run_start: float) -> StepEvent | StoppedEvent:
+        with self._settings():
+            return self._train_step_here(run_start)
+
+    def _train_step_here(self, run_start: float) -> StepEvent | StoppedEvent:
         cfg, st = self.config, self.state
         t0 = time.perf_counter()
         group = min(cfg.grad_accum_steps, self.batches_per_epoch - st.position)
@@ -185,8 +203,9 @@ class Trainer:
             input_batch, target_batch = next(self._iterator)
             sync = micro == group - 1 or self.world_size == 1
             with (contextlib.nullcontext() if sync else self.train_model.no_sync()):
-                loss = losses.calc_loss_batch(input_batch, target_batch, self.train_model, self.device,
-                                              label_smoothing=cfg.label_smoothing)
+                with autocast(self.precision, self.device):  # the forward and its loss only
+                    loss = losses.calc_loss_batch(input_batch, target_batch, self.train_model, self.device,
+                                                  label_smoothing=cfg.label_smoothing)
                 (loss if group == 1 else loss / group).backward()
             loss_sum += loss.detach()
             tokens += input_batch.numel()
@@ -221,16 +240,23 @@ class Trainer:
         self._run_steps += 1
         remaining = self.total_steps - (step + 1)
         eta = (now - run_start) / self._run_steps * remaining
+        tokens_per_sec = self._run_tokens / max(self._train_seconds, 1e-9)
+        achieved, peak = None, None
+        if isinstance(self.model_config, GPTConfig):  # FLOPs counted from the shape (utilisation.py)
+            # Per process: the peak is one device's, and so are these tokens.
+            achieved = tokens_per_sec / self.world_size * flops_per_token(self.model_config, input_batch.shape[1])
+            peak = peak_flops(self.device, self.precision)  # measured once per process, after the timing
         return StepEvent(step=step, epoch=st.epoch + 1, loss=loss_value,
                          lr=float(self.optimizer.param_groups[0]["lr"]), grad_norm=grad_norm,
-                         tokens_seen=st.tokens_seen,
-                         tokens_per_sec=self._run_tokens / max(self._train_seconds, 1e-9),
-                         eta_seconds=eta, total_steps=self.total_steps)
+                         tokens_seen=st.tokens_seen, tokens_per_sec=tokens_per_sec,
+                         eta_seconds=eta, total_steps=self.total_steps, flops_per_sec=achieved,
+                         peak_flops=peak, precision=self.precision.name)
 
     def _evaluate(self) -> EvalEvent:
         st = self.state
         train_src, val_src = self.schedule.eval_sources()
-        train_loss, val_loss = evaluate_model(self.model, train_src, val_src, self.device, self.config.eval_iter)
+        with self._settings(), autocast(self.precision, self.device):
+            train_loss, val_loss = evaluate_model(self.model, train_src, val_src, self.device, self.config.eval_iter)
         if self.world_size > 1:
             from .distributed import all_reduce_mean
             t = all_reduce_mean(torch.tensor([train_loss, val_loss], dtype=torch.float64, device=self.device))
@@ -259,7 +285,8 @@ class Trainer:
     def _end_epoch(self, seconds: float) -> Iterator[Event]:
         st, cfg = self.state, self.config
         if self.is_main and self.tokenizer is not None and cfg.sample_tokens > 0 and cfg.start_context:
-            text = generate_sample(self.model, self.tokenizer, self.device, cfg.start_context, cfg.sample_tokens)
+            with self._settings(), autocast(self.precision, self.device):
+                text = generate_sample(self.model, self.tokenizer, self.device, cfg.start_context, cfg.sample_tokens)
             yield SampleEvent(st.epoch + 1, text, st.step)
         yield EpochEvent(st.epoch + 1, st.step, seconds)
         st.epoch, st.position, self._iterator = st.epoch + 1, 0, None

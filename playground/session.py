@@ -388,15 +388,15 @@ class Workspace:
             raise WorkspaceError(f"This model has {layers:,} transformer blocks; this server trains models "
                                  f"with up to {self.limits.max_layers:,}. Choose fewer layers.")
 
-    def time_step(self, config: Any, *, batch_size: int, steps: int = 2) -> float:
-        """Seconds a training step of `config` takes here (`measure_step_seconds`), with its
-        throwaway model's memory reserved for as long as it lives."""
+    def time_step(self, config: Any, *, batch_size: int, steps: int = 2, precision: str = "float32") -> float:
+        """Seconds a training step of `config` takes here in `precision` (`measure_step_seconds`),
+        with its throwaway model's memory reserved for as long as it lives."""
         self.check_trainable(config)
         self.reserve("measure", config.training_memory_bytes(batch_size, config.context_length),
                      "timing a training step of this model")
         try:
             return measure_step_seconds(config, batch_size=batch_size, context_length=config.context_length,
-                                        steps=steps)
+                                        steps=steps, precision=precision)
         finally:
             self.release("measure")
 

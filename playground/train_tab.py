@@ -13,8 +13,10 @@ import time
 import gradio as gr
 
 from gpt_core.plots import loss_figure
+from gpt_core.precision import precision_for
+from gpt_core.prepare import select_device
 from gpt_core.train_events import (CheckpointEvent, DoneEvent, EpochEvent, ErrorEvent, EvalEvent,
-                                   SampleEvent, StepEvent, StoppedEvent)
+                                   SampleEvent, StepEvent, StoppedEvent, format_utilisation)
 
 from . import models, replay
 from .common import SETTINGS, SHARED, TRAIN_QUEUE
@@ -23,8 +25,8 @@ from .files import LINKS
 from .formatting import format_bytes, format_count
 from .i18n import tr
 from .memory import MemoryBudgetError
-from .options import (MODEL_FIELDS, PRESET_LABELS, START_FROM, TRAIN_FIELDS, build_spec, preset_fields,
-                      preset_name)
+from .options import (MODEL_FIELDS, PRESET_LABELS, START_FROM, TRAIN_FIELDS, build_spec, precision_sentence,
+                      preset_fields, preset_name)
 from .prompts import readable_run_start
 from .session import BoundedDict, Workspace, WorkspaceError
 from .train_queue import Place, Turn
@@ -114,12 +116,13 @@ def estimate(ws: Workspace, form: dict) -> str:
         lines[1] = (f"{tc.max_steps:,} iterations, each over {tc.batch_size} windows at random starts "
                     f"(80/20 split of the tokens); loss estimated every {tc.eval_freq:,} over "
                     f"{tc.eval_iter:,} random batches of each split")
-    key = (cfg, tc.batch_size)
+    lines.append(precision_sentence(precision_for(tc.precision, select_device(tc.device))))
+    key = (cfg, tc.batch_size, tc.precision)  # timed in the run's precision
     seconds = ws.step_seconds.get(key) or MEASURED_STEP_SECONDS.get(key)
     if seconds is None and params <= AUTO_MEASURE_MAX_PARAMS and params <= ws.limits.max_train_parameters:
         try:
             seconds = ws.step_seconds[key] = MEASURED_STEP_SECONDS[key] = ws.time_step(
-                cfg, batch_size=tc.batch_size, steps=1)
+                cfg, batch_size=tc.batch_size, steps=1, precision=tc.precision)
         except (MemoryBudgetError, WorkspaceError):
             seconds = None  # no room to time it now: the line below offers the button
     if seconds is not None and random_windows:
@@ -182,7 +185,8 @@ def _check_steps(ws: Workspace, spec, start: str, base) -> None:
 
 def measure(ws: Workspace, form: dict) -> str:
     spec = _spec(ws, form)
-    ws.step_seconds[(spec.model, spec.train.batch_size)] = ws.time_step(spec.model, batch_size=spec.train.batch_size)
+    ws.step_seconds[(spec.model, spec.train.batch_size, spec.train.precision)] = ws.time_step(
+        spec.model, batch_size=spec.train.batch_size, precision=spec.train.precision)
     return estimate(ws, form)
 
 
@@ -226,6 +230,8 @@ def _metrics(ws: Workspace, last_step: StepEvent | None, last_eval: EvalEvent | 
     if last_step is not None:
         parts.append(f"batch loss **{last_step.loss:.3f}**")
         parts.append(f"{last_step.tokens_per_sec:,.0f} tokens/s")
+        if format_utilisation(last_step):  # achieved FLOP/s against this server's measured peak
+            parts.append(format_utilisation(last_step))
         parts.append(f"lr {last_step.lr:.2e}")
     if last_eval is not None:
         parts.append(f"train loss **{last_eval.train_loss:.3f}** (perplexity {_ppl(last_eval.train_ppl)})")
@@ -332,7 +338,8 @@ def _drive(ws: Workspace, turn: Turn, view: _View):
     last_yield = 0.0
     outcome, error = "done", None
     started = time.monotonic()
-    view.status = f"Training **{own.label}** on *{own.corpus_name}*: {total:,} steps."
+    view.status = (f"Training **{own.label}** on *{own.corpus_name}*: {total:,} steps. "
+                   f"{precision_sentence(trainer.precision)}")
     yield view.outputs(running=True)
     for ev in trainer.run(stop=turn):
         force = False
