@@ -270,7 +270,7 @@ def build_app() -> gr.Blocks:
             field.input(train_tab.mark_custom, preset, preset, api_name=False)
         for field in preset_fills:
             # Numbers re-estimate when the user leaves the field, not at every keystroke.
-            trigger = field.input if isinstance(field, gr.Checkbox) else field.blur
+            trigger = field.input if isinstance(field, (gr.Checkbox, gr.Radio)) else field.blur
             trigger(bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate, api_name=False, trigger_mode="always_last")
         measure_event = measure_btn.click(bind_form(train_tab.measure, FORM_FIELDS), spec_inputs, estimate,
                                           api_name="measure", concurrency_id="train",
