@@ -261,6 +261,9 @@ class TrainConfig:
     # notebook's `max_steps` iterations, each over `batch_size` windows at random starts
     # (schedule.RandomWindowSchedule); the train/val split is then of the token ids.
     batching: str = "epochs"
+    # At each evaluation keep the greedy sample and the next-token candidates of the start
+    # context (gpt_core/timeline.py): the playground replays the run with them.
+    timeline: bool = False
     # "float32" (exact: the book's numbers), "bfloat16" (mixed precision: bfloat16 products,
     # float32 weights, optimizer state and loss), "auto" (bfloat16 where the hardware computes
     # it natively) or "tf32" (CUDA's TF32 products); see precision.py.
@@ -324,7 +327,7 @@ class TrainConfig:
         integer("stride", 1, optional=True)
         number("train_ratio", 0.0, 1.0, lo_open=True, hi_open=True)
         check_precision(self.precision)
-        for name in ("shuffle", "clip_during_warmup", "compile"):
+        for name in ("shuffle", "clip_during_warmup", "compile", "timeline"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         integer("checkpoint_every", 1, optional=True)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
@@ -108,13 +108,18 @@ def _logits(model: torch.nn.Module, ids: torch.Tensor, cache: Any = None, *, fre
 
 # --- the token loop -----------------------------------------------------------------------------
 
+# Called at each generated token with the logits it was drawn from, (B, vocab), and the drawn
+# ids, (B, 1): how a timeline or an inspector sees the candidates without another forward.
+StepHook = Callable[[torch.Tensor, torch.Tensor], None]
+
 
 @torch.inference_mode()
 def _token_steps(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, context_size: int, *,
                  temperature: float, top_k: int | None, top_p: float | None, eos_id: int | None,
                  generator: torch.Generator | None, use_cache: bool,
-                 precision: Precision) -> Iterator[torch.Tensor]:
-    """Yield each new column of token ids, (B, 1), arguments already checked.
+                 precision: Precision, on_step: StepHook | None = None) -> Iterator[torch.Tensor]:
+    """Yield each new column of token ids, (B, 1), arguments already checked. `on_step`
+    sees each step's logits (B, vocab) and the ids drawn from them, before they are yielded.
 
     A row that has produced `eos_id` keeps producing `eos_id` (padding) while other rows go
     on; the step at which every row has finished is not yielded, so a single row stops just
@@ -154,13 +159,16 @@ def _token_steps(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int,
                 return
         tokens[:, n] = next_ids[:, 0]
         n += 1
+        if on_step is not None:
+            on_step(logits, next_ids)
         yield next_ids
 
 
 def generate(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, context_size: int | None = None, *,
              temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
              eos_id: int | None = None, generator: torch.Generator | None = None, seed: int | None = None,
-             use_cache: bool = True, precision: str = "float32") -> torch.Tensor:
+             use_cache: bool = True, on_step: StepHook | None = None,
+             precision: str = "float32") -> torch.Tensor:
     """The book's `generate`, with nucleus sampling, per-row end-of-text and a KV cache.
 
     idx: (B, T) token ids to continue. Returns (B, T + new) ids. `context_size` defaults to
@@ -170,8 +178,8 @@ def generate(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, con
     picks the book's tokens). With `eos_id`, a row that produces it is padded with it while the
     others continue; generation stops when every row has, the final end-of-text step not
     appended (the book's behaviour for one row). `use_cache=False` recomputes the whole
-    window every step, as the book does. `precision`: "float32" (the book's tokens),
-    "bfloat16" or "auto" (module docstring).
+    window every step, as the book does. `on_step(logits, ids)` sees every step (StepHook).
+    `precision`: "float32" (the book's tokens), "bfloat16" or "auto" (module docstring).
     """
     vocab_size, _ = _model_limits(model)
     _check_idx(idx, vocab_size)
@@ -183,7 +191,7 @@ def generate(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, con
         generator = torch.Generator(device=idx.device).manual_seed(seed)
     columns = list(_token_steps(model, idx, max_new_tokens, context_size, temperature=float(temperature),
                                 top_k=top_k, top_p=top_p, eos_id=eos_id, generator=generator,
-                                use_cache=use_cache, precision=decoding))
+                                use_cache=use_cache, on_step=on_step, precision=decoding))
     # Outside inference mode, so the result is an ordinary tensor a caller may train on.
     return torch.cat([idx, *columns], dim=1)
 
@@ -215,7 +223,8 @@ def stream_generate(model: torch.nn.Module, tokenizer: Any, prompt: str | Sequen
                     max_new_tokens: int, context_size: int | None = None, *, temperature: float = 0.0,
                     top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
                     generator: torch.Generator | None = None, seed: int | None = None,
-                    use_cache: bool = True, precision: str = "float32") -> Iterator[str]:
+                    use_cache: bool = True, on_step: StepHook | None = None,
+                    precision: str = "float32") -> Iterator[str]:
     """Yield the continuation of `prompt` as text, piece by piece as tokens are produced.
 
     Same tokens as `generate` with the same arguments (one row). The prompt is a string, a
@@ -242,7 +251,7 @@ def stream_generate(model: torch.nn.Module, tokenizer: Any, prompt: str | Sequen
         generator = torch.Generator(device=idx.device).manual_seed(seed)
     return _stream(model, tokenizer, idx, max_new_tokens, context_size, temperature=float(temperature),
                    top_k=top_k, top_p=top_p, eos_id=eos_id, generator=generator, use_cache=use_cache,
-                   precision=decoding)
+                   on_step=on_step, precision=decoding)
 
 
 def _stream(model, tokenizer, idx, max_new_tokens, context_size, **options) -> Iterator[str]:
@@ -306,32 +315,39 @@ class TextScore:
     """How well the model predicts a text, token by token (the book's "text generation loss").
 
     target_ids[b, i] is the token that actually came next and target_probs[b, i] the
-    probability the model gave it; cross_entropy is the mean of -log(target_probs) and
-    perplexity its exp.
+    probability the model gave it; ranks[b, i] its place among the model's guesses (1 = the
+    most likely) and top_ids[b, i] the model's own first guess; cross_entropy is the mean of
+    -log(target_probs) and perplexity its exp.
     """
     target_ids: torch.Tensor  # (B, T - 1)
     target_probs: torch.Tensor  # (B, T - 1)
     log_probs: torch.Tensor  # (B, T - 1)
     cross_entropy: float
     perplexity: float
+    ranks: torch.Tensor | None = None  # (B, T - 1), 1 = the model's first guess
+    top_ids: torch.Tensor | None = None  # (B, T - 1)
 
 
 @torch.inference_mode()
-def _target_log_probs(model: torch.nn.Module, ids: torch.Tensor, context_size: int) -> torch.Tensor:
+def _target_log_probs(model: torch.nn.Module, ids: torch.Tensor,
+                      context_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     # Windows of context_size inputs one after another (the book's data loader with
     # stride == context length): every token but the first is predicted, from up to
-    # context_size tokens of its own window.
+    # context_size tokens of its own window. Returns (log p, rank, first guess) of each.
     batch_size, total = ids.shape
     cache = _new_cache(model, batch_size, min(context_size, total))
-    pieces = []
+    pieces, ranks, tops = [], [], []
     for start in range(0, total - 1, context_size):
         inputs = ids[:, start:start + context_size]
         targets = ids[:, start + 1:start + 1 + inputs.shape[1]]
         inputs = inputs[:, :targets.shape[1]]
         logits = _logits(model, inputs, cache, all_positions=True)  # (B, T, vocab)
         log_probs = torch.log_softmax(logits.float(), dim=-1)
-        pieces.append(log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1))
-    return torch.cat(pieces, dim=1)
+        target = log_probs.gather(-1, targets.unsqueeze(-1))  # (B, T, 1)
+        pieces.append(target.squeeze(-1))
+        ranks.append((log_probs > target).sum(-1) + 1)  # tokens the model found likelier, + 1
+        tops.append(log_probs.argmax(-1))
+    return torch.cat(pieces, dim=1), torch.cat(ranks, dim=1), torch.cat(tops, dim=1)
 
 
 def score_text(model: torch.nn.Module, token_ids: Sequence[int] | torch.Tensor, *,
@@ -350,7 +366,8 @@ def score_text(model: torch.nn.Module, token_ids: Sequence[int] | torch.Tensor, 
         raise ValueError("scoring needs at least two tokens: one to predict from and one to predict")
     context_size = _context_size(context_size, context_length)
     ids = ids.to(_device_of(model))
-    log_probs = _target_log_probs(model, ids, context_size).clone()
+    log_probs, ranks, top_ids = (t.clone() for t in _target_log_probs(model, ids, context_size))
     cross_entropy = float(-log_probs.mean())
     return TextScore(target_ids=ids[:, 1:].clone(), target_probs=log_probs.exp(), log_probs=log_probs,
-                     cross_entropy=cross_entropy, perplexity=perplexity(cross_entropy))
+                     cross_entropy=cross_entropy, perplexity=perplexity(cross_entropy), ranks=ranks,
+                     top_ids=top_ids)

@@ -29,6 +29,7 @@ from .evaluation import (MIN_OVERFIT_EVAL_BATCHES, _unwrap, context_size_of, est
 from .precision import autocast, precision_for
 from .rng import capture_rng_state, restore_rng_state
 from .schedule import BatchSchedule, EpochLoaderSchedule, lr_at, uses_lr_schedule
+from .timeline import add_frame, capture_frame
 from .train_events import (CheckpointEvent, DoneEvent, EpochEvent, ErrorEvent, EvalEvent, Event,
                            SampleEvent, StepEvent, StoppedEvent)
 from .train_state import TrainState
@@ -268,12 +269,18 @@ class Trainer:
             st.best_val_loss, st.best_step, st.evals_since_best = val_loss, st.step, 0
         elif math.isfinite(val_loss):
             st.evals_since_best += 1
+        cfg, frame = self.config, None
+        if cfg.timeline and self.is_main and self.tokenizer is not None and cfg.start_context:
+            frame = capture_frame(self.model, self.tokenizer, cfg.start_context, step=st.step, epoch=st.epoch + 1,
+                                  tokens_seen=st.tokens_seen, train_loss=train_loss, val_loss=val_loss,
+                                  max_new_tokens=cfg.sample_tokens)
+            add_frame(st.timeline, frame)
         return EvalEvent(step=st.step, epoch=st.epoch + 1, tokens_seen=st.tokens_seen,
                          train_loss=train_loss, val_loss=val_loss,
                          train_ppl=losses.perplexity(train_loss), val_ppl=losses.perplexity(val_loss),
-                         overfitting=is_overfitting(st.train_losses, st.val_losses, self.config.overfit_patience,
+                         overfitting=is_overfitting(st.train_losses, st.val_losses, cfg.overfit_patience,
                                                     eval_batches=self.eval_batches),
-                         best_val_loss=st.best_val_loss)
+                         best_val_loss=st.best_val_loss, frame=frame)
 
     def _end_epoch(self, seconds: float) -> Iterator[Event]:
         st, cfg = self.state, self.config

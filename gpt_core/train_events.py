@@ -10,7 +10,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Union
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .timeline import Frame
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class EvalEvent:
     # Validation loss rising for several evaluations while the training loss falls.
     overfitting: bool = False
     best_val_loss: float = math.inf
+    # With TrainConfig.timeline: this evaluation's greedy sample and next-token candidates.
+    frame: Frame | None = None
     kind: ClassVar[str] = "eval"
 
 
@@ -119,6 +124,8 @@ Event = Union[StepEvent, EvalEvent, SampleEvent, EpochEvent, CheckpointEvent, Do
 def event_to_dict(event: Event) -> dict[str, Any]:
     """JSON-ready dict with the event's kind under "event"."""
     d = {f.name: getattr(event, f.name) for f in dataclasses.fields(event) if f.name != "exception"}
+    if d.get("frame") is not None:
+        d["frame"] = d["frame"].to_dict()
     return {"event": event.kind, **d}
 
 

@@ -24,6 +24,7 @@ class TrainState:
     evals_since_best: int = 0
     seconds: float = 0.0  # training wall time over all runs
     text_sha256: str = ""  # of the text trained on (prepare_training): a mid-epoch resume needs it
+    timeline: list[dict] = field(default_factory=list)  # timeline.Frame dicts, one per evaluation
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

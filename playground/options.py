@@ -149,6 +149,7 @@ def build_spec(*, tokenizer: str, vocab_size: int, preset_label: str, context_le
         seed=seed_value,
         start_context=start_context,
         stride=stride_value or None,
+        timeline=True,  # the Train tab replays every run (playground/replay.py)
         precision=precision_name(precision),
         **batching,
     )

@@ -31,6 +31,7 @@ from gpt_core.tokenizers import GPT2Tokenizer, get_tokenizer
 from .history import RunHistory
 from .limits import Limits, default_files_root, session_folder
 from .memory import TRAINED_BYTES_PER_PARAMETER, MemoryBudget, release_freed_memory
+from .runs import RunArchive
 
 SPILL_DIR = "spilled"  # inside the session's folder; never offered for download
 
@@ -131,8 +132,10 @@ class Workspace:
         self.in_use = 0  # requests being handled right now (a spill waits for none)
         self.history = RunHistory(max_points=self.limits.max_history_points,
                                   max_samples=self.limits.max_samples)
+        self.runs = RunArchive()  # the runs trained here, to compare (playground/compare.py)
         self.job: Job | None = None
         self.closed = False
+        self.lang = "en"  # the page's language for this session (playground/i18n.py)
         # Measured seconds per training step, by (model config, batch size), for estimates.
         self.step_seconds: BoundedDict = BoundedDict(32)
         # What the app's view of this session last showed (e.g. the latest metrics): small.
@@ -171,6 +174,7 @@ class Workspace:
             self._tokenizers.clear()
             self._stats_cache.clear()
             self._text = None
+            self.runs.clear()
 
     # --- the own model, in memory or spilled to disk -----------------------------------------
     def key(self, part: str) -> str:
@@ -513,7 +517,8 @@ class Workspace:
         if ckpt.kind == "gpt_core" and ckpt.trainer_state and ckpt.train_config is not None:
             self.reserve("model", resident_bytes(config, True), "the uploaded model")
             try:
-                trainer = prepare_training(self.text, config=ckpt.train_config, resume=ckpt)
+                # Replayed from here on too, if the file's run kept no timeline yet.
+                trainer = prepare_training(self.text, config=ckpt.train_config.replace(timeline=True), resume=ckpt)
             except ValueError as e:
                 trainer, note = None, note + f" (Its run cannot be resumed on the current text: {e}.)"
             if trainer is not None:
@@ -574,5 +579,6 @@ class Workspace:
         folder = session_folder(self.files_root, self.id)
         if folder.is_dir():
             shutil.rmtree(folder, ignore_errors=True)
-        if self.own is not None:
-            self.own.checkpoint_path = None
+        # self._own, not self.own: that would read a spilled model back from the folder just removed.
+        if self._own is not None:
+            self._own.checkpoint_path = None

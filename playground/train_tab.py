@@ -18,15 +18,18 @@ from gpt_core.prepare import select_device
 from gpt_core.train_events import (CheckpointEvent, DoneEvent, EpochEvent, ErrorEvent, EvalEvent,
                                    SampleEvent, StepEvent, StoppedEvent, format_utilisation)
 
-from . import models
+from . import compare, models, replay
 from .common import SETTINGS, SHARED, TRAIN_QUEUE
-from .data_tab import TOKENIZER_LABELS, tokenizer_kind
+from .data_tab import TOKENIZER_LABELS, tokenizer_hint, tokenizer_kind
 from .files import LINKS
 from .formatting import format_bytes, format_count
+from .i18n import tr
 from .memory import MemoryBudgetError
-from .options import (MODEL_FIELDS, PRESET_LABELS, START_FROM, TRAIN_FIELDS, build_spec, precision_sentence,
+from .options import (MODEL_FIELDS, PRESET_LABELS, TRAIN_FIELDS, build_spec, precision_sentence,
                       preset_fields, preset_name)
+from .prompts import readable_run_start
 from .session import BoundedDict, Workspace, WorkspaceError
+from .share import start_id
 from .train_queue import Place, Turn
 
 UPDATE_INTERVAL_S = 0.3  # chart redraws while training: often enough to look live
@@ -140,6 +143,9 @@ def estimate(ws: Workspace, form: dict) -> str:
     if params > ws.limits.max_train_parameters:
         lines.append(f"⚠️ Larger than this server trains ({format_count(ws.limits.max_train_parameters)} parameters).")
     lines += [f"⚠️ {html.escape(w)}" for w in stats.warnings]
+    hint = tokenizer_hint(ws, spec.tokenizer)
+    if hint:
+        lines.append(f"💡 {html.escape(hint)}")
     return "  \n".join(lines)
 
 
@@ -206,9 +212,14 @@ def progress_html(p: dict | None) -> str:
 
 def _figure(ws: Workspace):
     h = ws.history
-    return loss_figure(h.tokens_seen, h.train_losses, h.val_losses, num_epochs=h.num_epochs,
-                       tokens_per_epoch=h.tokens_per_epoch, step_tokens=h.step_tokens,
-                       step_losses=h.step_losses, hint=h.overfitting_hint())
+    return replay.marked(loss_figure(h.tokens_seen, h.train_losses, h.val_losses, num_epochs=h.num_epochs,
+                                     tokens_per_epoch=h.tokens_per_epoch, step_tokens=h.step_tokens,
+                                     step_losses=h.step_losses, hint=h.overfitting_hint()), ws)
+
+
+def loss_chart(ws: Workspace):
+    """The loss chart as it stands, with the replay's marker (redrawn when the replay moves)."""
+    return _figure(ws)
 
 
 def _ppl(x: float) -> str:
@@ -267,6 +278,7 @@ class _View:
         self.progress: dict = {"fraction": 0.0, "text": "preparing data and model", "state": "running"}
         self.last_step: StepEvent | None = None
         self.last_eval: EvalEvent | None = None
+        self.note = ""  # what was changed for the run (a start context the model cannot read)
 
     def preparing(self, what: str):
         """Before the trainer exists: an empty chart, buttons disabled, what is happening."""
@@ -299,7 +311,8 @@ class _View:
         resumable = bool(own is not None and own.resumable)
         download_update = (gr.update(value=LINKS.url(self.ws, download)) if download
                            else gr.update(value="") if running else gr.update())
-        return (self.status, progress_html(self.progress), _figure(self.ws),
+        status = self.status + (f"  \n{self.note}" if self.note else "")
+        return (status, progress_html(self.progress), _figure(self.ws),
                 _metrics(self.ws, self.last_step, self.last_eval), self.ws.history.sample_log(),
                 download_update, gr.update(value="Train", interactive=not running),
                 gr.update(interactive=(not running) and resumable))
@@ -394,9 +407,7 @@ def _small_enough_to_autosave(own) -> bool:
 def train(ws: Workspace, form: dict, start_label: str):
     """Start a new run from the Train form and "Start from"."""
     spec = _spec(ws, form)
-    if start_label not in START_FROM:
-        raise ValueError(f"Unknown start {start_label!r}; choose one of: {', '.join(START_FROM)}.")
-    start = ("scratch", "gpt2", "own")[START_FROM.index(start_label)]
+    start = start_id(start_label)
     base, label = None, {"scratch": f"a new {spec.preset} model", "own": "your model"}.get(start)
     if start == "gpt2":
         loaded = SHARED.keys()
@@ -405,10 +416,12 @@ def train(ws: Workspace, form: dict, start_label: str):
             raise WorkspaceError("No GPT-2 is loaded yet: load one in the GPT-2 tab, then train.")
         label = f"a copy of {loaded[0]}"
     _check_steps(ws, spec, start, base)
+    spec, start_note = readable_run_start(ws, spec, start)
     job = ws.begin_job("train")
     turn = TRAIN_QUEUE.join(job, owner=ws, plan=spec)
     try:
         view = _View(ws)
+        view.note = start_note or ""
         yield from _take_turn(ws, turn, view)
         if not turn.admitted:
             return
@@ -421,6 +434,7 @@ def train(ws: Workspace, form: dict, start_label: str):
             view.progress = {"fraction": 0.0, "text": "not started", "state": "error"}
             yield view.outputs(running=False)
             raise
+        compare.record(ws, spec, form, start)
         yield from _drive(ws, turn, view)
     finally:
         TRAIN_QUEUE.leave(turn)
@@ -513,6 +527,13 @@ def upload_checkpoint(ws: Workspace, path):
         gr.update(interactive=True), gr.update(interactive=own.resumable)
 
 
+def model_unchanged(ws: Workspace) -> str:
+    """After a refused checkpoint: what the session's model still is."""
+    own = ws.own
+    return (tr("Your model is unchanged ({label}).", label=own.label) if own is not None
+            else tr("You still have no model of your own."))
+
+
 def model_dropdowns(ws: Workspace, gen_choice, a_choice, b_choice):
     """Refresh the model lists of Generate and Evaluate, keeping choices that still exist."""
     choices = models.model_choices(ws)
@@ -525,4 +546,5 @@ def model_dropdowns(ws: Workspace, gen_choice, a_choice, b_choice):
     b_default = gpt2_first if own_first == models.OWN else None
     return (gr.update(choices=choices, value=keep(gen_choice, own_first)),
             gr.update(choices=choices, value=keep(a_choice, own_first)),
-            gr.update(choices=[""] + choices, value=keep(b_choice, b_default) or ""))
+            gr.update(choices=[(tr(models.NO_MODEL), models.NO_MODEL), *((c, c) for c in choices)],
+                      value=keep(b_choice, b_default) or models.NO_MODEL))

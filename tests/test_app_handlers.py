@@ -31,6 +31,7 @@ from playground.files import LINKS
 from playground.models import OWN
 from playground.options import (DEFAULT_PRECISION_LABEL, FORM_FIELDS, MODEL_FIELDS, PRESET_LABELS, START_FROM,
                                 TRAIN_FIELDS, build_spec)
+from threads import torch_threads
 
 CUSTOM = PRESET_LABELS["custom"]
 CHARS = "Characters"
@@ -48,14 +49,7 @@ def ui_form(**overrides) -> dict:
     return values
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models gain nothing from a second thread, and on a busy machine two spinning
-    # OpenMP threads make every step ten times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture()
@@ -69,12 +63,10 @@ def ws(verdict_text) -> Workspace:
 @pytest.fixture(scope="module")
 def trained_ws(verdict_text) -> Workspace:
     """One session with a model trained for an epoch, shared by the tests that only read it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     w = Workspace(limits=Limits(max_corpus_chars=100_000))
     w.set_text(verdict_text[:2000], name="verdict excerpt")
-    trained(w, num_epochs=1)
-    torch.set_num_threads(threads)
+    with torch_threads(1):  # module scope: set up before the tests' one_thread
+        trained(w, num_epochs=1)
     yield w
     w.close()
 
@@ -320,7 +312,7 @@ def test_evaluate_reports_the_books_loss_and_colours_every_token(trained_ws):
     with torch.no_grad():
         book = calc_loss_batch(ids[:, :-1], ids[:, 1:], ws.own.model.eval(), "cpu").item()
     assert f"**{book:.3f}**" in a_md and f"**{math.exp(book):,.1f}**" in a_md
-    assert a_html.count("title='p = ") == 16 and "bits per character" in note
+    assert a_html.count("class='tok-tip'><b>“") == 16 and "bits per character" in note  # 16 scored, with details
 
 
 # --- checkpoints -----------------------------------------------------------------------------
