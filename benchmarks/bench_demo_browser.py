@@ -1,6 +1,6 @@
 """The demo preset in the browser, Exact against Fast: seconds until its 10 epochs are done.
 
-Launches the app (tests/app_server.py), opens it in headless Chromium, and trains the default
+Launches the app (tests/app_server.py's AppServer), opens it in headless Chromium, and trains the default
 demo preset on The Verdict with the Precision choice set to Exact, then Fast, alternating for
 `--rounds` rounds (so a busy shared machine slows both alike). Each run is timed from the
 click on Train to the status saying "Done", and by the server process's CPU seconds over
@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from app_server import cpu_seconds, running_app  # noqa: E402
+from app_server import AppServer, cpu_seconds  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 STATUS = "() => document.querySelector('#train-status').innerText"
@@ -48,15 +48,14 @@ def main() -> None:
 
     env = {"OMP_NUM_THREADS": str(args.threads)} if args.threads else {}
     times: dict[str, list[tuple[float, float]]] = {"Exact": [], "Fast": []}
-    with tempfile.TemporaryDirectory() as tmp, running_app(Path(tmp), env=env) as app, \
-            sync_api.sync_playwright() as p:
+    with tempfile.TemporaryDirectory() as tmp, AppServer(tmp, env=env) as app, sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(60_000)
-        page.goto(app["url"])
+        page.goto(app.url)
         page.get_by_role("tab", name="2 · Train").click()
-        pid = app["pid"]
+        pid = app.pid
         for r in range(args.rounds):
             for choice in ("Exact", "Fast"):
                 wall, cpu, said = one_run(page, pid, choice)
