@@ -23,7 +23,7 @@ from .common import SETTINGS, SHARED, TRAIN_QUEUE
 from .data_tab import TOKENIZER_LABELS, tokenizer_hint, tokenizer_kind
 from .files import LINKS
 from .formatting import format_bytes, format_count
-from .i18n import tr
+from .i18n import tr, translate_message
 from .memory import MemoryBudgetError
 from .options import (MODEL_FIELDS, PRESET_LABELS, TRAIN_FIELDS, build_spec, precision_sentence,
                       preset_fields, preset_name)
@@ -232,7 +232,7 @@ def _metrics(ws: Workspace, last_step: StepEvent | None, last_eval: EvalEvent | 
         parts.append(f"batch loss **{last_step.loss:.3f}**")
         parts.append(f"{last_step.tokens_per_sec:,.0f} tokens/s")
         if format_utilisation(last_step):  # achieved FLOP/s against this server's measured peak
-            parts.append(format_utilisation(last_step))
+            parts.append(translate_message(format_utilisation(last_step)))
         parts.append(f"lr {last_step.lr:.2e}")
     if last_eval is not None:
         parts.append(f"train loss **{last_eval.train_loss:.3f}** (perplexity {_ppl(last_eval.train_ppl)})")
