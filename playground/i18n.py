@@ -34,33 +34,32 @@ I18N = gr.I18n(en={}, **{"zh-CN": ZH, "zh": ZH, "zh-Hans": ZH, "zh-SG": ZH})
 
 _current = contextvars.ContextVar("playground_language", default=DEFAULT_LANGUAGE)
 
-# Runs in the browser when the language changes: Gradio's `changeLocale` re-renders every
-# `gr.I18n` label, Gradio's own words included. It lives in the frontend's core module, which
-# a second import of the same URL returns as the same instance.
-CHANGE_LOCALE_JS = """
-async (lang) => {
-  try {
-    const url = performance.getEntriesByType('resource').map(e => e.name)
-      .find(n => /\\/assets\\/core-[\\w-]+\\.js$/.test(n));
-    if (url) { (await import(url)).changeLocale(lang); }
-  } catch (e) { console.warn('language switch:', e); }
+# Gradio's `changeLocale` re-renders every `gr.I18n` label, Gradio's own words included. It
+# lives in the frontend's core module, which a second import of the same URL returns as the
+# same instance. Shared by the switch and the page's load.
+_SET_LOCALE = """
+  const setLocale = async (lang, why) => {
+    try {
+      const url = performance.getEntriesByType('resource').map(e => e.name)
+        .find(n => /\\/assets\\/core-[\\w-]+\\.js$/.test(n));
+      if (url) { (await import(url)).changeLocale(lang); }
+    } catch (e) { console.warn(why, e); }
+  };
+"""
+# Runs in the browser when the page's switch changes the language.
+CHANGE_LOCALE_JS = "async (lang) => {" + _SET_LOCALE + """
+  await setLocale(lang, 'language switch:');
   return lang;
 }
 """
 # On load: the language a `?lang=` link asks for, else the browser's.
-BROWSER_LANGUAGE_JS = """
-async () => {
+BROWSER_LANGUAGE_JS = "async () => {" + _SET_LOCALE + """
   const asked = new URLSearchParams(window.location.search).get('lang');
   const lang = asked || navigator.language || 'en';
-  if (asked) {
-    try {
-      const url = performance.getEntriesByType('resource').map(e => e.name)
-        .find(n => /\\/assets\\/core-[\\w-]+\\.js$/.test(n));
-      if (url) { (await import(url)).changeLocale(asked.toLowerCase().startsWith('zh') ? 'zh-CN' : 'en'); }
-    } catch (e) { console.warn('language from link:', e); }
-  }
   // One of the switch's two values (a browser says en-US, zh-Hans...): the radio refuses others.
-  return String(lang).toLowerCase().startsWith('zh') ? 'zh-CN' : 'en';
+  const chosen = String(lang).toLowerCase().startsWith('zh') ? 'zh-CN' : 'en';
+  if (asked) { await setLocale(chosen, 'language from link:'); }
+  return chosen;
 }
 """
 
