@@ -17,6 +17,7 @@ from starlette.middleware import Middleware  # noqa: E402
 from gpt_core.corpus import DEFAULT_CORPUS, SAMPLE_CORPORA  # noqa: E402
 from gpt_core.plots import loss_figure  # noqa: E402
 from playground import data_tab, evaluate_tab, generate_tab, gpt2_tab, train_tab  # noqa: E402
+from playground.chart_zoom import KEEP_ZOOM_HEAD  # noqa: E402
 from playground.common import (LIMITS, REGISTRY, SETTINGS, bind, bind_form, bind_progress, guard,  # noqa: E402
                                release_session)
 from playground.files import LINKS, remove_leftovers  # noqa: E402
@@ -24,6 +25,7 @@ from playground.http_limits import BodyLimit  # noqa: E402
 from playground.memory import return_freed_memory_promptly  # noqa: E402
 from playground.options import (DEFAULT_PRESET_LABEL, FORM_FIELDS, MODEL_FIELDS, PRESET_CHOICES,  # noqa: E402
                                 START_FROM, preset_fields)
+from playground.preset_fit import FITTED_FIELDS  # noqa: E402
 
 CSS = """
 .gradio-container {max-width: 1400px !important}
@@ -69,7 +71,7 @@ def build_app() -> gr.Blocks:
                 with gr.Row():
                     with gr.Column(scale=1):
                         sample = gr.Dropdown(list(SAMPLE_CORPORA), value=DEFAULT_CORPUS, label="Sample text")
-                        upload = gr.File(label="...or upload a .txt (any common encoding)",
+                        upload = gr.File(label="...or upload a .txt (any common encoding)", elem_id="text-upload",
                                          file_types=[".txt", ".md", ".csv", ".text"], type="filepath",
                                          height=120)
                         pasted = gr.Textbox(label="...or paste a text", lines=4, max_lines=8,
@@ -124,11 +126,12 @@ def build_app() -> gr.Blocks:
                                 eval_freq = gr.Number(train0["eval_freq"], label="Evaluate every (steps)", precision=0)
                                 eval_iter = gr.Number(train0["eval_iter"], label="Evaluation batches", precision=0)
                             start_context = gr.Textbox(train0["start_context"], label="Start context (sampled after each epoch)")
-                        estimate = gr.Markdown()
+                        estimate = gr.Markdown(elem_id="train-estimate")
                         measure_btn = gr.Button("Measure speed on this machine", size="sm")
                         with gr.Row():
                             train_btn = gr.Button("Train", variant="primary", elem_id="train-btn")
-                            stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn")
+                            # Live (and red) only while something can be stopped: train_view._buttons.
+                            stop_btn = gr.Button("Stop", variant="secondary", interactive=False, elem_id="stop-btn")
                             resume_btn = gr.Button("Resume", elem_id="resume-btn")
                         with gr.Accordion("Checkpoint", open=False):
                             with gr.Row():
@@ -143,8 +146,8 @@ def build_app() -> gr.Blocks:
                         progress = gr.HTML(train_tab.progress_html(None), elem_id="progress-box")
                         chart = gr.Plot(loss_figure(), label="Loss", elem_id="loss-chart")
                         metrics = gr.Markdown(elem_id="train-metrics")
-                        samples = gr.Textbox(label="Samples after each epoch, newest first (greedy, from the start "
-                                                   "context)",
+                        samples = gr.Textbox(label="Samples after each epoch (random windows: at each evaluation), "
+                                                   "newest first (greedy, from the start context)",
                                              lines=8, max_lines=14, interactive=False, elem_id="sample-log",
                                              autoscroll=False)
 
@@ -221,7 +224,7 @@ def build_app() -> gr.Blocks:
                         eval_b_html = gr.HTML()
 
         # === events =======================================================================
-        data_inputs = [data_tokenizer, context_length, batch_size, stride]
+        data_inputs = [data_tokenizer, context_length, batch_size, stride, iterations]
         data_outputs = [summary, data_warnings, token_view, preview]
         # The Train form by name (options.FORM_FIELDS): handlers receive it as a dict.
         form = dict(tokenizer=tokenizer, preset=preset, context_length=context_length, emb_dim=emb_dim,
@@ -232,40 +235,46 @@ def build_app() -> gr.Blocks:
                     label_smoothing=label_smoothing, seed=seed, start_context=start_context, stride=stride,
                     iterations=iterations)
         spec_inputs = [form[k] for k in FORM_FIELDS]
+        estimate_inputs = [*spec_inputs, start_from]
         preset_fills = [form[k] for k in train_tab.PRESET_FILLS]
+        # What fitting a preset to the text sets (playground/preset_fit.py), then the estimate.
+        fit_outputs = [form[k] for k in FITTED_FIELDS] + [estimate]
+
+        def re_estimate(trigger, **kw):
+            return trigger(bind_form(train_tab.estimate, FORM_FIELDS, ["start_from"]), estimate_inputs, estimate,
+                           api_name=False, **kw)
+
+        def refit(trigger):
+            return trigger(bind_form(train_tab.fit, FORM_FIELDS, ["start_from"]), estimate_inputs, fit_outputs,
+                           api_name=False)
         model_fields = [form[k] for k in MODEL_FIELDS]  # editing one turns the preset into "Custom"
 
         demo.load(bind(data_tab.view), data_inputs, data_outputs, api_name=False)
-        demo.load(bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate, api_name=False)
-        # A new text changes the batches per epoch and the time estimate in the Train tab.
+        refit(demo.load)
+        # A new text changes the batches per epoch, the fitted preset and the time estimate.
         for event in (
             sample.input(bind(data_tab.choose_sample), [sample, *data_inputs], data_outputs, api_name="choose_sample"),
             upload.upload(bind(data_tab.upload_text), [upload, *data_inputs], data_outputs, api_name="upload_text"),
             paste_btn.click(bind(data_tab.use_pasted), [pasted, *data_inputs], data_outputs, api_name="use_text"),
         ):
-            event.success(bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate, api_name=False)
+            refit(event.success)
         # The two tokenizer radios mirror each other (.input: only what the user did).
-        data_tokenizer.input(lambda v: v, data_tokenizer, tokenizer, api_name=False).then(
-            bind(data_tab.view), data_inputs, data_outputs, api_name=False).then(
-            bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate, api_name=False)
-        tokenizer.input(lambda v: v, tokenizer, data_tokenizer, api_name=False).then(
-            bind(data_tab.view), data_inputs, data_outputs, api_name=False).then(
-            bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate, api_name=False)
+        for radio, mirror in ((data_tokenizer, tokenizer), (tokenizer, data_tokenizer)):
+            refit(radio.input(lambda v: v, radio, mirror, api_name=False).then(
+                bind(data_tab.view), data_inputs, data_outputs, api_name=False).then)
 
-        preset.input(train_tab.apply_preset, preset, [*preset_fills, tokenizer, data_tokenizer],
-                     api_name=False).then(
-            bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate, api_name=False).then(
-            bind(data_tab.view), data_inputs, data_outputs, api_name=False)
+        refit(preset.input(train_tab.apply_preset, preset, [*preset_fills, tokenizer, data_tokenizer],
+                           api_name=False).then).then(bind(data_tab.view), data_inputs, data_outputs, api_name=False)
         for field in model_fields:
             field.input(train_tab.mark_custom, preset, preset, api_name=False)
         for field in preset_fills:
             # Numbers re-estimate when the user leaves the field, not at every keystroke.
-            trigger = field.input if isinstance(field, gr.Checkbox) else field.blur
-            trigger(bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate, api_name=False, trigger_mode="always_last")
-        measure_btn.click(bind_form(train_tab.measure, FORM_FIELDS), spec_inputs, estimate, api_name="measure",
-                          concurrency_id="train", concurrency_limit=SETTINGS.train_concurrency)
+            re_estimate(field.input if isinstance(field, gr.Checkbox) else field.blur, trigger_mode="always_last")
+        re_estimate(start_from.input)
+        measure_btn.click(bind_form(train_tab.measure, FORM_FIELDS, ["start_from"]), estimate_inputs, estimate,
+                          api_name="measure", concurrency_id="train", concurrency_limit=SETTINGS.train_concurrency)
 
-        run_outputs = [status, progress, chart, metrics, samples, download_ckpt, train_btn, resume_btn]
+        run_outputs = [status, progress, chart, metrics, samples, download_ckpt, train_btn, resume_btn, stop_btn]
         # Trainings wait in the app's own queue (playground/train_queue.py), which shows each
         # student their place; Gradio only needs room for one waiting handler per session.
         train_event = train_btn.click(
@@ -284,8 +293,7 @@ def build_app() -> gr.Blocks:
             bind(train_tab.after_stop), None, run_outputs, api_name=False, queue=False,
             show_progress="hidden")
         gr.api(bind(train_tab.stop), api_name="stop")
-        upload_ckpt.upload(bind(train_tab.upload_checkpoint), upload_ckpt,
-                           [ckpt_status, status, chart, download_ckpt, train_btn, resume_btn],
+        upload_ckpt.upload(bind(train_tab.upload_checkpoint), upload_ckpt, [ckpt_status, *run_outputs],
                            api_name="upload_checkpoint")
         save_ckpt.click(bind(train_tab.prepare_download), None, [download_ckpt, ckpt_status],
                         api_name="save_checkpoint")
@@ -364,7 +372,7 @@ def main() -> None:
         # Spaces (SPACE_ID set) the platform sets them to 0.0.0.0:7860.
         demo.launch(
             server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0" if SETTINGS.on_spaces else "127.0.0.1"),
-            css=CSS, theme=THEME, show_error=True,
+            css=CSS, theme=THEME, head=KEEP_ZOOM_HEAD, show_error=True,
             # Each training waiting its turn holds a worker thread: one per session, plus Gradio's 40.
             max_threads=40 + LIMITS.max_sessions,
             **launch_options(),

@@ -26,7 +26,7 @@ from . import losses
 from .config import GPTConfig, TrainConfig
 from .generate import generate_text_simple, text_to_token_ids, token_ids_to_text
 from .rng import capture_rng_state, restore_rng_state
-from .schedule import BatchSchedule, EpochLoaderSchedule, lr_at, uses_lr_schedule
+from .schedule import BatchSchedule, EpochLoaderSchedule, RandomWindowSchedule, lr_at, uses_lr_schedule
 from .train_events import (CheckpointEvent, DoneEvent, EpochEvent, ErrorEvent, EvalEvent, Event,
                            SampleEvent, StepEvent, StoppedEvent)
 
@@ -120,23 +120,30 @@ def _total_norm(params: list[nn.Parameter]) -> float:
     return float(torch.nn.utils.clip_grad_norm_(params, math.inf))
 
 
-# An evaluation averaged over a single batch is too noisy to call a rise of the validation loss.
+# An evaluation averaged over a single batch is too noisy to call a rise of the validation loss
+# (unless that batch is the whole validation part).
 MIN_OVERFIT_EVAL_BATCHES = 2
 
 
-def is_overfitting(train_losses: list[float], val_losses: list[float], patience: int, *,
-                   eval_batches: int = MIN_OVERFIT_EVAL_BATCHES) -> bool:
-    """The one overfitting rule, the trainer's, the CLI's and the page's chart's: validation
-    loss higher than `patience` evaluations ago and above its best, with no new best since
-    then, while the training loss fell over the same evaluations; each evaluation averaged
-    over `eval_batches` batches of each split, at least `MIN_OVERFIT_EVAL_BATCHES`."""
-    if eval_batches < MIN_OVERFIT_EVAL_BATCHES or len(val_losses) <= patience:
+def is_overfitting(train_losses: list[float], val_losses: list[float], patience: int = 2, *,
+                   eval_batches: int = MIN_OVERFIT_EVAL_BATCHES, whole_split: bool = False,
+                   tokens_seen: list[int] | None = None, tokens_per_pass: int = 0) -> bool:
+    """The one overfitting rule, the trainer's, the CLI's and the page's chart's: the validation
+    loss rose at each of the last `patience` evaluations (at least two) while the training loss
+    fell over them. Only on evidence: each evaluation averaged at least
+    `MIN_OVERFIT_EVAL_BATCHES` batches of each split, or the whole validation part
+    (`whole_split`); and, given the `tokens_seen` at each evaluation, the rise began once the
+    model had read `tokens_per_pass` tokens (the training part once): before that every batch
+    is new text, and nothing can have been memorised yet."""
+    rises = max(2, patience)
+    if not (eval_batches >= MIN_OVERFIT_EVAL_BATCHES or whole_split) or len(val_losses) <= rises:
         return False
-    val, train = val_losses[-(patience + 1):], train_losses[-(patience + 1):]
+    if tokens_seen is not None and tokens_seen[-(rises + 1)] < tokens_per_pass:
+        return False
+    val, train = val_losses[-(rises + 1):], train_losses[-(rises + 1):]
     if not all(math.isfinite(v) for v in val):
         return False
-    best_before = min(val_losses[:-patience])
-    return val[-1] > val[0] and min(val[1:]) >= best_before and train[-1] < train[0]
+    return all(later > earlier for earlier, later in zip(val, val[1:])) and train[-1] < train[0]
 
 
 class Trainer:
@@ -181,7 +188,7 @@ class Trainer:
         self.total_steps = min(total, config.max_steps) if config.max_steps else total
         if uses_lr_schedule(config) and config.warmup_steps >= self.total_steps:
             raise ValueError(f"warmup_steps ({config.warmup_steps}) must be fewer than the run's "
-                             f"{self.total_steps} optimizer steps")
+                             f"{self.total_steps} optimizer steps: choose at most {self.total_steps - 1}")
 
     # --- control ------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -200,6 +207,22 @@ class Trainer:
         has fewer (`calc_loss_loader` stops at the end of its loader)."""
         train_src, val_src = self.schedule.eval_sources()
         return min(self.config.eval_iter, len(train_src), len(val_src))
+
+    @property
+    def overfitting(self) -> bool:
+        """`is_overfitting` for the evaluations so far, with what this run's evaluations cover:
+        random windows draw fresh batches each time (never the whole split); the epochs' loaders
+        are read from the start, so `eval_iter` at least their length is all of it."""
+        st = self.state
+        random_windows = isinstance(self.schedule, RandomWindowSchedule)
+        if random_windows:  # one pass = as many tokens as the training part holds
+            per_pass = self.schedule.train_windows.ids.numel()
+        else:  # one pass = one epoch of full batches
+            per_pass = self.batches_per_epoch * self.config.batch_size * context_size_of(self.model) * self.world_size
+        whole = not random_windows and self.config.eval_iter >= len(self.schedule.eval_sources()[1])
+        return is_overfitting(st.train_losses, st.val_losses, self.config.overfit_patience,
+                              eval_batches=self.eval_batches, whole_split=whole,
+                              tokens_seen=st.track_tokens_seen, tokens_per_pass=per_pass)
 
     @property
     def finished(self) -> bool:
@@ -244,6 +267,9 @@ class Trainer:
                 if st.step % self.config.eval_freq == 0 or last_iteration:
                     eval_event = self._evaluate()
                     yield eval_event
+                    if isinstance(self.schedule, RandomWindowSchedule):
+                        # One long "epoch": a sample at each evaluation shows the model learning.
+                        yield from self._sample()
                     patience = self.config.early_stopping_patience
                     if patience and st.evals_since_best >= patience:
                         yield StoppedEvent(
@@ -342,15 +368,18 @@ class Trainer:
         return EvalEvent(step=st.step, epoch=st.epoch + 1, tokens_seen=st.tokens_seen,
                          train_loss=train_loss, val_loss=val_loss,
                          train_ppl=losses.perplexity(train_loss), val_ppl=losses.perplexity(val_loss),
-                         overfitting=is_overfitting(st.train_losses, st.val_losses, self.config.overfit_patience,
-                                                    eval_batches=self.eval_batches),
-                         best_val_loss=st.best_val_loss)
+                         overfitting=self.overfitting, best_val_loss=st.best_val_loss)
 
-    def _end_epoch(self, seconds: float) -> Iterator[Event]:
+    def _sample(self) -> Iterator[Event]:
         st, cfg = self.state, self.config
         if self.is_main and self.tokenizer is not None and cfg.sample_tokens > 0 and cfg.start_context:
             text = generate_sample(self.model, self.tokenizer, self.device, cfg.start_context, cfg.sample_tokens)
             yield SampleEvent(st.epoch + 1, text, st.step)
+
+    def _end_epoch(self, seconds: float) -> Iterator[Event]:
+        st = self.state
+        if not isinstance(self.schedule, RandomWindowSchedule):  # (its last evaluation sampled)
+            yield from self._sample()
         yield EpochEvent(st.epoch + 1, st.step, seconds)
         st.epoch, st.position, self._iterator = st.epoch + 1, 0, None
         if not self.finished:  # the final checkpoint follows at the end of the run anyway

@@ -6,6 +6,7 @@ import os
 from gpt_core.render import message_html, tokens_html
 from .fields import form_number
 from .formatting import format_count
+from .run_plan import size_from_stats, window_problems
 from .session import Workspace
 
 TOKENIZERS = {"GPT-2 BPE": "gpt2", "Characters": "char"}
@@ -21,12 +22,14 @@ def tokenizer_kind(label: str) -> str:
         raise ValueError(f"Unknown tokenizer {label!r}; choose GPT-2 BPE or Characters.") from None
 
 
-def view(ws: Workspace, tokenizer_label: str, context_length, batch_size, stride):
-    """(summary markdown, warnings html, first tokens html, text preview)."""
+def view(ws: Workspace, tokenizer_label: str, context_length, batch_size, stride, iterations=0):
+    """(summary markdown, warnings html, first tokens html, text preview). The warnings are
+    those of the Train form's batching: epochs, or (`iterations`) random windows."""
     kind = tokenizer_kind(tokenizer_label)
     context_length = form_number(context_length, "Context length", 1, whole=True)
     batch_size = form_number(batch_size, "Batch size", 1, whole=True)
     stride = form_number(stride, "Stride", 1, whole=True) if stride else context_length
+    random_windows = bool(form_number(iterations, "Iterations", 0, whole=True, empty=0))
     stats = ws.stats(kind, context_length=context_length, stride=stride, batch_size=batch_size)
     tok = ws.tokenizer(kind)
     text = ws.text
@@ -44,7 +47,10 @@ def view(ws: Workspace, tokenizer_label: str, context_length, batch_size, stride
         f"| Batches per epoch | {stats.train_batches:,} of {batch_size} x {context_length} tokens |",
         f"| Characters per token | {stats.characters / max(1, stats.tokens):.2f} |",
     ])
-    warnings = "".join(message_html(w, kind="warn") for w in stats.warnings)
+    problems = window_problems(size_from_stats(stats, random_windows=random_windows), context_length=context_length,
+                               batch_size=batch_size, stride=stride if stride != context_length else None,
+                               random_windows=random_windows)
+    warnings = "".join(message_html(w, kind="warn") for w in problems)
     head = text[:20_000]  # enough characters for SHOW_TOKENS tokens of any tokenizer
     ids = tok.encode(head)[:SHOW_TOKENS]
     pieces = tok.token_strings(ids)
@@ -53,13 +59,13 @@ def view(ws: Workspace, tokenizer_label: str, context_length, batch_size, stride
     return summary, warnings, token_view, preview
 
 
-def choose_sample(ws: Workspace, name: str, tokenizer_label, context_length, batch_size, stride):
+def choose_sample(ws: Workspace, name: str, tokenizer_label, context_length, batch_size, stride, iterations=0):
     ws.require_idle("change the text")
     ws.load_sample(name)
-    return view(ws, tokenizer_label, context_length, batch_size, stride)
+    return view(ws, tokenizer_label, context_length, batch_size, stride, iterations)
 
 
-def upload_text(ws: Workspace, path, tokenizer_label, context_length, batch_size, stride):
+def upload_text(ws: Workspace, path, tokenizer_label, context_length, batch_size, stride, iterations=0):
     if not path:
         raise ValueError("No file arrived. Choose a .txt file to upload.")
     ws.require_idle("change the text")
@@ -71,11 +77,11 @@ def upload_text(ws: Workspace, path, tokenizer_label, context_length, batch_size
         data = f.read()
     name = os.path.basename(str(path))
     ws.load_bytes(data, name=f"Uploaded: {name}")
-    return view(ws, tokenizer_label, context_length, batch_size, stride)
+    return view(ws, tokenizer_label, context_length, batch_size, stride, iterations)
 
 
-def use_pasted(ws: Workspace, text: str, tokenizer_label, context_length, batch_size, stride):
+def use_pasted(ws: Workspace, text: str, tokenizer_label, context_length, batch_size, stride, iterations=0):
     ws.require_idle("change the text")
     text = (text or "").replace("\r\n", "\n")
     ws.set_text(text, name=f"Pasted text ({format_count(len(text))} characters)")
-    return view(ws, tokenizer_label, context_length, batch_size, stride)
+    return view(ws, tokenizer_label, context_length, batch_size, stride, iterations)

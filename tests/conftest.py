@@ -23,3 +23,11 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 @pytest.fixture(scope="session")
 def verdict_text() -> str:
     return (ASSETS / "the-verdict.txt").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def browser(app):
+    """One headless Chromium for a browser test module, after its `app` is up."""
+    from browser_kit import launch_chromium
+    with launch_chromium() as one:
+        yield one

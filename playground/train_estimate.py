@@ -1,0 +1,228 @@
+"""Train tab, before a run: the preset fitted to the text, and the estimate of what the run
+will take (parameters, memory, steps, the time measured here), with what would stop it from
+starting and the value that would work instead.
+"""
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+import gradio as gr
+
+from .common import SETTINGS, SHARED
+from .data_tab import tokenizer_kind
+from .errors import WorkspaceError
+from .formatting import format_bytes, format_count
+from .memory import MemoryBudgetError
+from .options import PRESET_FILLS, START_FROM, build_spec
+from .preset_fit import FITTED_FIELDS, Fit, about, duration_words, fit_preset
+from .run_plan import (AUTOSAVE_MAX_PARAMETERS, RunPlan, TextSize, plan_run, text_size, warmup_problem,
+                       window_problems)
+from .session import BoundedDict, Workspace
+
+AUTO_MEASURE_MAX_PARAMS = 20_000_000  # models this small are timed without asking (a few seconds)
+# Run costs measured on this server, shared by all sessions: every page load fits the default
+# preset, and thirty students opening the page at once would otherwise time thirty throwaway
+# models (~6 s each on a busy 2-core server) while others train.
+MEASURED_RUN_COSTS: BoundedDict = BoundedDict(64)
+# Random windows seeing the training text this many times over are bound to memorise it:
+# the notebook's 3,000 x 128 x 64 characters were meant for a novel; on the bundled 论语
+# they are ~1,400 passes and BabyGPT's validation loss climbs from 5.4 to 10 (scripts/babygpt_vs_bigram.py).
+MANY_PASSES = 50
+
+
+def spec_of(ws: Workspace, form: dict):
+    """The Train form (options.FORM_FIELDS by name) -> a checked RunSpec."""
+    kind = tokenizer_kind(form["tokenizer"])
+    return build_spec(tokenizer=kind, vocab_size=ws.tokenizer(kind).n_vocab, preset_label=form["preset"],
+                      **{k: form[k] for k in PRESET_FILLS})
+
+
+def start_of(start_label: str) -> str:
+    if start_label not in START_FROM:
+        raise ValueError(f"Unknown start {start_label!r}; choose one of: {', '.join(START_FROM)}.")
+    return ("scratch", "gpt2", "own")[START_FROM.index(start_label)]
+
+
+def gpt2_base():
+    """(name, (model, config, tokenizer)) of the first GPT-2 loaded on the server, or None."""
+    loaded = SHARED.keys()
+    base = SHARED.get(loaded[0]) if loaded else None
+    return (loaded[0], base) if base is not None else None
+
+
+def run_model(ws: Workspace, spec: Any, start: str) -> tuple[Any, str]:
+    """(model config, tokenizer kind) of the model the run will train: the form's, GPT-2's
+    cropped to the form's context, or the session's own."""
+    if start == "gpt2":
+        loaded = gpt2_base()
+        if loaded is None:
+            raise WorkspaceError("No GPT-2 is loaded yet: load one in the GPT-2 tab, then train.")
+        base_config = loaded[1][1]
+        return base_config.replace(context_length=min(spec.model.context_length, base_config.context_length)), "gpt2"
+    if start == "own":
+        own = ws.own
+        if own is None:
+            raise WorkspaceError("You have no model to continue yet: train one from scratch or upload a "
+                                 "checkpoint first.")
+        return own.config, own.tokenizer.to_dict().get("type", spec.tokenizer)
+    return spec.model, spec.tokenizer
+
+
+def too_many_steps(tc, batches_per_epoch: int) -> str | None:
+    """The sentence refusing a run that plans more optimizer steps than this server trains in
+    one run, with the largest value that fits; None when it fits."""
+    cap = SETTINGS.max_run_steps
+    if tc.batching == "random_windows":
+        if tc.max_steps <= cap:
+            return None
+        return (f"{tc.max_steps:,} iterations are more than this server trains in one run "
+                f"({cap:,} steps): choose at most {cap:,} iterations.")
+    planned = batches_per_epoch * tc.num_epochs
+    if planned <= cap:
+        return None
+    epochs = cap // max(1, batches_per_epoch)
+    fix = (f"choose at most {epochs:,} epochs" if epochs else
+           f"one epoch is already {batches_per_epoch:,} steps: choose a batch size of at least "
+           f"{math.ceil(batches_per_epoch * tc.batch_size / cap)}, or at most {cap:,} iterations")
+    return (f"This run plans {planned:,} optimizer steps ({batches_per_epoch:,} per epoch × {tc.num_epochs:,} "
+            f"epochs); this server trains up to {cap:,} in one run: {fix}.")
+
+
+def run_problems(ws: Workspace, tc: Any, config: Any, size: TextSize) -> list[str]:
+    """Everything that would stop this run from starting, each with what to change."""
+    problems = window_problems(size, context_length=config.context_length, batch_size=tc.batch_size,
+                               stride=tc.stride, random_windows=tc.batching == "random_windows")
+    if not problems:
+        warmup = warmup_problem(tc, plan_run(tc, size).steps)
+        problems += [warmup] if warmup else []
+    steps = too_many_steps(tc, size.train_batches)
+    problems += [steps] if steps else []
+    if config.num_parameters() > ws.limits.max_train_parameters:
+        problems.append(f"This model has {format_count(config.num_parameters())} parameters, more than this server "
+                        f"trains ({format_count(ws.limits.max_train_parameters)}): choose a smaller preset.")
+    return problems
+
+
+def check_startable(ws: Workspace, spec: Any, start: str) -> None:
+    """Refuse, before anything is queued or built, a run that cannot start, saying what to change."""
+    config, kind = run_model(ws, spec, start)
+    problems = run_problems(ws, spec.train, config, text_size(ws, kind, config.context_length, spec.train))
+    if problems:
+        raise WorkspaceError(" ".join(problems))
+
+
+def costs_for(ws: Workspace, config: Any, tc: Any, *, measure: bool):
+    """The run's measured costs: known to this session or server, or (`measure`) timed now when
+    the model is small enough to time without asking and there is room for it; else None."""
+    batch_size = tc.batch_size
+    key = (config, batch_size)
+    costs = ws.run_costs.get(key) or MEASURED_RUN_COSTS.get(key)
+    params = config.num_parameters()
+    if costs is None and measure and params <= AUTO_MEASURE_MAX_PARAMS and params <= ws.limits.max_train_parameters:
+        try:
+            costs = ws.run_costs[key] = MEASURED_RUN_COSTS[key] = ws.time_run(config, batch_size=batch_size, train_config=tc)
+        except (MemoryBudgetError, WorkspaceError):
+            costs = None  # no room to time it now: the estimate offers the button
+    return costs
+
+
+def _plan_line(tc, size: TextSize, plan: RunPlan) -> str:
+    if plan.random_windows:  # the BabyGPT notebook: one pass of iterations, no epochs
+        return (f"{tc.max_steps:,} iterations, each over {tc.batch_size} windows at random starts "
+                f"(80/20 split of the tokens); loss estimated every {tc.eval_freq:,} over "
+                f"{tc.eval_iter:,} random batches of each split, with a sample each time")
+    return (f"{size.train_batches:,} batches per epoch × {tc.num_epochs} epochs = {plan.steps:,} steps; "
+            f"loss estimated every {tc.eval_freq:,} steps over {plan.eval_batches:,} batches of the two splits")
+
+
+def _time_line(plan: RunPlan, costs, saved: bool) -> str:
+    if costs is None:
+        return "Time: press *Measure speed* (times the parts of a run of this model here)."
+    total = plan.seconds(costs, saved=saved)
+    per_epoch = "" if plan.random_windows else f", {duration_words((total - costs.build) / plan.samples)} per epoch"
+    return (f"Measured here: {costs.train_step * 1000:,.0f} ms a step, {costs.eval_batch * 1000:,.0f} ms an "
+            f"evaluation batch → **{about(total)}** on this machine ({plan.steps:,} steps, "
+            f"{plan.evaluations:,} evaluations, {plan.samples:,} samples{per_epoch})")
+
+
+def _passes_warning(tc, size: TextSize, context_length: int) -> str:
+    passes = tc.max_steps * tc.batch_size * context_length / max(1, size.train_tokens)
+    if passes < MANY_PASSES:
+        return f"The iterations read the training part about {passes:,.1f} times over"
+    return (f"⚠️ The iterations read the training part about **{passes:,.0f} times over**: expect the model "
+            "to memorise this text (the validation loss turns up early). Fewer iterations, dropout or a "
+            "longer text keep it learning.")
+
+
+def _fit_reasons(ws: Workspace, form: dict) -> list[str]:
+    """Why the fitted fields hold what they hold, for those the user has not changed since."""
+    label, fit = ws.ui.get("fit", (None, Fit()))
+    if label != form.get("preset"):
+        return []
+    kept = [reason for name, reason in fit.reasons.items() if _same(form.get(name), fit.values[name])]
+    if not kept:
+        return []
+    return [f"Fitted to *{html.escape(ws.corpus_name)}* (time budget {duration_words(SETTINGS.time_budget_s)}): "
+            + "; ".join(kept) + "."]
+
+
+def _same(a, b) -> bool:
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return False
+
+
+def estimate(ws: Workspace, form: dict, start_label: str = START_FROM[0]) -> str:
+    """Parameters, memory, steps and the time measured here, before anything is trained."""
+    try:
+        spec = spec_of(ws, form)
+        config, kind = run_model(ws, spec, start_of(start_label))
+    except ValueError as e:
+        return f"⚠️ {html.escape(str(e))}"
+    tc = spec.train
+    size = text_size(ws, kind, config.context_length, tc)
+    plan = plan_run(tc, size)
+    params = config.num_parameters()
+    lines = [
+        f"**{format_count(params)} parameters** ({params:,}) · weights {format_bytes(config.memory_bytes())} · "
+        f"training needs about {format_bytes(config.training_memory_bytes(tc.batch_size, config.context_length))}",
+        _plan_line(tc, size, plan),
+        _time_line(plan, costs_for(ws, config, tc, measure=True), params <= AUTOSAVE_MAX_PARAMETERS),
+        *_fit_reasons(ws, form),
+    ]
+    if plan.random_windows:
+        lines.append(_passes_warning(tc, size, config.context_length))
+    lines += [f"⚠️ {html.escape(p)}" for p in run_problems(ws, tc, config, size)]
+    return "  \n".join(lines)
+
+
+def fit(ws: Workspace, form: dict, start_label: str = START_FROM[0]):
+    """Choosing a text, a tokenizer or a preset: the preset's fields that depend on the text
+    (FITTED_FIELDS) fitted to it, then the estimate of the run as fitted."""
+    try:
+        start = start_of(start_label)
+        spec = spec_of(ws, form)
+        config, kind = run_model(ws, spec, start)
+
+        def size_of(s):
+            return text_size(ws, kind, run_model(ws, s, start)[0].context_length, s.train)
+
+        costs = costs_for(ws, config, spec.train, measure=True)
+        result = fit_preset(form, lambda f: spec_of(ws, f), size_of, costs, SETTINGS.time_budget_s)
+    except ValueError:
+        result = Fit()  # the estimate says what is wrong with the form
+    ws.ui["fit"] = (form.get("preset"), result)
+    updates = [result.values[k] if k in result.values else gr.update() for k in FITTED_FIELDS]
+    return (*updates, estimate(ws, {**form, **result.values}, start_label))
+
+
+def measure(ws: Workspace, form: dict, start_label: str = START_FROM[0]) -> str:
+    """The Measure button: time the parts of a run of this model here, whatever its size."""
+    spec = spec_of(ws, form)
+    config, _ = run_model(ws, spec, start_of(start_label))
+    ws.run_costs[(config, spec.train.batch_size)] = ws.time_run(config, batch_size=spec.train.batch_size,
+                                                                train_config=spec.train)
+    return estimate(ws, form, start_label)
