@@ -19,6 +19,7 @@ from gpt_core.config import BABYGPT_TRAIN_RATIO
 from gpt_core.speed import RunCosts
 from gpt_core.train import MIN_OVERFIT_EVAL_BATCHES
 
+from .formatting import counted
 from .options import preset_fields, preset_name
 from .run_plan import TextSize, count_evaluations, plan_run, window_problems
 
@@ -78,12 +79,12 @@ def fit_preset(form: dict, spec_of: Callable[[dict], Any], size_of: Callable[[An
             values.update(_fit_epochs(spec, size, costs, budget_s, defaults, reasons))
     if values["iterations"] == 0 and size.val_batches < values["eval_iter"]:
         values["eval_iter"] = size.val_batches
-        reasons["eval_iter"] = (f"{size.val_batches:,} evaluation batch{'es' if size.val_batches > 1 else ''}: all "
+        reasons["eval_iter"] = (f"{counted(size.val_batches, 'evaluation batch', 'evaluation batches')}: all "
                                 f"the validation part has (the preset's {defaults['eval_iter']:,})")
     steps = plan_run(spec_of({**form, **values}).train, size).steps
     warmup = min(values["warmup_steps"], int(steps * WARMUP_SHARE))
     if warmup != values["warmup_steps"]:
-        reasons["warmup_steps"] = (f"{warmup:,} warmup steps (the preset's {values['warmup_steps']:,}): warmup "
+        reasons["warmup_steps"] = (f"{counted(warmup, 'warmup step')} (the preset's {values['warmup_steps']:,}): warmup "
                                    f"stays within the first fifth of the run's {steps:,} steps")
         values["warmup_steps"] = warmup
     return Fit(values, reasons)
@@ -94,25 +95,29 @@ def _seconds(spec: Any, size: TextSize, costs: RunCosts, **changes: Any) -> floa
 
 
 def _fit_epochs(spec, size, costs, budget_s, defaults, reasons) -> dict[str, Any]:
-    """The preset's epochs, or as many as the budget holds, or (when one epoch is longer than
-    the budget) iterations over random windows instead."""
+    """The preset's epochs, or as many as the budget holds (at least one, if it takes at most
+    twice the budget), or iterations over random windows instead."""
     epochs = defaults["num_epochs"]
     while epochs > 1 and _seconds(spec, size, costs, num_epochs=epochs) > budget_s:
         epochs -= 1
     if _seconds(spec, size, costs, num_epochs=epochs) <= budget_s:
         if epochs != defaults["num_epochs"]:
             per_epoch = _seconds(spec, size, costs, num_epochs=2) - _seconds(spec, size, costs, num_epochs=1)
-            reasons["num_epochs"] = (f"{epochs:,} epochs (the preset's {defaults['num_epochs']:,}) to stay within "
+            reasons["num_epochs"] = (f"{counted(epochs, 'epoch')} (the preset's {defaults['num_epochs']:,}) to stay within "
                                      f"the time budget of {duration_words(budget_s)}: an epoch of this text takes "
                                      f"{about(per_epoch)} here")
         return {"num_epochs": epochs}
     one = _seconds(spec, size, costs, num_epochs=1)
+    if one <= 2 * budget_s:  # a little over: one epoch is still the shortest run of the book's kind
+        reasons["num_epochs"] = (f"1 epoch (the preset's {defaults['num_epochs']:,}): an epoch of this text takes "
+                                 f"{about(one)} here, a little over the time budget of {duration_words(budget_s)}")
+        return {"num_epochs": 1}
     # As the form makes a run of random windows (options.build_spec): the notebook's 80/20 split.
     windows = spec.train.replace(batching="random_windows", max_steps=1, train_ratio=BABYGPT_TRAIN_RATIO)
     values = _fit_iterations(dataclasses.replace(spec, train=windows),
                              size.as_random_windows(BABYGPT_TRAIN_RATIO), costs, budget_s, defaults, reasons,
                              cap=None)
-    reasons["iterations"] = (f"{values['iterations']:,} iterations over random windows instead of epochs: one epoch "
+    reasons["iterations"] = (f"{counted(values['iterations'], 'iteration')} over random windows instead of epochs: one epoch "
                              f"of this text is {size.train_batches:,} steps, {about(one)} here, longer than the "
                              f"time budget of {duration_words(budget_s)}")
     return values
@@ -153,15 +158,15 @@ def _fit_iterations(spec, size, costs, budget_s, defaults, reasons, *, cap: int 
     if batches != defaults["eval_iter"]:
         why = ("to keep evaluating within a third of the time budget" if fewer else
                f"about the {size.val_tokens:,} tokens of the validation part once")
-        reasons["eval_iter"] = f"{batches:,} random batches an evaluation (the preset's {defaults['eval_iter']:,}): {why}"
+        reasons["eval_iter"] = f"{counted(batches, 'random batch', 'random batches')} an evaluation (the preset's {defaults['eval_iter']:,}): {why}"
     if cap and iterations != cap:
-        reasons["iterations"] = (f"{iterations:,} iterations (the preset's {cap:,}) to stay within the time budget "
+        reasons["iterations"] = (f"{counted(iterations, 'iteration')} (the preset's {cap:,}) to stay within the time budget "
                                  f"of {duration_words(budget_s)}: a step of {tc.batch_size:,} windows takes "
                                  f"{costs.train_step * 1000:,.0f} ms here")
     if freq != defaults["eval_freq"]:
         n = min(iterations, _evaluations(iterations, freq))
         sample = f"{costs.sample_token * tc.sample_tokens:,.1f} s" if per_sample >= 1 else "a moment"
-        reasons["eval_freq"] = (f"an evaluation every {freq:,} iterations (the preset's {defaults['eval_freq']:,}): "
+        reasons["eval_freq"] = (f"an evaluation every {counted(freq, 'iteration')} (the preset's {defaults['eval_freq']:,}): "
                                 f"{n} in the run, each with a sample ({sample} each)"
                                 + (", fewer to keep within a third of the time budget" if "evaluations" in fewer else ""))
     return {"iterations": iterations, "eval_freq": freq, "eval_iter": batches}

@@ -13,7 +13,7 @@ import gradio as gr
 from .common import SETTINGS, SHARED
 from .data_tab import tokenizer_kind
 from .errors import WorkspaceError
-from .formatting import format_bytes, format_count
+from .formatting import counted, format_bytes, format_count
 from .memory import MemoryBudgetError
 from .options import PRESET_FILLS, START_FROM, build_spec
 from .preset_fit import FITTED_FIELDS, Fit, about, duration_words, fit_preset
@@ -130,11 +130,12 @@ def costs_for(ws: Workspace, config: Any, tc: Any, *, measure: bool):
 
 def _plan_line(tc, size: TextSize, plan: RunPlan) -> str:
     if plan.random_windows:  # the BabyGPT notebook: one pass of iterations, no epochs
-        return (f"{tc.max_steps:,} iterations, each over {tc.batch_size} windows at random starts "
-                f"(80/20 split of the tokens); loss estimated every {tc.eval_freq:,} over "
-                f"{tc.eval_iter:,} random batches of each split, with a sample each time")
-    return (f"{size.train_batches:,} batches per epoch × {tc.num_epochs} epochs = {plan.steps:,} steps; "
-            f"loss estimated every {tc.eval_freq:,} steps over {plan.eval_batches:,} batches of the two splits")
+        return (f"{counted(tc.max_steps, 'iteration')}, each over {tc.batch_size} windows at random starts "
+                f"(80/20 split of the tokens); loss estimated every {counted(tc.eval_freq, 'iteration')} over "
+                f"{counted(tc.eval_iter, 'random batch', 'random batches')} of each split, with a sample each time")
+    return (f"{counted(size.train_batches, 'batch', 'batches')} per epoch × {counted(tc.num_epochs, 'epoch')} = "
+            f"{counted(plan.steps, 'step')}; loss estimated every {counted(tc.eval_freq, 'step')} over "
+            f"{counted(plan.eval_batches, 'batch', 'batches')} of the two splits")
 
 
 def _time_line(plan: RunPlan, costs, saved: bool) -> str:
@@ -143,8 +144,8 @@ def _time_line(plan: RunPlan, costs, saved: bool) -> str:
     total = plan.seconds(costs, saved=saved)
     per_epoch = "" if plan.random_windows else f", {duration_words((total - costs.build) / plan.samples)} per epoch"
     return (f"Measured here: {costs.train_step * 1000:,.0f} ms a step, {costs.eval_batch * 1000:,.0f} ms an "
-            f"evaluation batch → **{about(total)}** on this machine ({plan.steps:,} steps, "
-            f"{plan.evaluations:,} evaluations, {plan.samples:,} samples{per_epoch})")
+            f"evaluation batch → **{about(total)}** on this machine ({counted(plan.steps, 'step')}, "
+            f"{counted(plan.evaluations, 'evaluation')}, {counted(plan.samples, 'sample')}{per_epoch})")
 
 
 def _passes_warning(tc, size: TextSize, context_length: int) -> str:
@@ -164,8 +165,8 @@ def _fit_reasons(ws: Workspace, form: dict) -> list[str]:
     kept = [reason for name, reason in fit.reasons.items() if _same(form.get(name), fit.values[name])]
     if not kept:
         return []
-    return [f"Fitted to *{html.escape(ws.corpus_name)}* (time budget {duration_words(SETTINGS.time_budget_s)}): "
-            + "; ".join(kept) + "."]
+    return [f"Fitted to *{html.escape(ws.corpus_name)}* (time budget {duration_words(SETTINGS.time_budget_s)}):\n"
+            + "\n".join(f"- {reason}" for reason in kept) + "\n"]
 
 
 def _same(a, b) -> bool:
