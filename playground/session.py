@@ -86,7 +86,7 @@ class Workspace(OwnModelStore, RunBuilder, CheckpointFiles):
                                   max_samples=self.limits.max_samples)
         self.job: Job | None = None
         self.closed = False
-        # Measured costs of a run (gpt_core.speed.RunCosts), by (model config, batch size).
+        # Measured costs of a run, by (model config, batch size): (gpt_core.speed.RunCosts, when).
         self.run_costs: BoundedDict = BoundedDict(32)
         # What the app's view of this session last showed (e.g. the latest metrics): small.
         self.ui: dict[str, Any] = {}

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import html
 import math
+import threading
+import time
 from typing import Any
 
 import gradio as gr
@@ -25,7 +27,10 @@ AUTO_MEASURE_MAX_PARAMS = 20_000_000  # models this small are timed without aski
 # Run costs measured on this server, shared by all sessions: every page load fits the default
 # preset, and thirty students opening the page at once would otherwise time thirty throwaway
 # models (~6 s each on a busy 2-core server) while others train.
-MEASURED_RUN_COSTS: BoundedDict = BoundedDict(64)
+MEASURED_RUN_COSTS: BoundedDict = BoundedDict(64)  # (config, batch size) -> (RunCosts, when measured)
+MEASURE_MAX_AGE_S = 120.0
+_MEASURING: BoundedDict = BoundedDict(64)  # (config, batch size) -> the lock of its measurement
+_MEASURING_LOCK = threading.Lock()
 # Random windows seeing the training text this many times over are bound to memorise it:
 # the notebook's 3,000 x 128 x 64 characters were meant for a novel; on the bundled 论语
 # they are ~1,400 passes and BabyGPT's validation loss climbs from 5.4 to 10 (scripts/babygpt_vs_bigram.py).
@@ -113,19 +118,34 @@ def check_startable(ws: Workspace, spec: Any, start: str) -> None:
         raise WorkspaceError(" ".join(problems))
 
 
-def costs_for(ws: Workspace, config: Any, tc: Any, *, measure: bool):
-    """The run's measured costs: known to this session or server, or (`measure`) timed now when
-    the model is small enough to time without asking and there is room for it; else None."""
-    batch_size = tc.batch_size
-    key = (config, batch_size)
-    costs = ws.run_costs.get(key) or MEASURED_RUN_COSTS.get(key)
+def costs_for(ws: Workspace, config: Any, tc: Any):
+    """The run's measured costs, known to this session or server; a model small enough to time
+    without asking (and with room to) is timed again once its figure is MEASURE_MAX_AGE_S old,
+    for a shared machine's load changes. None when nothing is known (the estimate then offers
+    the Measure button)."""
+    key = (config, tc.batch_size)
+    known = max((c for c in (ws.run_costs.get(key), MEASURED_RUN_COSTS.get(key)) if c), key=lambda c: c[1],
+                default=None)
     params = config.num_parameters()
-    if costs is None and measure and params <= AUTO_MEASURE_MAX_PARAMS and params <= ws.limits.max_train_parameters:
-        try:
-            costs = ws.run_costs[key] = MEASURED_RUN_COSTS[key] = ws.time_run(config, batch_size=batch_size, train_config=tc)
-        except (MemoryBudgetError, WorkspaceError):
-            costs = None  # no room to time it now: the estimate offers the button
-    return costs
+    fresh = known is not None and time.monotonic() - known[1] < MEASURE_MAX_AGE_S
+    if fresh or params > AUTO_MEASURE_MAX_PARAMS or params > ws.limits.max_train_parameters:
+        return known[0] if known is not None else None
+    with _MEASURING_LOCK:  # a class opening the page at once: one times it, the others wait or read the older figure
+        lock = _MEASURING.setdefault(key, threading.Lock())
+    if not lock.acquire(blocking=known is None):
+        return known[0]
+    try:
+        again = MEASURED_RUN_COSTS.get(key)
+        if again is not None and time.monotonic() - again[1] < MEASURE_MAX_AGE_S:  # timed while we waited
+            known = ws.run_costs[key] = again
+        else:
+            known = ws.run_costs[key] = MEASURED_RUN_COSTS[key] = (
+                ws.time_run(config, batch_size=tc.batch_size, train_config=tc), time.monotonic())
+    except (MemoryBudgetError, WorkspaceError):
+        pass  # no room to time it now: an older figure, or the Measure button
+    finally:
+        lock.release()
+    return known[0] if known is not None else None
 
 
 def _plan_line(tc, size: TextSize, plan: RunPlan) -> str:
@@ -191,7 +211,7 @@ def estimate(ws: Workspace, form: dict, start_label: str = START_FROM[0]) -> str
         f"**{format_count(params)} parameters** ({params:,}) · weights {format_bytes(config.memory_bytes())} · "
         f"training needs about {format_bytes(config.training_memory_bytes(tc.batch_size, config.context_length))}",
         _plan_line(tc, size, plan),
-        _time_line(plan, costs_for(ws, config, tc, measure=True), params <= AUTOSAVE_MAX_PARAMETERS),
+        _time_line(plan, costs_for(ws, config, tc), params <= AUTOSAVE_MAX_PARAMETERS),
         *_fit_reasons(ws, form),
     ]
     if plan.random_windows:
@@ -211,7 +231,7 @@ def fit(ws: Workspace, form: dict, start_label: str = START_FROM[0]):
         def size_of(s):
             return text_size(ws, kind, run_model(ws, s, start)[0].context_length, s.train)
 
-        costs = costs_for(ws, config, spec.train, measure=True)
+        costs = costs_for(ws, config, spec.train)
         result = fit_preset(form, lambda f: spec_of(ws, f), size_of, costs, SETTINGS.time_budget_s)
     except ValueError:
         result = Fit()  # the estimate says what is wrong with the form
@@ -224,6 +244,6 @@ def measure(ws: Workspace, form: dict, start_label: str = START_FROM[0]) -> str:
     """The Measure button: time the parts of a run of this model here, whatever its size."""
     spec = spec_of(ws, form)
     config, _ = run_model(ws, spec, start_of(start_label))
-    ws.run_costs[(config, spec.train.batch_size)] = ws.time_run(config, batch_size=spec.train.batch_size,
-                                                                train_config=spec.train)
+    costs = ws.time_run(config, batch_size=spec.train.batch_size, train_config=spec.train)
+    ws.run_costs[(config, spec.train.batch_size)] = (costs, time.monotonic())
     return estimate(ws, form, start_label)

@@ -318,8 +318,12 @@ def test_a_downloaded_checkpoint_uploads_into_another_session(ws, tmp_path):
     path = ws.save_checkpoint()
     other = Workspace(limits=ws.limits)
     other.set_text(ws.text, name="same text")
-    status, *_ = train_tab.upload_checkpoint(other, path)
-    assert "Loaded" in status
+    status, shown, progress, *_, train_btn, resume_btn, stop_btn = train_tab.upload_checkpoint(other, path)
+    assert "Loaded" in status and shown == status
+    # Where its run stands, not "No run yet"; nothing running, nothing to stop.
+    step, total = ws.own.trainer.state.step + 1, ws.own.trainer.total_steps
+    assert f"loaded at step {step:,}/{total:,}" in progress and "No run yet" not in progress
+    assert stop_btn["interactive"] is False and train_btn["interactive"] is True
     a, b = ws.own.model.state_dict(), other.own.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert other.own.tokenizer.to_dict() == ws.own.tokenizer.to_dict()

@@ -12,8 +12,9 @@ from gpt_core.corpus import SAMPLE_CORPORA, load_sample
 from gpt_core.prepare import prepare_training
 from gpt_core.speed import RunCosts
 from gpt_core.train_events import EvalEvent, SampleEvent, StepEvent
+from playground import data_tab, train_tab
 from playground.data_tab import TOKENIZER_LABELS
-from playground.options import PRESET_LABELS, preset_fields
+from playground.options import PRESET_LABELS, START_FROM, preset_fields
 from playground.preset_fit import FITTED_FIELDS, fit_preset
 from playground.run_plan import count_evaluations, plan_run, text_size, window_problems
 from playground.session import Workspace
@@ -130,3 +131,14 @@ def test_a_text_too_short_names_the_values_that_would_work(ws):
     # Random windows draw with replacement: the same text needs one window in each part only.
     windows = text_size(ws, "char", 128, spec.train.replace(batching="random_windows", max_steps=5, train_ratio=0.8))
     assert not window_problems(windows, context_length=128, batch_size=16, stride=None, random_windows=True)
+
+
+def test_random_windows_warn_of_no_missing_batch_and_train_fine(ws):
+    ws.set_text("A short text, repeated. " * 30, name="short")  # 720 characters
+    form = dict(form_of("bigram"), tokenizer="Characters", iterations=3, eval_freq=2, eval_iter=1)
+    _, warned, _, _ = data_tab.view(ws, "Characters", 64, 128, 0)  # epochs: 9 windows, not a batch of 128
+    assert "fewer than one batch of 128" in warned
+    _, warnings, _, _ = data_tab.view(ws, "Characters", 64, 128, 0, 3)  # random windows: nothing wrong
+    estimate = train_tab.estimate(ws, form)
+    assert warnings == "" and "fewer than" not in estimate and "choose" not in estimate, (warnings, estimate)
+    assert list(train_tab.train(ws, form, START_FROM[0]))[-1][0].startswith("Done: 3 steps")
