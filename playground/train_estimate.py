@@ -177,16 +177,26 @@ def _passes_warning(tc, size: TextSize, context_length: int) -> str:
             "longer text keep it learning.")
 
 
+# How each fitted field reads in the estimate's one-line summary of the fit.
+FITTED_WORDS = {"num_epochs": lambda n: counted(n, "epoch"), "iterations": lambda n: counted(n, "iteration"),
+                "warmup_steps": lambda n: counted(n, "warmup step"),
+                "eval_iter": lambda n: counted(n, "batch", "batches") + " an evaluation",
+                "eval_freq": lambda n: f"an evaluation every {counted(n, 'iteration')}"}  # (fitted for random windows)
+
+
 def _fit_reasons(ws: Workspace, form: dict) -> list[str]:
-    """Why the fitted fields hold what they hold, for those the user has not changed since."""
+    """What the fitting chose, in one line, and why (folded, so the estimate stays short on a
+    phone), for the fields the user has not changed since."""
     label, fit = ws.ui.get("fit", (None, Fit()))
     if label != form.get("preset"):
         return []
-    kept = [reason for name, reason in fit.reasons.items() if _same(form.get(name), fit.values[name])]
+    kept = {name: reason for name, reason in fit.reasons.items() if _same(form.get(name), fit.values[name])}
     if not kept:
         return []
-    return [f"Fitted to *{html.escape(ws.corpus_name)}* (time budget {duration_words(SETTINGS.time_budget_s)}):\n"
-            + "\n".join(f"- {reason}" for reason in kept) + "\n"]
+    chosen = ", ".join(FITTED_WORDS[name](int(fit.values[name])) for name in kept)
+    items = "".join(f"<li>{html.escape(reason)}</li>" for reason in kept.values())
+    return [f"<details><summary>Fitted to <i>{html.escape(ws.corpus_name)}</i> and the time budget of "
+            f"{duration_words(SETTINGS.time_budget_s)}: {chosen} (why?)</summary><ul>{items}</ul></details>"]
 
 
 def _same(a, b) -> bool:
@@ -212,12 +222,11 @@ def estimate(ws: Workspace, form: dict, start_label: str = START_FROM[0]) -> str
         f"training needs about {format_bytes(config.training_memory_bytes(tc.batch_size, config.context_length))}",
         _plan_line(tc, size, plan),
         _time_line(plan, costs_for(ws, config, tc), params <= AUTOSAVE_MAX_PARAMETERS),
-        *_fit_reasons(ws, form),
     ]
     if plan.random_windows:
         lines.append(_passes_warning(tc, size, config.context_length))
     lines += [f"⚠️ {html.escape(p)}" for p in run_problems(ws, tc, config, size)]
-    return "  \n".join(lines)
+    return "\n\n".join(["  \n".join(lines), *_fit_reasons(ws, form)])  # (an HTML block ends at a blank line)
 
 
 def fit(ws: Workspace, form: dict, start_label: str = START_FROM[0]):

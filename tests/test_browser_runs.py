@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from app_server import cpu_seconds
 from browser_kit import CHROMIUM, DESKTOP, choose, launched, open_tab, seen, set_number, shot, text_of
 
 if not CHROMIUM.exists():
@@ -105,35 +106,46 @@ def upload_gbk(page, tmp_path) -> str:
     return path.name
 
 
-def run_preset(page, text: str, preset: str) -> None:
-    """Choose `preset` (fitted to the text), train it to the end, and check what the page says."""
+def choose_preset(page, preset: str, must_say: str = "on this machine") -> str:
+    """Choose `preset` on the Train tab (fitted to the text on the way); its estimate."""
     open_tab(page, "2 · Train")
+    if page.get_by_label("Preset", exact=True).input_value() == PRESET_LABELS[preset]:
+        return text_of(page, ESTIMATE)  # already chosen, and fitted when the text was
     before = text_of(page, ESTIMATE)
     choose(page, "Preset", PRESET_LABELS[preset])
-    estimate = new_estimate(page, before)
+    return new_estimate(page, before, must_say)
+
+
+def run_preset(page, app, text: str, preset: str) -> None:
+    """Choose `preset` (fitted to the text), train it to the end, and check what the page says."""
+    estimate = choose_preset(page, preset)
     for refusal in ("must be fewer", "fewer than one batch", "fewer than one window", "choose at most"):
         assert refusal not in estimate, estimate  # the fitted preset runs on this text
     stated = stated_seconds(estimate)
     assert stated <= 2.5 * BUDGET_S, estimate  # fitted to the budget
     assert page.locator("#stop-btn").is_disabled()  # nothing to stop yet
-    start = time.monotonic()
+    start, cpu_start = time.monotonic(), cpu_seconds(app["pid"])
     page.locator("#train-btn").click()
-    wait_text(page, STATUS, "Training a new")
+    # While it trains, Stop is live (checked in the same frame as the status says so).
+    page.wait_for_function(f"() => document.querySelector('{STATUS}').innerText.includes('Training a new') "
+                           "&& !document.querySelector('#stop-btn').disabled")
     page.wait_for_function(f"({POINTS_JS})() >= 1")
     first_point = time.monotonic() - start
-    assert not page.locator("#stop-btn").is_disabled()
     if preset == "babygpt":
         _random_windows_show_samples_and_size_the_chart(page, start)
     wait_text(page, STATUS, "Done:", timeout=max(180_000, 4_000 * stated))
-    seconds = time.monotonic() - start
+    seconds, cpu = time.monotonic() - start, cpu_seconds(app["pid"]) - cpu_start
     assert seen(page, STATUS, "Done:") == "seen"
     progress = text_of(page, PROGRESS)
     assert "done" in progress and "ETA" not in progress and "100%" in progress, progress
     assert page.locator("#stop-btn").is_disabled() and not page.locator("#train-btn").is_disabled()
     TIMINGS[f"{text} / {preset}"] = {"stated_s": stated, "first_point_s": round(first_point, 1),
-                                     "finished_s": round(seconds, 1)}
+                                     "finished_s": round(seconds, 1), "server_cpu_s": round(cpu, 1)}
     shot(page, f"runs-{re.sub(r'[^a-z0-9]+', '-', text.lower()).strip('-')}-{preset}", phone=True)
-    assert seconds <= 2 * stated, f"{text} / {preset}: {seconds:.1f} s, stated {stated:.0f} s:\n{estimate}"
+    # On a machine others keep busy the wall clock runs long: the server's own CPU time bounds
+    # what the run takes on an idle one (it keeps at least one core busy throughout).
+    idle = min(seconds, cpu)
+    assert idle <= 2 * stated, f"{text} / {preset}: {seconds:.1f} s ({cpu:.1f} CPU s), stated {stated:.0f} s:\n{estimate}"
 
 
 def _random_windows_show_samples_and_size_the_chart(page, start: float) -> None:
@@ -150,24 +162,21 @@ def _random_windows_show_samples_and_size_the_chart(page, start: float) -> None:
 
 
 @pytest.mark.parametrize("text", list(SAMPLE_CORPORA))
-def test_each_fast_preset_fits_a_bundled_text_and_finishes_within_its_estimate(page, text):
+def test_each_fast_preset_fits_a_bundled_text_and_finishes_within_its_estimate(page, app, text):
     choose_text(page, text)
     for preset in FAST_PRESETS:
-        run_preset(page, text, preset)
+        run_preset(page, app, text, preset)
 
 
-def test_each_fast_preset_fits_an_uploaded_gbk_text_and_finishes_within_its_estimate(page, tmp_path):
+def test_each_fast_preset_fits_an_uploaded_gbk_text_and_finishes_within_its_estimate(page, app, tmp_path):
     name = upload_gbk(page, tmp_path)
     for preset in FAST_PRESETS:
-        run_preset(page, name, preset)
+        run_preset(page, app, name, preset)
 
 
-def test_the_books_124M_is_timed_against_its_first_steps_then_stopped(page):
+def test_the_books_124M_is_timed_against_its_first_steps_then_stopped(page, app):
     choose_text(page, "The Verdict (Edith Wharton)")
-    open_tab(page, "2 · Train")
-    before = text_of(page, ESTIMATE)
-    choose(page, "Preset", PRESET_LABELS["book-124M"])
-    new_estimate(page, before, "Measure speed")
+    choose_preset(page, "book-124M", "Measure speed")
     before = text_of(page, ESTIMATE)
     page.get_by_role("button", name="Measure speed on this machine").click()
     estimate = new_estimate(page, before, "ms a step")
@@ -176,11 +185,13 @@ def test_the_books_124M_is_timed_against_its_first_steps_then_stopped(page):
     steps = {}
     for n in (2, 4):  # steps 2-4 have no evaluation between them (one every 5 steps, from step 1)
         wait_text(page, PROGRESS, f"step {n}/90", timeout=600_000)
-        steps[n] = time.monotonic()
-    per_step = (steps[4] - steps[2]) / 2
-    TIMINGS["book-124M"] = {"measured_step_s": step_s, "run_step_s": round(per_step, 2)}
+        steps[n] = (time.monotonic(), cpu_seconds(app["pid"]))
+    wall, cpu = ((steps[4][i] - steps[2][i]) / 2 for i in (0, 1))
+    TIMINGS["book-124M"] = {"measured_step_s": step_s, "run_step_s": round(wall, 2), "run_step_cpu_s": round(cpu, 2)}
     shot(page, "runs-book-124M-training", phone=True)
-    assert step_s / 2 <= per_step <= 2 * step_s, f"measured {step_s:.2f} s a step, the run took {per_step:.2f} s"
+    # An idle machine's step lies between the CPU time over its two cores and the CPU time; on a
+    # busy one the wall clock runs longer.
+    assert step_s / 2 <= max(wall, cpu / 2) and min(wall, cpu) <= 2 * step_s, (step_s, wall, cpu)
     page.locator("#stop-btn").click()
     wait_text(page, STATUS, "Stopped after step", timeout=600_000)
     assert seen(page, STATUS, "Stopped after step") == "seen"
@@ -195,10 +206,7 @@ def _ranges(page) -> dict:
 
 
 def test_the_chart_keeps_a_zoom_while_it_redraws(page):
-    open_tab(page, "2 · Train")
-    before = text_of(page, ESTIMATE)
-    choose(page, "Preset", PRESET_LABELS["demo"])
-    new_estimate(page, before)
+    choose_preset(page, "demo")
     if not page.get_by_label(ITERATIONS, exact=True).is_visible():
         page.get_by_text("Training options").click()  # the accordion
     set_number(page, ITERATIONS, "0")  # (fitted to a short budget, the demo may train random windows)
