@@ -290,8 +290,9 @@ def build_app() -> gr.Blocks:
         # running event cancelled, then the final view once the run has ended.
         stop_btn.click(bind(train_tab.request_stop), None, status, api_name=False, queue=False,
                        cancels=[train_event, resume_event]).then(
-            bind(train_tab.after_stop), None, run_outputs, api_name=False, queue=False,
-            show_progress="hidden")
+            # A generator (it says "Stopping..." until a long step ends), so queued, in a group of its own.
+            bind(train_tab.after_stop), None, run_outputs, api_name=False, concurrency_id="stopping",
+            concurrency_limit=None, show_progress="hidden")
         gr.api(bind(train_tab.stop), api_name="stop")
         upload_ckpt.upload(bind(train_tab.upload_checkpoint), upload_ckpt, [ckpt_status, *run_outputs],
                            api_name="upload_checkpoint")

@@ -31,7 +31,7 @@ __all__ = ["PRESET_FILLS", "apply_preset", "estimate", "fit", "mark_custom", "me
 
 UPDATE_INTERVAL_S = 0.3  # chart redraws while training: often enough to look live...
 VIEW_SHARE = 0.2  # ...and at most about this share of the time, so the estimate stays true
-STOP_WAIT_S = 15.0
+STOP_POLL_S = 3.0  # while a run stops, the page hears from it this often
 NOTHING_TRAINING = "Nothing is training in this session."
 LEFT_QUEUE = "You left the queue; nothing was trained."
 _spec = spec_of  # the form -> RunSpec, as the tests call it
@@ -210,28 +210,33 @@ def request_stop(ws: Workspace) -> str:
 
 
 def after_stop(ws: Workspace):
-    """Once the run has stopped: the whole view as it ended, with a checkpoint to download."""
-    finished = ws.wait_idle(STOP_WAIT_S)
+    """Once the run has stopped: the whole view as it ended, with a checkpoint to download.
+    Until then (a step of a large model on a CPU takes many seconds) it says it is stopping,
+    every few seconds, so the page never keeps a run's last state as if it still ran."""
     view = ws.ui.get("view") or View(ws)
-    own = ws.own
-    if not finished:
+    while not ws.wait_idle(STOP_POLL_S):
         view.status = "Stopping: the current step is still running; the run ends right after it."
-        return view.outputs(running=True)
+        view.progress = dict(view.progress, text="stopping after the current step")
+        yield view.outputs(running=True)
+    own = ws.own
     turn = ws.ui.get("turn")
     if turn is not None and turn.left and turn.admitted is None:  # Stop took it out of the queue
         del ws.ui["turn"]
-        return view.left_queue(LEFT_QUEUE)
+        yield view.left_queue(LEFT_QUEUE)
+        return
     if own is None or own.trainer is None:
         view.status = NOTHING_TRAINING
-        return view.outputs(running=False)
+        yield view.outputs(running=False)
+        return
     st = own.trainer.state
     record_run(ws, own, own.trainer)
     download = own.checkpoint_path or (ws.save_checkpoint() if _small_enough_to_autosave(own) else None)
     if own.trainer.finished:
-        return view.ended(own.trainer, "done", f"Done: {st.step + 1:,} steps. Try your model in **Generate**.",
-                          download)
-    return view.ended(own.trainer, "stopped", f"Stopped after step {st.step + 1:,} of {own.trainer.total_steps:,}. "
-                      "Press **Resume** to continue.", download)
+        yield view.ended(own.trainer, "done", f"Done: {st.step + 1:,} steps. Try your model in **Generate**.",
+                         download)
+    else:
+        yield view.ended(own.trainer, "stopped", f"Stopped after step {st.step + 1:,} of "
+                         f"{own.trainer.total_steps:,}. Press **Resume** to continue.", download)
 
 
 def stop(ws: Workspace) -> str:
@@ -239,7 +244,8 @@ def stop(ws: Workspace) -> str:
     say where it stopped."""
     if request_stop(ws) == NOTHING_TRAINING:
         return NOTHING_TRAINING
-    return after_stop(ws)[0]
+    *_, last = after_stop(ws)
+    return last[0]
 
 
 def prepare_download(ws: Workspace):

@@ -115,7 +115,7 @@ def test_stop_while_waiting_leaves_the_queue_and_says_nothing_was_trained(two, q
     last = list(run_b)[-1]
     assert last[0] == train_tab.LEFT_QUEUE and last[6]["value"] == "Train" and last[6]["interactive"]
     assert b.job is None and b.own is None and queue.counts() == (1, 0)
-    assert train_tab.after_stop(b)[0] == train_tab.LEFT_QUEUE
+    assert list(train_tab.after_stop(b))[-1][0] == train_tab.LEFT_QUEUE
     assert train_tab.stop(b) == train_tab.NOTHING_TRAINING
     # The API route does the same in one call (from another thread, as the server calls it);
     # the running session is untouched.
