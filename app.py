@@ -16,15 +16,18 @@ from starlette.middleware import Middleware  # noqa: E402
 
 from gpt_core.corpus import DEFAULT_CORPUS, SAMPLE_CORPORA  # noqa: E402
 from gpt_core.plots import loss_figure  # noqa: E402
-from playground import data_tab, evaluate_tab, generate_tab, gpt2_tab, train_tab  # noqa: E402
+from playground import (attention_tab, compare, data_tab, evaluate_tab, generate_tab, gpt2_tab, inspector,  # noqa: E402
+                        page, replay, share, train_tab)
+from playground.common import (LIMITS, REGISTRY, SETTINGS, bind, bind_form, bind_progress, clear_on,  # noqa: E402
+                               explain_failures, guard, release_session)
+from playground.files import EXPORTS, LINKS, remove_leftovers  # noqa: E402
 from playground.chart_zoom import KEEP_ZOOM_HEAD  # noqa: E402
-from playground.common import (LIMITS, REGISTRY, SETTINGS, bind, bind_form, bind_progress, guard,  # noqa: E402
-                               release_session)
-from playground.files import LINKS, remove_leftovers  # noqa: E402
 from playground.http_limits import BodyLimit  # noqa: E402
+from playground.i18n import BROWSER_LANGUAGE_JS, CHANGE_LOCALE_JS, I18N, LANGUAGES, localize_layout, relabel, set_language  # noqa: E402
 from playground.memory import return_freed_memory_promptly  # noqa: E402
+from playground.notices import message_area  # noqa: E402
 from playground.options import (DEFAULT_PRESET_LABEL, FORM_FIELDS, MODEL_FIELDS, PRESET_CHOICES,  # noqa: E402
-                                START_FROM, preset_fields)
+                                PRECISION_CHOICES, START_FROM, preset_fields)
 from playground.preset_fit import FITTED_FIELDS  # noqa: E402
 
 CSS = """
@@ -33,7 +36,7 @@ CSS = """
 #gpt2-status {min-height: 90px}
 .token-view {max-height: 360px; overflow-y: auto; padding: 6px; border: 1px solid #e5e7eb; border-radius: 6px}
 #eval-a .token-view, #eval-b .token-view {max-height: 480px}
-#download-ckpt .download-link {display: flex; align-items: center; justify-content: center; height: 100%;
+#download-ckpt .download-link, #compare-links .download-link {display: flex; align-items: center; justify-content: center; height: 100%;
   box-sizing: border-box;
   padding: var(--size-1) var(--size-2); border: 1px solid var(--button-secondary-border-color);
   border-radius: var(--button-small-radius); background: var(--button-secondary-background-fill);
@@ -43,56 +46,52 @@ CSS = """
 #download-ckpt {flex: 1 1 0 !important; margin: 0 !important}
 #download-ckpt .html-container {padding: 0 !important; height: 100%}
 #download-ckpt .html-container > div {height: 100%}
-"""
+""" + page.CSS + share.CSS + compare.CSS
 # The checkpoint's link (our route, for this session only), or a disabled button without one.
 DOWNLOAD_TEMPLATE = ("${value ? `<a class='download-link' href='${value}' download>Download checkpoint</a>`"
                      " : `<span class='download-link' aria-disabled='true'>Download checkpoint</span>`}")
 
-
-# System fonts only: a classroom server may have no internet for web fonts.
-THEME = gr.themes.Default(primary_hue="blue", font=["ui-sans-serif", "system-ui", "sans-serif"],
-                          font_mono=["ui-monospace", "Consolas", "monospace"])
-
-INTRO = """# Watch a GPT learn
-Pick a text in **Data**, press **Train** and watch the loss fall while the model learns to
-write like it; then sample from it in **Generate**, load OpenAI's **GPT-2** into the same
-model, and compare them in **Evaluate**. After chapter 5 of *Build a Large Language Model
-(From Scratch)*."""
 
 
 def build_app() -> gr.Blocks:
     model0, train0, tokenizer0 = preset_fields(DEFAULT_PRESET_LABEL)  # the form starts as the default preset
     tokenizer0 = data_tab.TOKENIZER_LABELS[tokenizer0]
     with gr.Blocks(title="Watch a GPT learn", delete_cache=(1800, 3600)) as demo:
-        gr.Markdown(INTRO)
-        with gr.Tabs():
+        with gr.Row(equal_height=True):
+            gr.Markdown(page.INTRO)
+            language = gr.Radio([(name, code) for code, name in LANGUAGES.items()], value="en",
+                                label="Language", elem_id="language", scale=0, min_width=170)
+        share_ui = share.layout()  # presenter mode, and a link to these settings (playground/share.py)
+        with gr.Tabs(overflow_behavior="wrap"):  # on a phone every tab shows, on two rows
             # --- Data ---------------------------------------------------------------------
-            with gr.Tab("1 · Data", id="data"):
+            with gr.Tab("1 · Data", id="data") as data_tab_ui:
                 with gr.Row():
                     with gr.Column(scale=1):
                         sample = gr.Dropdown(list(SAMPLE_CORPORA), value=DEFAULT_CORPUS, label="Sample text")
                         upload = gr.File(label="...or upload a .txt (any common encoding)", elem_id="text-upload",
                                          file_types=[".txt", ".md", ".csv", ".text"], type="filepath",
-                                         height=120)
+                                         height=150)
                         pasted = gr.Textbox(label="...or paste a text", lines=4, max_lines=8,
                                             placeholder="Paste at least a few paragraphs here")
                         paste_btn = gr.Button("Use the pasted text")
+                        data_message = message_area("data-message")
                         data_tokenizer = gr.Radio(list(data_tab.TOKENIZERS), value=tokenizer0,
                                                   label="Tokenizer to show (the Train tab uses the same)")
                     with gr.Column(scale=2):
-                        summary = gr.Markdown()
-                        data_warnings = gr.HTML()
+                        summary = gr.Markdown(elem_id="data-summary")
+                        data_warnings = gr.HTML(elem_id="data-warnings")
                         gr.Markdown("**The first tokens, as the model sees them** (hover a token for its id)")
                         token_view = gr.HTML()
                         preview = gr.Textbox(label="The text", lines=8, max_lines=8, interactive=False)
 
             # --- Train --------------------------------------------------------------------
-            with gr.Tab("2 · Train", id="train"):
+            with gr.Tab("2 · Train", id="train") as train_tab_ui:
                 with gr.Row():
                     with gr.Column(scale=1, min_width=340):
                         preset = gr.Dropdown(list(PRESET_CHOICES), value=DEFAULT_PRESET_LABEL, label="Preset")
                         tokenizer = gr.Radio(list(data_tab.TOKENIZERS), value=tokenizer0, label="Tokenizer")
                         start_from = gr.Radio(list(START_FROM), value=START_FROM[0], label="Start from")
+                        precision = gr.Radio(list(PRECISION_CHOICES), value=train0["precision"], label="Precision")
                         with gr.Accordion("Model (the book's GPT_CONFIG fields)", open=False):
                             with gr.Row():
                                 context_length = gr.Number(model0["context_length"], label="context_length", precision=0)
@@ -133,23 +132,26 @@ def build_app() -> gr.Blocks:
                             # Live (and red) only while something can be stopped: train_view._buttons.
                             stop_btn = gr.Button("Stop", variant="secondary", interactive=False, elem_id="stop-btn")
                             resume_btn = gr.Button("Resume", elem_id="resume-btn")
+                        train_message = message_area("train-message")
                         with gr.Accordion("Checkpoint", open=False):
                             with gr.Row():
                                 save_ckpt = gr.Button("Save checkpoint", size="sm")
                                 download_ckpt = gr.HTML("", html_template=DOWNLOAD_TEMPLATE, js_on_load=None,
                                                         apply_default_css=False, elem_id="download-ckpt")
                             upload_ckpt = gr.File(label="Upload a checkpoint (.pt / .pth: ours or the book's model.pth)",
-                                                  file_types=[".pt", ".pth"], type="filepath", height=100)
+                                                  file_types=[".pt", ".pth"], type="filepath", height=150)
                             ckpt_status = gr.Markdown()
                     with gr.Column(scale=2):
                         status = gr.Markdown("Ready. Press **Train**.", elem_id="train-status")
                         progress = gr.HTML(train_tab.progress_html(None), elem_id="progress-box")
-                        chart = gr.Plot(loss_figure(), label="Loss", elem_id="loss-chart")
+                        chart = gr.Plot(loss_figure(), label="Loss", show_label=False, elem_id="loss-chart")
+                        replay_ui = replay.layout()  # the run replayed under its curve
                         metrics = gr.Markdown(elem_id="train-metrics")
                         samples = gr.Textbox(label="Samples after each epoch (random windows: at each evaluation), "
                                                    "newest first (greedy, from the start context)",
                                              lines=8, max_lines=14, interactive=False, elem_id="sample-log",
                                              autoscroll=False)
+                        compare_ui = compare.layout()  # the session's runs on one chart, exported
 
             # --- Generate -----------------------------------------------------------------
             with gr.Tab("3 · Generate", id="generate") as generate_tab_ui:
@@ -171,11 +173,13 @@ def build_app() -> gr.Blocks:
                         with gr.Row():
                             gen_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn")
                             gen_stop = gr.Button("Stop", variant="stop")
+                        gen_message = message_area("generate-message")
                     with gr.Column(scale=2):
-                        gen_output = gr.Textbox(label="Output", lines=10, max_lines=20, interactive=False,
-                                                elem_id="generate-output")
+                        gr.Markdown("**Output**")
+                        gen_output = gr.HTML(generate_tab.output_html(None), elem_id="generate-output")
                         cand_btn = gr.Button("Show next-token candidates for the prompt", size="sm")
-                        cand_chart = gr.Plot(label="Next-token candidates", elem_id="candidates-chart")
+                        cand_chart = gr.Plot(label="Next-token candidates", show_label=False, elem_id="candidates-chart")
+                        inspector_ui = inspector.layout()
                 with gr.Accordion("Sampling lab: the book's 9-word example", open=True):
                     gr.Markdown("After *every effort moves you* the book's toy model gives these nine words "
                                 "logits. Move the temperature and see how the probabilities and the counts "
@@ -185,24 +189,25 @@ def build_app() -> gr.Blocks:
                                              elem_id="lab-temperature")
                         lab_draws = gr.Number(1000, label="Draws", precision=0, scale=1)
                         lab_seed = gr.Number(123, label="Seed", precision=0, scale=1)
-                    lab_chart = gr.Plot(label="Sampling lab", elem_id="lab-chart")
+                    lab_chart = gr.Plot(label="Sampling lab", show_label=False, elem_id="lab-chart")
 
             # --- GPT-2 --------------------------------------------------------------------
-            with gr.Tab("4 · GPT-2", id="gpt2"):
+            with gr.Tab("4 · GPT-2", id="gpt2") as gpt2_tab_ui:
                 with gr.Row():
                     with gr.Column(scale=1, min_width=320):
                         gpt2_size = gr.Radio(gpt2_tab.SIZES, value="124M", label="GPT-2 size")
                         download_btn = gr.Button("Download and load", variant="primary", elem_id="gpt2-download")
+                        gpt2_message = message_area("gpt2-message")
                         with gr.Accordion("Offline? Import from a folder or upload", open=False):
-                            gr.Markdown(gpt2_tab.import_help())
+                            gpt2_help = gr.Markdown()  # drawn in the session's language on load
                             folder = gr.Textbox(label="Folder on the server", elem_id="gpt2-folder",
                                                 placeholder=gpt2_tab.example_folder())
                             folder_btn = gr.Button("Import from folder", elem_id="gpt2-folder-btn")
                             gpt2_files = gr.File(label="Upload the files (.safetensors, or the 7 files of OpenAI's release)",
-                                                 file_count="multiple", type="filepath", height=120)
+                                                 file_count="multiple", type="filepath", height=150)
                     with gr.Column(scale=2):
                         gpt2_status = gr.Markdown(elem_id="gpt2-status")
-                        gr.Markdown(gpt2_tab.sizes_table())
+                        gpt2_sizes = gr.Markdown()  # drawn in the session's language on load
                         gpt2_info = gr.Markdown(gpt2_tab.loaded_models_md())
 
             # --- Evaluate -----------------------------------------------------------------
@@ -214,6 +219,7 @@ def build_app() -> gr.Blocks:
                         model_a = gr.Dropdown([], label="Model A", allow_custom_value=True)
                         model_b = gr.Dropdown([], label="Model B (optional)", allow_custom_value=True)
                         eval_btn = gr.Button("Score", variant="primary", elem_id="eval-btn")
+                        eval_message = message_area("evaluate-message")
                 eval_note = gr.Markdown()
                 with gr.Row():
                     with gr.Column(elem_id="eval-a"):
@@ -222,6 +228,8 @@ def build_app() -> gr.Blocks:
                     with gr.Column(elem_id="eval-b"):
                         eval_b_md = gr.Markdown()
                         eval_b_html = gr.HTML()
+
+            attention_ui = attention_tab.layout()  # --- 6 · Attention
 
         # === events =======================================================================
         data_inputs = [data_tokenizer, context_length, batch_size, stride, iterations]
@@ -233,7 +241,7 @@ def build_app() -> gr.Blocks:
                     weight_decay=weight_decay, eval_freq=eval_freq, eval_iter=eval_iter,
                     warmup_steps=warmup_steps, cosine=cosine, grad_clip=grad_clip,
                     label_smoothing=label_smoothing, seed=seed, start_context=start_context, stride=stride,
-                    iterations=iterations)
+                    iterations=iterations, precision=precision)
         spec_inputs = [form[k] for k in FORM_FIELDS]
         estimate_inputs = [*spec_inputs, start_from]
         preset_fills = [form[k] for k in train_tab.PRESET_FILLS]
@@ -249,15 +257,19 @@ def build_app() -> gr.Blocks:
                            api_name=False)
         model_fields = [form[k] for k in MODEL_FIELDS]  # editing one turns the preset into "Custom"
 
-        demo.load(bind(data_tab.view), data_inputs, data_outputs, api_name=False)
-        refit(demo.load)
         # A new text changes the batches per epoch, the fitted preset and the time estimate.
-        for event in (
-            sample.input(bind(data_tab.choose_sample), [sample, *data_inputs], data_outputs, api_name="choose_sample"),
-            upload.upload(bind(data_tab.upload_text), [upload, *data_inputs], data_outputs, api_name="upload_text"),
-            paste_btn.click(bind(data_tab.use_pasted), [pasted, *data_inputs], data_outputs, api_name="use_text"),
-        ):
+        data_events = (
+            (sample.input(bind(data_tab.choose_sample), [sample, *data_inputs], data_outputs, api_name="choose_sample"),
+             data_tab.choose_sample),
+            (upload.upload(bind(data_tab.upload_text), [upload, *data_inputs], data_outputs, api_name="upload_text"),
+             data_tab.upload_text),
+            (paste_btn.click(bind(data_tab.use_pasted), [pasted, *data_inputs], data_outputs, api_name="use_text"),
+             data_tab.use_pasted),
+        )
+        for event, _ in data_events:
             refit(event.success)
+        # A refused text leaves the active one: the message says which (and the upload box empties).
+        explain_failures(data_message, *data_events, then=data_tab.still_active, reset=[upload])
         # The two tokenizer radios mirror each other (.input: only what the user did).
         for radio, mirror in ((data_tokenizer, tokenizer), (tokenizer, data_tokenizer)):
             refit(radio.input(lambda v: v, radio, mirror, api_name=False).then(
@@ -269,35 +281,50 @@ def build_app() -> gr.Blocks:
             field.input(train_tab.mark_custom, preset, preset, api_name=False)
         for field in preset_fills:
             # Numbers re-estimate when the user leaves the field, not at every keystroke.
-            re_estimate(field.input if isinstance(field, gr.Checkbox) else field.blur, trigger_mode="always_last")
+            re_estimate(field.input if isinstance(field, (gr.Checkbox, gr.Radio)) else field.blur,
+                        trigger_mode="always_last")
         re_estimate(start_from.input)
-        measure_btn.click(bind_form(train_tab.measure, FORM_FIELDS, ["start_from"]), estimate_inputs, estimate,
-                          api_name="measure", concurrency_id="train", concurrency_limit=SETTINGS.train_concurrency)
+        measure_event = measure_btn.click(bind_form(train_tab.measure, FORM_FIELDS, ["start_from"]), estimate_inputs,
+                                          estimate, api_name="measure", concurrency_id="train",
+                                          concurrency_limit=SETTINGS.train_concurrency)
 
-        run_outputs = [status, progress, chart, metrics, samples, download_ckpt, train_btn, resume_btn, stop_btn]
+        # The replay's slider and frame follow every view of the run (playground/replay.py).
+        run_outputs = [status, progress, chart, metrics, samples, download_ckpt, train_btn, resume_btn, stop_btn,
+                       *replay_ui.outputs]
         # Trainings wait in the app's own queue (playground/train_queue.py), which shows each
         # student their place; Gradio only needs room for one waiting handler per session.
         train_event = train_btn.click(
-            bind_form(train_tab.train, FORM_FIELDS, ["start_from"]), [*spec_inputs, start_from], run_outputs,
+            bind_form(replay.with_replay(train_tab.train, follow=True), FORM_FIELDS, ["start_from"]),
+            [*spec_inputs, start_from], run_outputs,
             api_name="train",
             concurrency_id="train-queue", concurrency_limit=LIMITS.max_sessions,
             show_progress="minimal", show_progress_on=[status])
         resume_event = resume_btn.click(
-            bind(train_tab.resume), None, run_outputs, api_name="resume",
+            bind(replay.with_replay(train_tab.resume, follow=True)), None, run_outputs, api_name="resume",
             concurrency_id="train-queue", concurrency_limit=LIMITS.max_sessions,
             show_progress="minimal", show_progress_on=[status])
         # Stop: the flag at once (the trainer ends after its current step), the queued or
         # running event cancelled, then the final view once the run has ended.
-        stop_btn.click(bind(train_tab.request_stop), None, status, api_name=False, queue=False,
-                       cancels=[train_event, resume_event]).then(
+        stop_event = stop_btn.click(bind(train_tab.request_stop), None, status, api_name=False, queue=False,
+                                    cancels=[train_event, resume_event]).then(
             # A generator (it says "Stopping..." until a long step ends), so queued, in a group of its own.
-            bind(train_tab.after_stop), None, run_outputs, api_name=False, concurrency_id="stopping",
-            concurrency_limit=None, show_progress="hidden")
+            bind(replay.with_replay(train_tab.after_stop)), None, run_outputs, api_name=False,
+            concurrency_id="stopping", concurrency_limit=None, show_progress="hidden")
         gr.api(bind(train_tab.stop), api_name="stop")
-        upload_ckpt.upload(bind(train_tab.upload_checkpoint), upload_ckpt, [ckpt_status, *run_outputs],
-                           api_name="upload_checkpoint")
-        save_ckpt.click(bind(train_tab.prepare_download), None, [download_ckpt, ckpt_status],
-                        api_name="save_checkpoint")
+        compare.wire(compare_ui, (train_event, resume_event, stop_event), bind)
+        # A shared link fills these (share.restore, on load); Copy link reads the form and the start.
+        restored = dict(form, link_note=share_ui.note, data_tokenizer=data_tokenizer, start_from=start_from,
+                        sample=sample, presenter=share_ui.presenter)
+        share.wire(share_ui, [*spec_inputs, start_from], bind_form(share.copy_link, FORM_FIELDS, ["start_from", "present"]))
+        ckpt_event = upload_ckpt.upload(bind(replay.with_replay(train_tab.upload_checkpoint, follow=True)), upload_ckpt,
+                                        [ckpt_status, *run_outputs], api_name="upload_checkpoint")
+        replay.wire(replay_ui, chart, bind(train_tab.loss_chart), bind)
+        save_event = save_ckpt.click(bind(train_tab.prepare_download), None, [download_ckpt, ckpt_status],
+                                     api_name="save_checkpoint")
+        explain_failures(train_message, (train_event, train_tab.train), (resume_event, train_tab.resume),
+                         (measure_event, train_tab.measure), (save_event, train_tab.prepare_download))
+        explain_failures(train_message, (ckpt_event, train_tab.upload_checkpoint), then=train_tab.model_unchanged,
+                         reset=[upload_ckpt])
 
         # Generate
         cand_inputs = [gen_model, prompt, temperature, top_k, top_p]
@@ -308,14 +335,19 @@ def build_app() -> gr.Blocks:
             bind(generate_tab.candidates_or_note), cand_inputs, cand_chart, api_name=False,
             show_progress="hidden")
         gen_inputs = [gen_model, prompt, max_new, temperature, top_k, top_p, gen_seed, stop_eot]
-        gen_event = gen_btn.click(bind(generate_tab.generate_text), gen_inputs, gen_output, api_name="generate",
+        # The page shows the prompt and the continuation apart; the API returns the text.
+        gen_event = gen_btn.click(bind(generate_tab.generate_view), gen_inputs, gen_output, api_name=False,
                                   concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency,
                                   show_progress="minimal")
+        gr.api(bind(generate_tab.generate_text), api_name="generate", concurrency_id="generate",
+               concurrency_limit=SETTINGS.generate_concurrency)
         gen_event.then(bind(generate_tab.candidates_or_note), cand_inputs, cand_chart, api_name=False,
                        show_progress="hidden")
+        inspector.wire(inspector_ui, gen_event, bind)
         gen_stop.click(None, None, None, cancels=[gen_event], api_name=False)
-        cand_btn.click(bind(generate_tab.candidates), cand_inputs, cand_chart, api_name="candidates",
-                       concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency)
+        cand_event = cand_btn.click(bind(generate_tab.candidates), cand_inputs, cand_chart, api_name="candidates",
+                                    concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency)
+        explain_failures(gen_message, (gen_event, generate_tab.generate_view), (cand_event, generate_tab.candidates))
         # .input: dragging a slider or typing its value, not programmatic updates.
         for slider in (temperature, top_k, top_p):
             slider.input(bind(generate_tab.candidates_or_note), cand_inputs, cand_chart, api_name=False,
@@ -329,21 +361,63 @@ def build_app() -> gr.Blocks:
 
         # GPT-2
         gpt2_outputs = [gpt2_status, gpt2_info]
-        download_btn.click(bind_progress(gpt2_tab.download), gpt2_size, gpt2_outputs, api_name="gpt2_download",
-                           concurrency_id="gpt2", concurrency_limit=1, show_progress="full",
-                           show_progress_on=[gpt2_status])
-        folder_btn.click(bind_progress(gpt2_tab.import_folder), folder, gpt2_outputs, api_name="gpt2_import_folder",
-                         concurrency_id="gpt2", concurrency_limit=1, show_progress_on=[gpt2_status])
-        gpt2_files.upload(bind_progress(gpt2_tab.import_upload), gpt2_files, gpt2_outputs,
-                          api_name="gpt2_import_upload", concurrency_id="gpt2", concurrency_limit=1,
-                          show_progress_on=[gpt2_status])
+        one_at_a_time = dict(concurrency_id="gpt2", concurrency_limit=1, show_progress_on=[gpt2_status])
+        explain_failures(gpt2_message, (download_btn.click(bind_progress(gpt2_tab.download), gpt2_size, gpt2_outputs,
+                                                           api_name="gpt2_download", show_progress="full",
+                                                           **one_at_a_time), gpt2_tab.download),
+                         (folder_btn.click(bind_progress(gpt2_tab.import_folder), folder, gpt2_outputs,
+                                           api_name="gpt2_import_folder", **one_at_a_time), gpt2_tab.import_folder))
+        explain_failures(gpt2_message, (gpt2_files.upload(bind_progress(gpt2_tab.import_upload), gpt2_files, gpt2_outputs,
+                                                          api_name="gpt2_import_upload", **one_at_a_time),
+                                        gpt2_tab.import_upload), reset=[gpt2_files])
 
         # Evaluate
-        eval_btn.click(bind(evaluate_tab.evaluate), [eval_text, model_a, model_b],
-                       [eval_a_md, eval_a_html, eval_b_md, eval_b_html, eval_note], api_name="evaluate",
-                       concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency)
+        explain_failures(eval_message, (eval_btn.click(
+            bind(evaluate_tab.evaluate), [eval_text, model_a, model_b],
+            [eval_a_md, eval_a_html, eval_b_md, eval_b_html, eval_note], api_name="evaluate",
+            concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency), evaluate_tab.evaluate))
+
+        # A message stays until its tab's input changes or a new try begins; a new text or
+        # preset starts the Train tab (and Evaluate's validation text) afresh too.
+        new_text = [sample.input, upload.upload, paste_btn.click]
+        clear_on(data_message, *new_text, pasted.input, data_tokenizer.input, tokenizer.input)
+        clear_on(train_message, *new_text, preset.input, start_from.input, tokenizer.input, data_tokenizer.input,
+                 *(f.input for f in preset_fills), train_btn.click, resume_btn.click, stop_btn.click,
+                 measure_btn.click, save_ckpt.click, upload_ckpt.upload)
+        clear_on(gen_message, gen_model.input, prompt.input, max_new.input, temperature.input, top_k.input,
+                 top_p.input, gen_seed.input, gen_btn.click, cand_btn.click)
+        clear_on(gpt2_message, gpt2_size.input, download_btn.click, folder.input, folder_btn.click, gpt2_files.upload)
+        clear_on(eval_message, *new_text, eval_text.input, model_a.input, model_b.input, eval_btn.click)
+
+        attention_tab.wire(attention_ui, bind, concurrency_id="generate",
+                           concurrency_limit=SETTINGS.generate_concurrency)
+
+        # The page's language: the browser's (or a ?lang= link's) on load, the switch after.
+        # The browser translates the layout itself; the handlers' words are redrawn.
+        # On load the preset is fitted to the text (a link's own values stay: train_tab.fit); on a
+        # language switch the estimate is only redrawn.
+        fitting = (bind_form(train_tab.fit, FORM_FIELDS, ["start_from"]), estimate_inputs, fit_outputs)
+        redraw = [(bind(data_tab.view), data_inputs, data_outputs),
+                  (bind_form(train_tab.estimate, FORM_FIELDS, ["start_from"]), estimate_inputs, estimate),
+                  (bind(replay.redraw), None, replay_ui.outputs),
+                  (bind(gpt2_tab.import_help), None, gpt2_help), (bind(gpt2_tab.sizes_table), None, gpt2_sizes),
+                  (bind(compare.view), None, compare_ui.outputs)]
+
+        def redrawn(event, *, fit: bool = False):
+            for fn, inputs, outputs in (fitting if fit and step[2] is estimate else step for step in redraw):
+                event = event.then(fn, inputs, outputs, api_name=False, show_progress="hidden")
+            return event
+        # On load a shared link's settings come first: the views are then drawn of them.
+        redrawn(share.restoring(demo.load(bind(set_language), language, language, js=BROWSER_LANGUAGE_JS,
+                                          api_name=False), share_ui, [restored[k] for k in share.RESTORED], bind),
+                fit=True)
+        # Tabs not yet opened keep the label of the language they were first drawn in: relabel them.
+        tab_labels = [data_tab_ui, train_tab_ui, generate_tab_ui, gpt2_tab_ui, evaluate_tab_ui, attention_ui.tab]
+        redrawn(language.input(bind(set_language), language, language, js=CHANGE_LOCALE_JS, api_name=False)
+                .then(bind(relabel([tab.label for tab in tab_labels])), None, tab_labels, api_name=False, show_progress="hidden"))
 
         demo.unload(release_session)
+        localize_layout(demo)
     demo.queue(max_size=SETTINGS.queue_size, default_concurrency_limit=SETTINGS.generate_concurrency)
     return demo
 
@@ -353,10 +427,10 @@ def launch_options() -> dict:
     build_app() in their own process): upload and body caps, checkpoints served only
     through their session's links, the session folders never through Gradio's file route."""
     blocked = [p for p in os.environ.get("GRADIO_BLOCKED_PATHS", "").split(",") if p.strip()]
-    return dict(max_file_size=f"{SETTINGS.max_upload_mb}mb",
+    return dict(max_file_size=f"{SETTINGS.max_upload_mb}mb", i18n=I18N,
                 blocked_paths=[*blocked, str(REGISTRY.files_root.resolve())],
                 app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=SETTINGS.max_request_mb * 2**20)],
-                            "routes": [LINKS.route()]})
+                            "routes": [LINKS.route(), EXPORTS.route()]})
 
 
 def _stop_on_sigterm(signum, frame):
@@ -373,7 +447,7 @@ def main() -> None:
         # Spaces (SPACE_ID set) the platform sets them to 0.0.0.0:7860.
         demo.launch(
             server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0" if SETTINGS.on_spaces else "127.0.0.1"),
-            css=CSS, theme=THEME, head=KEEP_ZOOM_HEAD, show_error=True,
+            css=CSS, js=page.JS, head=KEEP_ZOOM_HEAD, theme=page.theme(), show_error=True,
             # Each training waiting its turn holds a worker thread: one per session, plus Gradio's 40.
             max_threads=40 + LIMITS.max_sessions,
             **launch_options(),

@@ -39,6 +39,9 @@ from gpt_core.tokenizers import GPT2Tokenizer  # noqa: E402
 from gpt_core.train_events import EvalEvent  # noqa: E402
 
 TEXT = (ASSETS_DIR / "the-verdict.txt").read_text(encoding="utf-8")
+# The clock of time_book / time_ours: wall time, or the process's CPU time (bench_precision.py
+# --clock cpu), which a host busy with other work disturbs far less at one thread.
+CLOCK = time.perf_counter
 
 
 def fixed_loader(steps: int, batch_size: int = 2, ctx: int = 256) -> DataLoader:
@@ -52,25 +55,26 @@ def time_book(model, optimizer, loader) -> float:
     ch05.evaluate_model = lambda *a, **k: (float("nan"), float("nan"))
     ch05.generate_and_print_sample = lambda *a, **k: None
     try:
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         with redirect_stdout(io.StringIO()):
             ch05.train_model_simple(model, loader, loader, optimizer, "cpu", 1, 10**9, 1, "Every effort", None)
-        return time.perf_counter() - t0
+        return CLOCK() - t0
     finally:
         ch05.evaluate_model, ch05.generate_and_print_sample = saved
 
 
-def time_ours(model, optimizer, loader) -> float:
+def time_ours(model, optimizer, loader, **options) -> float:
+    """Seconds our Trainer takes over `loader`; `options`: TrainConfig fields (precision=...)."""
     saved = our_train.evaluate_model
     our_train.evaluate_model = lambda *a, **k: (float("nan"), float("nan"))
     try:
-        config = TrainConfig(num_epochs=1, eval_freq=10**9, sample_tokens=0, seed=None)
+        config = TrainConfig(num_epochs=1, eval_freq=10**9, sample_tokens=0, seed=None, **options)
         trainer = our_train.Trainer(model, optimizer, EpochLoaderSchedule(loader, loader, 1), config=config,
                                     device="cpu")
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         for _ in trainer.run():
             pass
-        return time.perf_counter() - t0
+        return CLOCK() - t0
     finally:
         our_train.evaluate_model = saved
 

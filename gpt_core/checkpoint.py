@@ -11,7 +11,9 @@ our files (`model.load_state_dict(ckpt["model_state_dict"])`):
     tokenizer             tokenizer.to_dict(), e.g. {"type": "gpt2"}, or None
     train_config          TrainConfig.to_dict(), or None
     trainer_state         TrainState.to_dict(): step, epoch, position in the epoch, tokens
-                          seen, loss history, best validation loss
+                          seen, loss history, best validation loss, and the timeline (a
+                          greedy sample and next-token candidates per evaluation, timeline.py;
+                          absent in older files, which load with an empty one)
     scheduler             {"type": lr_schedule, "step": next optimizer step}: the learning rate
                           is a pure function of the step (schedule.lr_at)
     schedule_state        the batch schedule's state (the epoch's shuffle generator states)
@@ -46,6 +48,7 @@ from .checkpoint_limits import (NO_LIMITS, CheckpointError, CheckpointLimits, bl
                                 released_on_refusal, torch_load_checked)
 from .config import GPTConfig, TrainConfig
 from .model import GPTModel, build_model, config_from_dict, load_book_state_dict
+from .timeline import check_timeline
 
 FORMAT_VERSION = 1
 
@@ -228,6 +231,14 @@ def read_checkpoint(path: str | Path, *, n_heads: int | None = None,
     except ValueError as e:
         raise CheckpointError(f"{name}: its model config is not valid: {e}") from None
     check_fits(config, sd, limits=limits, name=name)
+    trainer_state = fields.get("trainer_state")
+    if trainer_state is not None:
+        if not isinstance(trainer_state, Mapping):
+            raise CheckpointError(f"{name}: its training state is not a dict")
+        try:
+            check_timeline(trainer_state.get("timeline"))
+        except ValueError as e:
+            raise CheckpointError(f"{name}: its timeline is not valid: {e}") from None
     train_config = None
     if fields.get("train_config") is not None:
         try:
@@ -238,7 +249,7 @@ def read_checkpoint(path: str | Path, *, n_heads: int | None = None,
         path=str(path), kind=kind, format_version=version, model_state_dict=sd,
         optimizer_state_dict=fields.get("optimizer_state_dict"), model_config=config,
         config_inferred=inferred, tokenizer_dict=fields.get("tokenizer"), train_config=train_config,
-        trainer_state=fields.get("trainer_state"), schedule_state=fields.get("schedule_state"),
+        trainer_state=trainer_state, schedule_state=fields.get("schedule_state"),
         rng=fields.get("rng"), rng_per_rank=fields.get("rng_per_rank"),
     )
 

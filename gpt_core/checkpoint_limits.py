@@ -23,6 +23,7 @@ import torch
 
 from .config import GPTConfig
 from .model import ModelConfig, build_model
+from .units import MB, format_bytes
 
 
 class CheckpointError(ValueError):
@@ -30,17 +31,6 @@ class CheckpointError(ValueError):
 
 
 # --- limits -----------------------------------------------------------------------------------
-MB = 1 << 20
-
-
-def _size(n: float) -> str:
-    """A size in a refusal's sentence ("64.0 MB"). Written here, not imported: the page's
-    number formatting lives above the engine, in playground/formatting.py."""
-    for unit in ("B", "KB", "MB"):
-        if abs(n) < 1024:
-            return f"{n:.0f} B" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
 # No checkpoint of ours or the book's holds more than a few thousand arrays (GPT-2 1558M with
 # its AdamW state: ~2,300); the zip's directory of a file with millions would itself take GBs.
 MAX_ZIP_MEMBERS = 100_000
@@ -145,18 +135,18 @@ def _check_archive(path: Path, limits: CheckpointLimits) -> bool:
         raise CheckpointError(not_ours) from None
     expanded = sum(m.file_size for m in members)
     if limits.max_tensor_bytes is not None and expanded > limits.max_tensor_bytes:
-        raise CheckpointError(f"{name} expands to {_size(expanded)} when read, more than the "
-                              f"{_size(limits.max_tensor_bytes)} allowed here for a checkpoint")
+        raise CheckpointError(f"{name} expands to {format_bytes(expanded)} when read, more than the "
+                              f"{format_bytes(limits.max_tensor_bytes)} allowed here for a checkpoint")
     for m in members:
         ratio = m.file_size / max(m.compress_size, 1)
         if limits.max_tensor_bytes is not None and m.file_size >= MB and ratio > MAX_COMPRESSION_RATIO:
             raise CheckpointError(f"{name} holds a member compressed {ratio:,.0f} to 1 "
-                                  f"({_size(m.compress_size)} expanding to {_size(m.file_size)}), "
+                                  f"({format_bytes(m.compress_size)} expanding to {format_bytes(m.file_size)}), "
                                   f"which torch.save never writes; it is refused")
         if (limits.max_pickle_bytes is not None and m.filename.endswith("/data.pkl")
                 and m.file_size > limits.max_pickle_bytes):
-            raise CheckpointError(f"{name} describes its tensors in {_size(m.file_size)} of pickle, "
-                                  f"more than the {_size(limits.max_pickle_bytes)} allowed here")
+            raise CheckpointError(f"{name} describes its tensors in {format_bytes(m.file_size)} of pickle, "
+                                  f"more than the {format_bytes(limits.max_pickle_bytes)} allowed here")
     return all(m.compress_type == zipfile.ZIP_STORED for m in members)
 
 
@@ -218,8 +208,8 @@ def check_claims(config: ModelConfig, state_dict: Mapping[str, torch.Tensor], *,
         raise CheckpointError(f"{name} is for a model with {n / 1e6:,.1f}M parameters; the limit here "
                               f"is {limits.max_parameters / 1e6:,.1f}M")
     if limits.max_tensor_bytes is not None and _model_bytes(config) > limits.max_tensor_bytes:
-        raise CheckpointError(f"{name} is for a model that would take {_size(_model_bytes(config))} "
-                              f"of memory, more than the {_size(limits.max_tensor_bytes)} allowed here")
+        raise CheckpointError(f"{name} is for a model that would take {format_bytes(_model_bytes(config))} "
+                              f"of memory, more than the {format_bytes(limits.max_tensor_bytes)} allowed here")
     if isinstance(config, GPTConfig):  # before a model of n_layers blocks is built, even on meta
         present, needed = block_indices(state_dict), set(range(config.n_layers))
         if present - needed:

@@ -210,6 +210,13 @@ def is_finite_number(x: Any) -> bool:
 
 # --- training -----------------------------------------------------------------------------
 MAX_EPOCHS = 100_000
+PRECISIONS = ("float32", "bfloat16", "auto", "tf32")  # what each means: precision.py
+
+
+def check_precision(name: object) -> str:
+    if name not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
+    return name
 _DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -254,6 +261,14 @@ class TrainConfig:
     # notebook's `max_steps` iterations, each over `batch_size` windows at random starts
     # (schedule.RandomWindowSchedule); the train/val split is then of the token ids.
     batching: str = "epochs"
+    # At each evaluation keep the greedy sample and the next-token candidates of the start
+    # context (gpt_core/timeline.py): the playground replays the run with them.
+    timeline: bool = False
+    # "float32" (exact: the book's numbers), "bfloat16" (mixed precision: bfloat16 products,
+    # float32 weights, optimizer state and loss), "auto" (bfloat16 where the hardware computes
+    # it natively) or "tf32" (CUDA's TF32 products); see precision.py.
+    precision: str = "float32"
+    compile: bool = False  # torch.compile the training forward (same events and checkpoints)
 
     def __post_init__(self) -> None:
         def integer(name: str, lo: int, hi: int | None = None, *, optional: bool = False) -> None:
@@ -311,7 +326,8 @@ class TrainConfig:
         integer("max_steps", 1, optional=True)
         integer("stride", 1, optional=True)
         number("train_ratio", 0.0, 1.0, lo_open=True, hi_open=True)
-        for name in ("shuffle", "clip_during_warmup"):
+        check_precision(self.precision)
+        for name in ("shuffle", "clip_during_warmup", "compile", "timeline"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         integer("checkpoint_every", 1, optional=True)

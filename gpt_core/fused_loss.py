@@ -5,10 +5,22 @@ log-softmax and its gradient whole: for the book's batch of 2 x 256 tokens and G
 50,257 tokens that is 100 MB each, and moving them through memory is much of a CPU training
 step. `model_loss` gives the same number and gradients from the model's `hidden_states` and
 its bias-free `out_head`, computed in slices of tokens; `applies` says when that is worth it.
+
+Under bfloat16 autocast (a "bfloat16" run, precision.py) the products run in bfloat16 while
+the log-sum-exp, the softmax that makes the gradient, the loss and the weight gradient stay
+float32: the mixed precision of the rest of the model. There the products are fast enough that
+passes over the float32 logits would dominate, so the vocabulary is walked in blocks that stay
+in cache: one walk for an online log-sum-exp, a second that recomputes each block's logits and
+turns them into its gradient (a third more head products, far fewer bytes moved). A float32 run
+takes exactly the float32 operations it always did.
 """
 from __future__ import annotations
 
+import math
+
 import torch
+
+from .precision import autocast_dtype
 
 # Tokens per slice of the fused head + loss. The slice's logits are held vocabulary-major,
 # (vocab, C): for the book's batch of 2 x 256 that is one slice of 103 MB.
@@ -17,16 +29,21 @@ FUSED_CHUNK_TOKENS = 512
 # faster (measured: the demo preset's 128 x 50257 logits train faster unfused), so the fused
 # path is kept for the large shapes where holding whole logits costs time and memory.
 FUSED_MIN_LOGITS = 16_000_000
+# Logits per vocabulary block of the bfloat16 path: 1M float32 (4 MB) stay in a core's caches.
+MIXED_BLOCK_LOGITS = 1 << 20
 
 
 def applies(model: torch.nn.Module, target_batch: torch.Tensor) -> bool:
     """Whether `model_loss` computes this batch's loss: a model with a separate
-    `hidden_states` and a bias-free linear `out_head` (our GPTModel), gradients on, logits
-    large enough to gain, and no -100 padding targets (the book's chapter 7 ignores those;
-    the plain path handles them)."""
+    `hidden_states` and a bias-free linear `out_head` (our GPTModel), logits large enough to
+    gain, gradients on (a float32 evaluation keeps the book's plain path; a bfloat16 one gains
+    too), and no -100 padding targets (the book's chapter 7 ignores those; the plain path
+    handles them). On a CPU only: the slices save a CPU's memory traffic,
+    while a GPU runs the plain head + cross-entropy as a few large kernels (which compile)."""
     head = getattr(model, "out_head", None)
-    return (hasattr(model, "hidden_states") and isinstance(head, torch.nn.Linear)
-            and head.bias is None and torch.is_grad_enabled()
+    return (target_batch.device.type == "cpu" and hasattr(model, "hidden_states")
+            and isinstance(head, torch.nn.Linear) and head.bias is None
+            and (torch.is_grad_enabled() or autocast_dtype("cpu") is not None)
             and target_batch.numel() * head.out_features >= FUSED_MIN_LOGITS
             and bool((target_batch >= 0).all()))
 
@@ -59,6 +76,59 @@ def _chunk_losses(logits_t: torch.Tensor, targets: torch.Tensor, label_smoothing
     return loss, exp_t, sum_exp
 
 
+def _vocab_blocks(vocab: int, tokens: int):
+    rows = max(64, MIXED_BLOCK_LOGITS // max(1, tokens))
+    return [(v0, min(v0 + rows, vocab)) for v0 in range(0, vocab, rows)]
+
+
+def _mixed_losses(w: torch.Tensor, h: torch.Tensor, targets: torch.Tensor, label_smoothing: float
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(per-token loss, log-sum-exp), float32, of the logits `w @ h.T` with w (V, d) and h (C, d)
+    in bfloat16: an online log-sum-exp over vocabulary blocks, no (V, C) tensor held."""
+    vocab, tokens = w.shape[0], h.shape[0]
+    ht = h.t()
+    peak = torch.full((tokens,), -torch.inf, device=h.device)
+    sum_exp = torch.zeros(tokens, device=h.device)
+    target_logit = torch.zeros(tokens, device=h.device)
+    logit_sum = torch.zeros(tokens, device=h.device) if label_smoothing else None
+    for v0, v1 in _vocab_blocks(vocab, tokens):
+        block = (w[v0:v1] @ ht).float()  # (R, C)
+        rows = targets - v0
+        inside = (rows >= 0) & (rows < v1 - v0)
+        picked = block.gather(0, rows.clamp(0, v1 - v0 - 1).unsqueeze(0)).squeeze(0)
+        target_logit = torch.where(inside, picked, target_logit)
+        if logit_sum is not None:
+            logit_sum += block.sum(dim=0)
+        new_peak = torch.maximum(peak, block.amax(dim=0))
+        sum_exp.mul_((peak - new_peak).exp_()).add_(block.sub_(new_peak).exp_().sum(dim=0))
+        peak = new_peak
+    lse = peak + sum_exp.log()
+    loss = lse - target_logit
+    if label_smoothing:  # PyTorch's definition, as in _chunk_losses
+        loss = (1 - label_smoothing) * loss + label_smoothing * (lse - logit_sum / vocab)
+    return loss, lse
+
+
+def _mixed_logit_grads(w: torch.Tensor, h: torch.Tensor, targets: torch.Tensor, lse: torch.Tensor,
+                       label_smoothing: float, n: int) -> torch.Tensor:
+    """d loss_mean / d logits, (V, C) in bfloat16 for the two gradient products; each block's
+    softmax - (1-eps) * onehot - eps / V is formed in float32 from its recomputed logits."""
+    vocab, tokens = w.shape[0], h.shape[0]
+    ht = h.t()
+    grads = torch.empty(vocab, tokens, dtype=w.dtype, device=w.device)
+    shift = lse + math.log(n)  # exp(logit - lse - log n) = softmax / n, in one pass fewer
+    for v0, v1 in _vocab_blocks(vocab, tokens):
+        g = (w[v0:v1] @ ht).float().sub_(shift).exp_()  # softmax / n, (R, C)
+        cols = ((targets >= v0) & (targets < v1)).nonzero().squeeze(1)  # tokens whose target is here
+        if cols.numel():
+            g.index_put_((targets[cols] - v0, cols), g.new_full((cols.numel(),), (label_smoothing - 1) / n),
+                         accumulate=True)
+        if label_smoothing:
+            g.sub_(label_smoothing / (vocab * n))
+        grads[v0:v1] = g
+    return grads
+
+
 class _FusedLinearCrossEntropy(torch.autograd.Function):
     """mean_i CE(hidden_i @ weight.T, target_i), gradients computed slice by slice in forward.
 
@@ -72,14 +142,37 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden, weight, targets, label_smoothing, chunk_tokens):
+    def forward(ctx, hidden, weight, targets, label_smoothing, chunk_tokens, compute_dtype):
         n, vocab = hidden.shape[0], weight.shape[0]
         grad_hidden = torch.empty_like(hidden)
         grad_weight = None
         total = hidden.new_zeros((), dtype=torch.float32)
+        mixed = compute_dtype != torch.float32
+        # The products' copies of the weight and the activations, made once (autocast would
+        # cast them again for each product).
+        w = weight.to(compute_dtype) if mixed else weight
+        h_all = hidden.to(compute_dtype) if mixed else hidden
         for start in range(0, n, chunk_tokens):
-            h = hidden[start:start + chunk_tokens]  # (C, d)
+            h = h_all[start:start + chunk_tokens]  # (C, d)
             t = targets[start:start + chunk_tokens]
+            if mixed:  # bfloat16 products; the weight's gradient summed in float32
+                loss, lse = _mixed_losses(w, h, t, label_smoothing)
+                total += loss.sum()
+                g = _mixed_logit_grads(w, h, t, lse, label_smoothing, n)
+                grad_hidden[start:start + chunk_tokens] = g.t() @ w  # (C, d)
+                if start + chunk_tokens >= n:
+                    del w  # the last slice: its bfloat16 copy goes before the weight gradient comes
+                first = grad_weight is None
+                if first:
+                    grad_weight = torch.empty_like(weight)
+                # Block by block, so no (V, d) bfloat16 product is held beside the float32 sum.
+                for v0, v1 in _vocab_blocks(vocab, h.shape[0]):
+                    if first:
+                        grad_weight[v0:v1] = g[v0:v1] @ h  # (R, d)
+                    else:
+                        grad_weight[v0:v1] += g[v0:v1] @ h
+                del g
+                continue
             logits_t = weight @ h.t()  # (V, C)
             loss, exp_t, sum_exp = _chunk_losses(logits_t, t, label_smoothing)
             total += loss.sum()
@@ -94,7 +187,7 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
                 grad_weight = grad_t @ h  # (V, d)
             else:
                 grad_weight.addmm_(grad_t, h)
-        ctx.save_for_backward(grad_hidden, grad_weight)
+        ctx.save_for_backward(grad_hidden, grad_weight.to(weight.dtype))
         return (total / n).to(hidden.dtype)
 
     @staticmethod
@@ -102,7 +195,7 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
         grad_hidden, grad_weight = ctx.saved_tensors
         if grad_output.item() != 1.0:  # a scaled loss (gradient accumulation, DDP)
             grad_hidden, grad_weight = grad_hidden * grad_output, grad_weight * grad_output
-        return grad_hidden, grad_weight, None, None, None
+        return grad_hidden, grad_weight, None, None, None, None
 
 
 def fused_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, *,
@@ -111,14 +204,23 @@ def fused_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targe
     """`F.cross_entropy(hidden @ weight.T, targets)` without materialising all the logits.
 
     hidden (N, d), weight (V, d), targets (N,). With gradients off (evaluation) only the
-    loss is computed, slice by slice.
+    loss is computed, slice by slice. Under autocast the products take autocast's dtype and
+    the rest stays float32 (module docstring); the loss is float32 either way.
     """
     if hidden.shape[0] == 0:
         raise ValueError("cannot compute a loss over zero tokens")
-    if torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad):
-        return _FusedLinearCrossEntropy.apply(hidden, weight, targets, label_smoothing, chunk_tokens)
-    total = hidden.new_zeros((), dtype=torch.float32)
-    for start in range(0, hidden.shape[0], chunk_tokens):
-        logits_t = weight @ hidden[start:start + chunk_tokens].t()  # (V, C)
-        total += _chunk_losses(logits_t, targets[start:start + chunk_tokens], label_smoothing)[0].sum()
-    return (total / hidden.shape[0]).to(hidden.dtype)
+    compute_dtype = autocast_dtype(hidden.device.type) or weight.dtype
+    # Autocast off inside: each operation below takes the dtype chosen here.
+    with torch.autocast(device_type=hidden.device.type, enabled=False):
+        if torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad):
+            return _FusedLinearCrossEntropy.apply(hidden, weight, targets, label_smoothing, chunk_tokens,
+                                                  compute_dtype)
+        w, h_all = weight.to(compute_dtype), hidden.to(compute_dtype)
+        total = hidden.new_zeros((), dtype=torch.float32)
+        for start in range(0, hidden.shape[0], chunk_tokens):
+            h, t = h_all[start:start + chunk_tokens], targets[start:start + chunk_tokens]
+            if compute_dtype != torch.float32:
+                total += _mixed_losses(w, h, t, label_smoothing)[0].sum()
+            else:
+                total += _chunk_losses(w @ h.t(), t, label_smoothing)[0].sum()  # (V, C) logits
+        return (total / hidden.shape[0]).to(hidden.dtype)

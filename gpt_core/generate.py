@@ -12,18 +12,29 @@ a KV cache, never with dropout) and never changes the model's train/eval mode (t
 switches to eval before sampling); a model without that method (the book's, say) is simply
 called on the window each step, in whatever mode it is in.
 
+`precision` is training's (precision.py): "float32", the default, gives the book's tokens and
+decodes with the weights input-major (decoding.py); "bfloat16" decodes on a bfloat16 copy of
+the weights with a bfloat16 KV cache (a model without a cache runs under bfloat16 autocast);
+"auto" takes bfloat16 where the hardware computes it natively. Sampling always reads float32
+logits.
+
 The book's `text_to_token_ids` and `token_ids_to_text` live here too, beside generation as
 in its chapter 5.
 """
 from __future__ import annotations
 
 import codecs
+import contextlib
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
 from .losses import perplexity
+from .precision import Precision, autocast, precision_for
+from .config import check_precision
+from .device import step_settings
+from .generate_checks import _check_idx, _check_options, _context_size, _device_of, _model_limits
 from .sampling import (Distribution, check_temperature, check_top_k, check_top_p, describe_distribution,
                        sample_next_token)
 from .tokenizers import ENDOFTEXT, CharTokenizer, GPT2Tokenizer
@@ -60,77 +71,24 @@ def generate_text_simple(model: torch.nn.Module, idx: torch.Tensor, max_new_toke
     return idx
 
 
-# --- argument checks --------------------------------------------------------------------------
-
-
-def _model_limits(model: torch.nn.Module) -> tuple[int | None, int | None]:
-    """(vocab size, context length) when the model tells us."""
-    cfg = getattr(model, "cfg", None)
-    if cfg is None:
-        return None, None
-    if isinstance(cfg, dict):
-        return cfg.get("vocab_size"), cfg.get("context_length")
-    return getattr(cfg, "vocab_size", None), getattr(cfg, "context_length", None)
-
-
-def _context_size(context_size: int | None, context_length: int | None, default: int | None = None) -> int:
-    """The window generation and scoring condition on: `context_size` (1 up to the model's
-    context length), else the model's context length, else `default` where one is given."""
-    if context_size is None:
-        context_size = context_length if context_length is not None else default
-        if context_size is None:
-            raise ValueError("pass context_size: this model does not say how long its context is")
-        return context_size
-    if isinstance(context_size, bool) or not isinstance(context_size, int) or context_size < 1:
-        raise ValueError(f"context_size must be a whole number >= 1, got {context_size!r}")
-    if context_length is not None and context_size > context_length:
-        raise ValueError(f"context_size {context_size} is longer than the model's context_length {context_length}")
-    return context_size
-
-
-def _device_of(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-def _check_idx(idx: Any, vocab_size: int | None) -> None:
-    if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.dtype != torch.long:
-        raise ValueError("idx must be a 2-D tensor of token ids (dtype torch.long), shape (batch, tokens)")
-    if idx.shape[0] < 1 or idx.shape[1] < 1:
-        raise ValueError(f"idx needs at least one row and one token to start from, got shape {tuple(idx.shape)}")
-    if vocab_size is not None and (int(idx.min()) < 0 or int(idx.max()) >= vocab_size):
-        raise ValueError(f"idx holds token ids outside the model's vocabulary of {vocab_size}")
-
-
-def _check_options(model: torch.nn.Module, max_new_tokens: int, context_size: int | None,
-                   temperature: float, top_k: int | None, top_p: float | None, eos_id: int | None,
-                   generator: torch.Generator | None, seed: int | None) -> tuple[int, torch.Generator | None]:
-    vocab_size, context_length = _model_limits(model)
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be a whole number >= 0, got {max_new_tokens!r}")
-    context_size = _context_size(context_size, context_length)
-    check_temperature(temperature)
-    check_top_k(top_k)
-    check_top_p(top_p)
-    if eos_id is not None and (isinstance(eos_id, bool) or not isinstance(eos_id, int) or eos_id < 0
-                               or (vocab_size is not None and eos_id >= vocab_size)):
-        raise ValueError(f"eos_id must be a token id of the vocabulary (or None), got {eos_id!r}")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError("generator must be a torch.Generator")
-    if seed is not None:
-        if generator is not None:
-            raise ValueError("give a seed or a generator, not both")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be a whole number, got {seed!r}")
-    return context_size, generator
-
-
 # --- the model's next-token logits ----------------------------------------------------------------
 
 
-def _new_cache(model: torch.nn.Module, batch_size: int, max_len: int) -> Any:
-    """The model's own KV cache, or None for a model that keeps none (the bigram, the book's)."""
+def _new_cache(model: torch.nn.Module, batch_size: int, max_len: int, precision: Precision | None = None) -> Any:
+    """The model's own KV cache, or None for a model that keeps none (the bigram, the book's).
+    With a `precision`, the cache decodes with weights in its dtype and layout (decoding.py);
+    without, with the parameters as they are (scoring and one-off logits: no copies)."""
     make = getattr(model, "new_kv_cache", None)
-    return make(batch_size, max_len) if make is not None else None
+    if make is None:
+        return None
+    if precision is None:
+        return make(batch_size, max_len)
+    return make(batch_size, max_len, dtype=precision.dtype, decode_weights=True)
+
+
+def _decoding_precision(model: torch.nn.Module, precision: str) -> Precision:
+    check_precision(precision)
+    return precision_for(precision, _device_of(model))
 
 
 def _logits(model: torch.nn.Module, ids: torch.Tensor, cache: Any = None, *, fresh: bool = True,
@@ -150,12 +108,18 @@ def _logits(model: torch.nn.Module, ids: torch.Tensor, cache: Any = None, *, fre
 
 # --- the token loop -----------------------------------------------------------------------------
 
+# Called at each generated token with the logits it was drawn from, (B, vocab), and the drawn
+# ids, (B, 1): how a timeline or an inspector sees the candidates without another forward.
+StepHook = Callable[[torch.Tensor, torch.Tensor], None]
+
 
 @torch.inference_mode()
 def _token_steps(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, context_size: int, *,
                  temperature: float, top_k: int | None, top_p: float | None, eos_id: int | None,
-                 generator: torch.Generator | None, use_cache: bool) -> Iterator[torch.Tensor]:
-    """Yield each new column of token ids, (B, 1), arguments already checked.
+                 generator: torch.Generator | None, use_cache: bool,
+                 precision: Precision, on_step: StepHook | None = None) -> Iterator[torch.Tensor]:
+    """Yield each new column of token ids, (B, 1), arguments already checked. `on_step`
+    sees each step's logits (B, vocab) and the ids drawn from them, before they are yielded.
 
     A row that has produced `eos_id` keeps producing `eos_id` (padding) while other rows go
     on; the step at which every row has finished is not yielded, so a single row stops just
@@ -174,14 +138,18 @@ def _token_steps(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int,
     tokens[:, :prompt_len] = idx
     n = prompt_len
     # Never longer than the text will get: a short run on a long-context model stays small.
-    cache = _new_cache(model, batch_size, min(context_size, prompt_len + max_new_tokens))
+    cache = _new_cache(model, batch_size, min(context_size, prompt_len + max_new_tokens), precision)
     finished = torch.zeros(batch_size, dtype=torch.bool, device=idx.device) if eos_id is not None else None
 
     for step in range(max_new_tokens):
-        if step == 0 or not use_cache or cache is None or cache.length >= context_size:
-            logits = _logits(model, tokens[:, max(0, n - context_size):n], cache)  # the window: (B, vocab)
-        else:
-            logits = _logits(model, tokens[:, n - 1:n], cache, fresh=False)  # one new token: (B, vocab)
+        # Entered per step, not around the loop: a generator must not leave them on between yields.
+        with step_settings(precision, idx.device), (
+                autocast(precision, idx.device) if cache is None else contextlib.nullcontext()):
+            if step == 0 or not use_cache or cache is None or cache.length >= context_size:
+                logits = _logits(model, tokens[:, max(0, n - context_size):n], cache)  # the window: (B, vocab)
+            else:
+                logits = _logits(model, tokens[:, n - 1:n], cache, fresh=False)  # one new token: (B, vocab)
+        logits = logits.float()  # (a no-op in float32)
         next_ids = sample_next_token(logits, temperature=temperature, top_k=top_k, top_p=top_p,
                                      generator=generator)  # (B, 1)
         if finished is not None:
@@ -191,13 +159,16 @@ def _token_steps(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int,
                 return
         tokens[:, n] = next_ids[:, 0]
         n += 1
+        if on_step is not None:
+            on_step(logits, next_ids)
         yield next_ids
 
 
 def generate(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, context_size: int | None = None, *,
              temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
              eos_id: int | None = None, generator: torch.Generator | None = None, seed: int | None = None,
-             use_cache: bool = True) -> torch.Tensor:
+             use_cache: bool = True, on_step: StepHook | None = None,
+             precision: str = "float32") -> torch.Tensor:
     """The book's `generate`, with nucleus sampling, per-row end-of-text and a KV cache.
 
     idx: (B, T) token ids to continue. Returns (B, T + new) ids. `context_size` defaults to
@@ -207,18 +178,20 @@ def generate(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, con
     picks the book's tokens). With `eos_id`, a row that produces it is padded with it while the
     others continue; generation stops when every row has, the final end-of-text step not
     appended (the book's behaviour for one row). `use_cache=False` recomputes the whole
-    window every step, as the book does.
+    window every step, as the book does. `on_step(logits, ids)` sees every step (StepHook).
+    `precision`: "float32" (the book's tokens), "bfloat16" or "auto" (module docstring).
     """
     vocab_size, _ = _model_limits(model)
     _check_idx(idx, vocab_size)
     context_size, generator = _check_options(model, max_new_tokens, context_size, temperature, top_k,
                                              top_p, eos_id, generator, seed)
+    decoding = _decoding_precision(model, precision)
     idx = idx.to(_device_of(model))
     if seed is not None:
         generator = torch.Generator(device=idx.device).manual_seed(seed)
     columns = list(_token_steps(model, idx, max_new_tokens, context_size, temperature=float(temperature),
                                 top_k=top_k, top_p=top_p, eos_id=eos_id, generator=generator,
-                                use_cache=use_cache))
+                                use_cache=use_cache, on_step=on_step, precision=decoding))
     # Outside inference mode, so the result is an ordinary tensor a caller may train on.
     return torch.cat([idx, *columns], dim=1)
 
@@ -250,7 +223,8 @@ def stream_generate(model: torch.nn.Module, tokenizer: Any, prompt: str | Sequen
                     max_new_tokens: int, context_size: int | None = None, *, temperature: float = 0.0,
                     top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
                     generator: torch.Generator | None = None, seed: int | None = None,
-                    use_cache: bool = True) -> Iterator[str]:
+                    use_cache: bool = True, on_step: StepHook | None = None,
+                    precision: str = "float32") -> Iterator[str]:
     """Yield the continuation of `prompt` as text, piece by piece as tokens are produced.
 
     Same tokens as `generate` with the same arguments (one row). The prompt is a string, a
@@ -272,10 +246,12 @@ def stream_generate(model: torch.nn.Module, tokenizer: Any, prompt: str | Sequen
     _check_idx(idx, vocab_size)
     context_size, generator = _check_options(model, max_new_tokens, context_size, temperature, top_k,
                                              top_p, eos_id, generator, seed)
+    decoding = _decoding_precision(model, precision)
     if seed is not None:
         generator = torch.Generator(device=idx.device).manual_seed(seed)
     return _stream(model, tokenizer, idx, max_new_tokens, context_size, temperature=float(temperature),
-                   top_k=top_k, top_p=top_p, eos_id=eos_id, generator=generator, use_cache=use_cache)
+                   top_k=top_k, top_p=top_p, eos_id=eos_id, generator=generator, use_cache=use_cache,
+                   on_step=on_step, precision=decoding)
 
 
 def _stream(model, tokenizer, idx, max_new_tokens, context_size, **options) -> Iterator[str]:
@@ -339,32 +315,39 @@ class TextScore:
     """How well the model predicts a text, token by token (the book's "text generation loss").
 
     target_ids[b, i] is the token that actually came next and target_probs[b, i] the
-    probability the model gave it; cross_entropy is the mean of -log(target_probs) and
-    perplexity its exp.
+    probability the model gave it; ranks[b, i] its place among the model's guesses (1 = the
+    most likely) and top_ids[b, i] the model's own first guess; cross_entropy is the mean of
+    -log(target_probs) and perplexity its exp.
     """
     target_ids: torch.Tensor  # (B, T - 1)
     target_probs: torch.Tensor  # (B, T - 1)
     log_probs: torch.Tensor  # (B, T - 1)
     cross_entropy: float
     perplexity: float
+    ranks: torch.Tensor | None = None  # (B, T - 1), 1 = the model's first guess
+    top_ids: torch.Tensor | None = None  # (B, T - 1)
 
 
 @torch.inference_mode()
-def _target_log_probs(model: torch.nn.Module, ids: torch.Tensor, context_size: int) -> torch.Tensor:
+def _target_log_probs(model: torch.nn.Module, ids: torch.Tensor,
+                      context_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     # Windows of context_size inputs one after another (the book's data loader with
     # stride == context length): every token but the first is predicted, from up to
-    # context_size tokens of its own window.
+    # context_size tokens of its own window. Returns (log p, rank, first guess) of each.
     batch_size, total = ids.shape
     cache = _new_cache(model, batch_size, min(context_size, total))
-    pieces = []
+    pieces, ranks, tops = [], [], []
     for start in range(0, total - 1, context_size):
         inputs = ids[:, start:start + context_size]
         targets = ids[:, start + 1:start + 1 + inputs.shape[1]]
         inputs = inputs[:, :targets.shape[1]]
         logits = _logits(model, inputs, cache, all_positions=True)  # (B, T, vocab)
         log_probs = torch.log_softmax(logits.float(), dim=-1)
-        pieces.append(log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1))
-    return torch.cat(pieces, dim=1)
+        target = log_probs.gather(-1, targets.unsqueeze(-1))  # (B, T, 1)
+        pieces.append(target.squeeze(-1))
+        ranks.append((log_probs > target).sum(-1) + 1)  # tokens the model found likelier, + 1
+        tops.append(log_probs.argmax(-1))
+    return torch.cat(pieces, dim=1), torch.cat(ranks, dim=1), torch.cat(tops, dim=1)
 
 
 def score_text(model: torch.nn.Module, token_ids: Sequence[int] | torch.Tensor, *,
@@ -383,7 +366,8 @@ def score_text(model: torch.nn.Module, token_ids: Sequence[int] | torch.Tensor, 
         raise ValueError("scoring needs at least two tokens: one to predict from and one to predict")
     context_size = _context_size(context_size, context_length)
     ids = ids.to(_device_of(model))
-    log_probs = _target_log_probs(model, ids, context_size).clone()
+    log_probs, ranks, top_ids = (t.clone() for t in _target_log_probs(model, ids, context_size))
     cross_entropy = float(-log_probs.mean())
     return TextScore(target_ids=ids[:, 1:].clone(), target_probs=log_probs.exp(), log_probs=log_probs,
-                     cross_entropy=cross_entropy, perplexity=perplexity(cross_entropy))
+                     cross_entropy=cross_entropy, perplexity=perplexity(cross_entropy), ranks=ranks,
+                     top_ids=top_ids)

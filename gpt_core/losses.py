@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from . import fused_loss
+from .device import to_device
 
 
 def calc_loss_batch(input_batch: torch.Tensor, target_batch: torch.Tensor, model: torch.nn.Module,
@@ -19,7 +20,8 @@ def calc_loss_batch(input_batch: torch.Tensor, target_batch: torch.Tensor, model
     """
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-    input_batch, target_batch = input_batch.to(device), target_batch.to(device)
+    # (On CUDA from pinned memory without waiting; elsewhere the book's `.to(device)`.)
+    input_batch, target_batch = to_device(input_batch, device), to_device(target_batch, device)
     if fused_loss.applies(model, target_batch):  # the fast path: same loss, head fused
         return fused_loss.model_loss(model, input_batch, target_batch, label_smoothing=label_smoothing)
     logits = model(input_batch)  # (B, T, vocab)

@@ -9,6 +9,8 @@ book's `scale`/`shift`, and PyTorch's tanh GELU.
 Generation adds a second path through the same modules: `next_token_logits(ids, kv_cache=cache)`
 feeds only the new tokens and keeps every layer's keys and values in a preallocated
 `KVCache`, so each new token costs one token's worth of work instead of the whole window.
+A cache made with `decode_weights=True` also carries the weights in the layout and dtype
+one-row products read fastest (decoding.py): input-major, in float32 or bfloat16.
 The training path (`forward`, `hidden_states` without a cache) is untouched by it.
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ from torch import nn
 
 from .bigram import BIGRAM, BigramConfig, BigramLanguageModel
 from .config import GPTConfig
+from .decoding import DecodeWeights
 
 
 def as_config(cfg: GPTConfig | Mapping[str, Any]) -> GPTConfig:
@@ -37,7 +40,8 @@ class KVCache:
     """
 
     def __init__(self, *, n_layers: int, batch_size: int, n_heads: int, head_dim: int,
-                 max_len: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
+                 max_len: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                 weights: DecodeWeights | None = None):
         if batch_size < 1 or max_len < 1:
             raise ValueError(f"a KV cache needs batch_size >= 1 and max_len >= 1, got {batch_size}, {max_len}")
         shape = (n_layers, batch_size, n_heads, max_len, head_dim)  # per layer (B, H, L, hd)
@@ -46,10 +50,14 @@ class KVCache:
         self.values = torch.empty(shape, device=device, dtype=dtype)
         self.max_len = max_len
         self.length = 0
+        self.weights = weights  # None: the model's own parameters, as they are
 
     @classmethod
-    def for_model(cls, model: "GPTModel", batch_size: int, max_len: int | None = None) -> "KVCache":
-        """A cache sized for `model` (up to its context length by default)."""
+    def for_model(cls, model: "GPTModel", batch_size: int, max_len: int | None = None, *,
+                  dtype: torch.dtype | None = None, decode_weights: bool = False) -> "KVCache":
+        """A cache sized for `model` (up to its context length by default). `dtype`: of the keys
+        and values (default: the weights'). `decode_weights`: decode with the weights in
+        `dtype` and input-major (decoding.py), copied now where the parameters are not."""
         cfg = model.cfg
         max_len = cfg.context_length if max_len is None else max_len
         if max_len > cfg.context_length:
@@ -58,8 +66,17 @@ class KVCache:
                 f"{cfg.context_length}"
             )
         weight = model.tok_emb.weight
-        return cls(n_layers=cfg.n_layers, batch_size=batch_size, n_heads=cfg.n_heads,
-                   head_dim=cfg.head_dim, max_len=max_len, device=weight.device, dtype=weight.dtype)
+        dtype = dtype or weight.dtype
+        if dtype != weight.dtype and not decode_weights:
+            raise ValueError(f"a {dtype} KV cache for {weight.dtype} weights needs decode_weights=True")
+        # Input-major helps a CPU's one-row products; a GPU reads either layout alike.
+        weights = DecodeWeights(model, dtype, input_major=weight.device.type == "cpu") if decode_weights else None
+        return cls(n_layers=cfg.n_layers, batch_size=batch_size, n_heads=cfg.n_heads, head_dim=cfg.head_dim,
+                   max_len=max_len, device=weight.device, dtype=dtype, weights=weights)
+
+    def linear(self, module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+        """`module(x)` as this cache's generation computes it (its decoding weights, if any)."""
+        return module(x) if self.weights is None else self.weights.linear(module, x)
 
     @property
     def batch_size(self) -> int:
@@ -95,8 +112,8 @@ class MultiHeadAttention(nn.Module):
         b, n, _ = t.shape
         return t.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
 
-    def forward(self, x: torch.Tensor,
-                kv: tuple[torch.Tensor, torch.Tensor, int] | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor, int, KVCache] | None = None
+                ) -> torch.Tensor:
         if kv is not None:
             return self._forward_cached(x, *kv)
         b, num_tokens, _ = x.shape
@@ -113,14 +130,15 @@ class MultiHeadAttention(nn.Module):
         return self.out_proj(context)
 
     def _forward_cached(self, x: torch.Tensor, key_cache: torch.Tensor, value_cache: torch.Tensor,
-                        start: int) -> torch.Tensor:
-        """x holds positions start..end-1; the cache (B, H, L, hd) holds 0..start-1 already."""
+                        start: int, cache: KVCache) -> torch.Tensor:
+        """x holds positions start..end-1; the cache (B, H, L, hd) holds 0..start-1 already.
+        Products go through `cache.linear` (its decoding weights); the result is in their dtype."""
         b, num_tokens, _ = x.shape
         end = start + num_tokens
-        queries = self._split_heads(self.W_query(x))
+        queries = self._split_heads(cache.linear(self.W_query, x))
         # Written in place into the preallocated buffers: no reallocation per token.
-        key_cache[:, :, start:end] = self._split_heads(self.W_key(x))
-        value_cache[:, :, start:end] = self._split_heads(self.W_value(x))
+        key_cache[:, :, start:end] = self._split_heads(cache.linear(self.W_key, x))
+        value_cache[:, :, start:end] = self._split_heads(cache.linear(self.W_value, x))
         keys, values = key_cache[:, :, :end], value_cache[:, :, :end]  # (B, H, end, hd)
         if start == 0:  # prefill: plain causal attention over the new tokens
             context = F.scaled_dot_product_attention(queries, keys, values, is_causal=num_tokens > 1)
@@ -130,7 +148,7 @@ class MultiHeadAttention(nn.Module):
             mask = torch.ones(num_tokens, end, dtype=torch.bool, device=x.device).tril(diagonal=start)
             context = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask)
         context = context.transpose(1, 2).reshape(b, num_tokens, self.d_out)
-        return self.out_proj(context)
+        return cache.linear(self.out_proj, context)
 
 
 class LayerNorm(nn.Module):
@@ -178,11 +196,14 @@ class TransformerBlock(nn.Module):
         self.norm2 = LayerNorm(cfg.emb_dim)
         self.drop_shortcut = nn.Dropout(cfg.drop_rate)
 
-    def forward(self, x: torch.Tensor,
-                kv: tuple[torch.Tensor, torch.Tensor, int] | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor, int, KVCache] | None = None
+                ) -> torch.Tensor:
         if kv is not None:  # generation: no dropout, whatever the module's mode
+            # The residual stream and the norms keep the weights' dtype (float32); the products
+            # take the cache's (bfloat16 in a bfloat16 generation) and are added back to it.
+            linear, (fc1, gelu, fc2) = kv[3].linear, self.ff.layers
             x = x + self.att(self.norm1(x), kv)
-            return x + self.ff(self.norm2(x))
+            return x + linear(fc2, gelu(linear(fc1, self.norm2(x))))
         x = x + self.drop_shortcut(self.att(self.norm1(x)))
         x = x + self.drop_shortcut(self.ff(self.norm2(x)))
         return x
@@ -249,13 +270,15 @@ class GPTModel(nn.Module):
         # A slice of the table instead of an index lookup: positions are contiguous.
         x = self.tok_emb(in_idx) + self.pos_emb.weight[start:end]  # (B, T, d)
         for i, block in enumerate(self.trf_blocks):
-            x = block(x, (cache.keys[i], cache.values[i], start))
+            x = block(x, (cache.keys[i], cache.values[i], start, cache))
         cache.length = end
         return self.final_norm(x)
 
-    def new_kv_cache(self, batch_size: int, max_len: int | None = None) -> KVCache:
-        """An empty cache for `next_token_logits` (up to the context length by default)."""
-        return KVCache.for_model(self, batch_size, max_len)
+    def new_kv_cache(self, batch_size: int, max_len: int | None = None, *, dtype: torch.dtype | None = None,
+                     decode_weights: bool = False) -> KVCache:
+        """An empty cache for `next_token_logits` (up to the context length by default); see
+        `KVCache.for_model` for `dtype` and `decode_weights`."""
+        return KVCache.for_model(self, batch_size, max_len, dtype=dtype, decode_weights=decode_weights)
 
     def next_token_logits(self, idx: torch.Tensor, *, kv_cache: KVCache | None = None,
                           all_positions: bool = False) -> torch.Tensor:
@@ -269,7 +292,7 @@ class GPTModel(nn.Module):
         if kv_cache is None:
             kv_cache = self.new_kv_cache(idx.shape[0], max_len=idx.shape[1])
         hidden = self.hidden_states(idx, kv_cache=kv_cache)  # (B, T, d)
-        return self.out_head(hidden if all_positions else hidden[:, -1, :])
+        return kv_cache.linear(self.out_head, hidden if all_positions else hidden[:, -1, :])
 
     @property
     def device(self) -> torch.device:

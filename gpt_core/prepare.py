@@ -18,29 +18,13 @@ from torch import nn
 from .checkpoint import Checkpoint, CheckpointError, load_weights, read_checkpoint
 from .config import GPTConfig, TrainConfig
 from .data import create_train_val_loaders
+from .device import select_device
 from .model import GPTModel, build_model
 from .schedule import EpochLoaderSchedule, schedule_for_text
 from .train import Trainer, TrainState
 
 # Options that decide which windows make a batch: a mid-epoch resume needs them unchanged.
 DATA_OPTIONS = ("batch_size", "stride", "train_ratio", "shuffle", "grad_accum_steps", "batching")
-
-
-def select_device(preference: str = "auto") -> torch.device:
-    """"auto": CUDA, then Apple's MPS, then the CPU. Asking for a missing device is an error."""
-    if preference == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = torch.device(preference)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use 'auto' or 'cpu'")
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("device 'mps' was asked for but Apple's MPS is not available; use 'auto' or 'cpu'")
-    return device
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:

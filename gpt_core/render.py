@@ -58,26 +58,67 @@ def probability_color(p: float) -> str:
     return f"hsl({hue:.0f},85%,80%)"
 
 
+# A token's details show in a bar at the foot of the screen while it is hovered or focused (a
+# tap focuses it: tabindex), so they work on touch screens, where a title tooltip never appears.
+# Fixed to the screen, the bar is never clipped by the scrolling text nor scrolled out of sight.
+_PROB_STYLE = """<style>
+.prob-view .tok {cursor:pointer;outline:none}
+.prob-view .tok:focus {box-shadow:0 0 0 2px #1d4ed8}
+.prob-view .tok-tip {display:none}
+.prob-view .tok:hover .tok-tip, .prob-view .tok:focus .tok-tip {display:block;position:fixed;left:8px;right:8px;
+  bottom:8px;max-width:720px;margin:0 auto;z-index:1000;padding:8px 12px;border-radius:8px;background:#111827;
+  color:#f9fafb;font-size:14px;line-height:1.5;white-space:normal;font-family:ui-sans-serif,system-ui,sans-serif;
+  box-shadow:0 4px 16px rgba(0,0,0,.3)}
+.prob-view .tok-tip b {color:inherit;font-weight:700}
+.prob-view .tok-hint {margin-top:6px;font-size:13px;color:#6b7280}
+</style>"""
+
+
+def format_probability(p: float) -> str:
+    """12.3%, 0.41%, or 3.2e-05 for the tiny ones: never a bare 0.0000."""
+    return f"{p:.1%}" if p >= 0.01 else f"{p:.2%}" if p >= 0.001 else f"{p:.1e}"
+
+
+def _details(piece: str, p: float, rank: int | None, vocab: int | None, guess: str | None) -> str:
+    parts = [f"<b>“{_show_whitespace(piece)}”</b>: p = {format_probability(p)}"]
+    if rank is not None:
+        parts.append(f"rank {rank:,}" + (f" of {vocab:,}" if vocab else ""))
+    if guess is not None:
+        parts.append("the model's own first guess" if rank == 1 else
+                     f"the model's first guess was <b>“{_show_whitespace(guess)}”</b>")
+    return " · ".join(parts)
+
+
 def probability_html(pieces: Sequence[str], probabilities: Sequence[float], *,
-                     first_unscored: int = 0, more: int = 0) -> str:
+                     first_unscored: int = 0, more: int = 0, ranks: Sequence[int] | None = None,
+                     guesses: Sequence[str] | None = None, vocab_size: int | None = None) -> str:
     """A text with each token coloured by the probability the model gave it.
 
     The first `first_unscored` pieces have no prediction (nothing comes before them) and are
-    shown grey; `probabilities` covers the rest, in order.
+    shown grey; `probabilities` covers the rest, in order, and so do `ranks` (1 = the model's
+    first guess) and `guesses` (the token it found likeliest there) when given. Hovering or
+    tapping a token shows them.
     """
     spans = []
     for i, piece in enumerate(pieces):
         if i < first_unscored:
-            spans.append(f"<span title='first token: not predicted' style='{_BOX}background:#e5e7eb'>"
-                         f"{_show_whitespace(piece)}</span>{_breaks(piece)}")
+            spans.append(f"<span class='tok' tabindex='0' style='{_BOX}background:#e5e7eb'>"
+                         f"{_show_whitespace(piece)}<span class='tok-tip'>The first token: nothing comes "
+                         f"before it, so it is not predicted.</span></span>{_breaks(piece)}")
             continue
-        p = float(probabilities[i - first_unscored])
-        spans.append(f"<span title='p = {p:.4f}' style='{_BOX}background:{probability_color(p)}'>"
-                     f"{_show_whitespace(piece)}</span>{_breaks(piece)}")
+        j = i - first_unscored
+        p = float(probabilities[j])
+        tip = _details(piece, p, int(ranks[j]) if ranks is not None else None, vocab_size,
+                       guesses[j] if guesses is not None else None)
+        spans.append(f"<span class='tok' tabindex='0' style='{_BOX}background:{probability_color(p)}'>"
+                     f"{_show_whitespace(piece)}<span class='tok-tip'>{tip}</span></span>{_breaks(piece)}")
     tail = (f"<div style='color:#6b7280;margin-top:6px'>... and {more:,} more tokens</div>"
             if more > 0 else "")
-    return ("<div class='token-view' style='font-family:ui-monospace,monospace;font-size:14px'>"
-            + "".join(spans) + "</div>" + tail + probability_legend())
+    return (_PROB_STYLE + "<div class='prob-view'>"
+            "<div class='token-view' style='font-family:ui-monospace,monospace;font-size:14px'>"
+            + "".join(spans) + "</div>"
+            "<div class='tok-hint'>Hover or tap a token: its probability, its rank among the model's "
+            "guesses, and the model's own first guess.</div></div>" + tail + probability_legend())
 
 
 def probability_legend() -> str:
@@ -94,3 +135,23 @@ def message_html(text: str, *, kind: str = "info") -> str:
     bg, fg = colors.get(kind, colors["info"])
     return (f"<div style='background:{bg};color:{fg};padding:8px 12px;border-radius:6px;"
             f"border:1px solid {fg}33'>{html.escape(text)}</div>")
+
+
+def generation_html(prompt: str, continuation: str, *, cut: str = "") -> str:
+    """A prompt and the model's continuation, told apart: the prompt on grey, the generated text
+    on blue, and `cut` (a start the model did not see: the prompt is longer than its context)
+    struck out before them. A key under the text says which is which."""
+    text_style = ("white-space:pre-wrap;word-break:break-word;line-height:1.7;font-size:15px;"
+                  "padding:10px 12px;border:1px solid #e5e7eb;border-radius:8px;min-height:3em")
+    cut_html = (f"<span class='gen-cut' style='color:#9ca3af;text-decoration:line-through'>{html.escape(cut)}</span>"
+                if cut else "")
+    return (f"<div class='gen-text' style='{text_style}'>{cut_html}"
+            f"<span class='gen-prompt' style='background:#e5e7eb;color:#111827;border-radius:3px'>"
+            f"{html.escape(prompt)}</span>"
+            f"<span class='gen-new' style='background:#dbeafe;color:#1e3a8a;border-radius:3px'>"
+            f"{html.escape(continuation)}</span></div>"
+            "<div class='gen-key' style='margin-top:6px;font-size:12px;color:#374151'>"
+            f"<span style='{_BOX}background:#e5e7eb'>prompt</span> "
+            f"<span style='{_BOX}background:#dbeafe'>generated</span>"
+            + (f" <span style='{_BOX}color:#9ca3af;text-decoration:line-through'>not seen (cut to the "
+               "context)</span>" if cut else "") + "</div>")

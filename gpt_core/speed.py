@@ -22,15 +22,18 @@ class RunCosts:
     """Seconds each part of a run takes here."""
     train_step: float  # one optimizer step on a batch of batch_size x context_length, as the Trainer takes it
     eval_batch: float  # one such batch's loss in eval mode, without gradients
-    sample_token: float  # one greedy token: a forward pass over one window
+    sample_token: float  # one greedy token: a forward pass over one window (the book's sample)
+    frame_token: float  # one greedy token through the KV cache (a timeline frame, timeline.py)
     build: float  # building the model and its optimizer
     save: float  # writing a checkpoint with the optimizer's state
 
-    def run_seconds(self, *, steps: int, eval_batches: int, sample_tokens: int, saves: int = 1) -> float:
+    def run_seconds(self, *, steps: int, eval_batches: int, sample_tokens: int, frame_tokens: int = 0,
+                    saves: int = 1) -> float:
         """A run of `steps` optimizer steps, `eval_batches` evaluation batches (both splits
-        together), `sample_tokens` sampled tokens and `saves` checkpoints, model building included."""
+        together), `sample_tokens` sampled and `frame_tokens` cached tokens and `saves`
+        checkpoints, model building included."""
         return (self.build + steps * self.train_step + eval_batches * self.eval_batch
-                + sample_tokens * self.sample_token + saves * self.save)
+                + sample_tokens * self.sample_token + frame_tokens * self.frame_token + saves * self.save)
 
 
 def _now(device: torch.device) -> float:
@@ -43,13 +46,15 @@ def measure_run_costs(config: GPTConfig, *, batch_size: int, steps: int = 2, tra
                       device: torch.device | str | None = None, min_seconds: float = 0.5,
                       max_steps: int = 50) -> RunCosts:
     """Time each part of a run of `config` with batches of `batch_size` windows of its full
-    context, trained as `train_config` trains (its clipping, label smoothing, accumulation),
+    context, trained as `train_config` trains (its precision, clipping, label smoothing, accumulation),
     on `device` (default: the one a run picks, `prepare.select_device`). The first step
     (warm-up: allocations, kernel choice) is not counted; then at least `steps` and until
     `min_seconds` have passed (at most `max_steps`), so a fast model is timed over enough
     steps for the figure to hold on a busy machine."""
     from .checkpoint import save_checkpoint
+    from .generate import generate
     from .model import build_model
+    from .precision import autocast
     from .prepare import make_optimizer, select_device
     from .schedule import RandomWindowSchedule
     from .train import Trainer, evaluate_model
@@ -85,20 +90,27 @@ def measure_run_costs(config: GPTConfig, *, batch_size: int, steps: int = 2, tra
         train_step = (arrivals[-1] - arrivals[1]) / (len(arrivals) - 2)
 
         t0 = _now(device)
-        evaluate_model(model, *schedule.eval_sources(), device, 1)  # one batch of each split
+        with autocast(trainer.precision, device):  # as the Trainer evaluates and samples
+            evaluate_model(model, *schedule.eval_sources(), device, 1)  # one batch of each split
         eval_batch = (_now(device) - t0) / 2
 
         model.eval()
         window, tokens = ids[:T].unsqueeze(0).to(device), 0
         t0 = _now(device)
-        with torch.no_grad():
+        with torch.no_grad(), autocast(trainer.precision, device):
             while tokens < steps or (_now(device) - t0 < min_seconds / 2 and tokens < max_steps):
                 model(window).argmax(-1)
                 tokens += 1
         sample_token = (_now(device) - t0) / tokens
 
+        t0, new = _now(device), max(steps, min(32, T - 4))
+        with autocast(trainer.precision, device):
+            generate(model, window[:, :4], new, temperature=0.0)  # greedy, through the KV cache
+        frame_token = (_now(device) - t0) / new
+
         with tempfile.TemporaryDirectory() as folder:
             t0 = time.perf_counter()
             save_checkpoint(Path(folder) / "timing.pt", model=model, optimizer=optimizer, model_config=config)
             save = time.perf_counter() - t0
-    return RunCosts(train_step=train_step, eval_batch=eval_batch, sample_token=sample_token, build=build, save=save)
+    return RunCosts(train_step=train_step, eval_batch=eval_batch, sample_token=sample_token, frame_token=frame_token,
+                    build=build, save=save)

@@ -211,3 +211,33 @@ def get_tokenizer(kind: str, text: str | None = None) -> Tokenizer:
             raise ValueError("a character tokenizer is built from a text; none was given")
         return CharTokenizer.from_text(text)
     raise ValueError(f"unknown tokenizer {kind!r}; choose 'gpt2' or 'char'")
+
+
+# --- does a tokenizer fit a text? ---------------------------------------------------------------
+def byte_piece_share(tokenizer: Tokenizer, text: str) -> float:
+    """The share of `text`'s tokens that are pieces of a character, not whole ones. GPT-2's BPE
+    splits most Chinese characters into two or three byte tokens (each shown as U+FFFD on its
+    own): on 论语 about 90% of the tokens; on English texts none."""
+    ids = tokenizer.encode(text)
+    if not ids:
+        return 0.0
+    return sum("\ufffd" in piece for piece in tokenizer.token_strings(ids)) / len(ids)
+
+
+def unreadable_share(tokenizer: Tokenizer, text: str) -> float:
+    """The share of `text`'s characters (whitespace aside) that `tokenizer` has no token for:
+    0 for GPT-2's BPE, which reads any text as bytes; for a character tokenizer, the characters
+    its corpus never had (an English prompt for a model of 论语 is all of them)."""
+    unknown = getattr(tokenizer, "unknown_chars", None)
+    chars = [c for c in text if not c.isspace()]
+    if unknown is None or not chars:
+        return 0.0
+    missing = set(unknown(text))
+    return sum(c in missing for c in chars) / len(chars)
+
+
+def opening(text: str, *, max_chars: int = 16) -> str:
+    """The text's first line, at most `max_chars` characters: a start context that a model
+    trained on the text can read."""
+    stripped = text.strip()
+    return stripped.split("\n", 1)[0].strip()[:max_chars] or stripped[:max_chars]

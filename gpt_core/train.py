@@ -12,10 +12,8 @@ come from a `BatchSchedule` (schedule.py). Building a run from a text lives in p
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -24,92 +22,20 @@ from torch import nn
 
 from . import losses
 from .config import GPTConfig, TrainConfig
-from .generate import generate_text_simple, text_to_token_ids, token_ids_to_text
+from .device import step_settings
+# The book's helpers are named here too (gpt_core.train.evaluate_model, as in its ch05).
+from .evaluation import (MIN_OVERFIT_EVAL_BATCHES, _unwrap, context_size_of, estimate_loss,  # noqa: F401
+                         evaluate_model, generate_sample, is_overfitting)
+from .precision import autocast, precision_for
 from .rng import capture_rng_state, restore_rng_state
 from .schedule import BatchSchedule, EpochLoaderSchedule, RandomWindowSchedule, lr_at, uses_lr_schedule
+from .timeline import add_frame, capture_frame
 from .train_events import (CheckpointEvent, DoneEvent, EpochEvent, ErrorEvent, EvalEvent, Event,
                            SampleEvent, StepEvent, StoppedEvent)
+from .train_state import TrainState
+from .utilisation import flops_per_token, peak_flops
 
 CHECKPOINT_NAME = "checkpoint.pt"
-
-
-@dataclass
-class TrainState:
-    """Where a run is: everything besides weights, optimizer and RNGs that resume needs."""
-    step: int = -1  # the book's global_step: index of the last optimizer step (-1: none)
-    epoch: int = 0  # 0-based epoch in progress
-    position: int = 0  # micro-batches of that epoch already trained on
-    tokens_seen: int = 0
-    train_losses: list[float] = field(default_factory=list)  # per evaluation (the book's lists)
-    val_losses: list[float] = field(default_factory=list)
-    track_tokens_seen: list[int] = field(default_factory=list)
-    eval_steps: list[int] = field(default_factory=list)
-    step_losses: list[float] = field(default_factory=list)  # every step's training loss
-    best_val_loss: float = math.inf
-    best_step: int = -1
-    evals_since_best: int = 0
-    seconds: float = 0.0  # training wall time over all runs
-    text_sha256: str = ""  # of the text trained on (prepare_training): a mid-epoch resume needs it
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainState":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in d.items() if k in known})
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "module", model)  # DistributedDataParallel keeps the model here
-
-
-def context_size_of(model: nn.Module, default: int = 1024) -> int:
-    """The window the model sees: the book reads `pos_emb.weight.shape[0]`; other models
-    may say `cfg.context_length` or `context_length`."""
-    model = _unwrap(model)
-    pos_emb = getattr(model, "pos_emb", None)
-    if isinstance(pos_emb, nn.Embedding):
-        return pos_emb.weight.shape[0]
-    cfg = getattr(model, "cfg", None)
-    return int(getattr(cfg, "context_length", None) or getattr(model, "context_length", None) or default)
-
-
-def evaluate_model(model: nn.Module, train_loader, val_loader, device, eval_iter: int) -> tuple[float, float]:
-    """The book's: mean loss of the first `eval_iter` batches of each loader, in eval mode.
-    Leaves the model in the mode it was in (the book always returns to train mode)."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            train_loss = losses.calc_loss_loader(train_loader, model, device, num_batches=eval_iter)
-            val_loss = losses.calc_loss_loader(val_loader, model, device, num_batches=eval_iter)
-    finally:
-        model.train(was_training)
-    return train_loss, val_loss
-
-
-@torch.no_grad()
-def estimate_loss(model: nn.Module, schedule: BatchSchedule, device: torch.device | str = "cpu") -> dict[str, float]:
-    """The notebook's `estimate_loss()`: {"train": mean loss, "val": mean loss} over
-    `eval_iters` fresh random batches of each split, in eval mode; the model is left in the
-    mode it was in."""
-    train_src, val_src = schedule.eval_sources()
-    train_loss, val_loss = evaluate_model(model, train_src, val_src, device, len(train_src))
-    return {"train": train_loss, "val": val_loss}
-
-
-def generate_sample(model: nn.Module, tokenizer, device, start_context: str, max_new_tokens: int = 50) -> str:
-    """The book's `generate_and_print_sample`, returning the text instead of printing it."""
-    was_training = model.training
-    model.eval()
-    try:
-        encoded = text_to_token_ids(start_context, tokenizer).to(device)
-        token_ids = generate_text_simple(model=model, idx=encoded, max_new_tokens=max_new_tokens,
-                                         context_size=context_size_of(model))
-        return token_ids_to_text(token_ids, tokenizer)
-    finally:
-        model.train(was_training)
 
 
 def _total_norm(params: list[nn.Parameter]) -> float:
@@ -118,32 +44,6 @@ def _total_norm(params: list[nn.Parameter]) -> float:
         return float(get_total_norm([p.grad for p in params]))
     # Older torch: clipping at infinity scales every gradient by exactly 1.0.
     return float(torch.nn.utils.clip_grad_norm_(params, math.inf))
-
-
-# An evaluation averaged over a single batch is too noisy to call a rise of the validation loss
-# (unless that batch is the whole validation part).
-MIN_OVERFIT_EVAL_BATCHES = 2
-
-
-def is_overfitting(train_losses: list[float], val_losses: list[float], patience: int = 2, *,
-                   eval_batches: int = MIN_OVERFIT_EVAL_BATCHES, whole_split: bool = False,
-                   tokens_seen: list[int] | None = None, tokens_per_pass: int = 0) -> bool:
-    """The one overfitting rule, the trainer's, the CLI's and the page's chart's: the validation
-    loss rose at each of the last `patience` evaluations (at least two) while the training loss
-    fell over them. Only on evidence: each evaluation averaged at least
-    `MIN_OVERFIT_EVAL_BATCHES` batches of each split, or the whole validation part
-    (`whole_split`); and, given the `tokens_seen` at each evaluation, the rise began once the
-    model had read `tokens_per_pass` tokens (the training part once): before that every batch
-    is new text, and nothing can have been memorised yet."""
-    rises = max(2, patience)
-    if not (eval_batches >= MIN_OVERFIT_EVAL_BATCHES or whole_split) or len(val_losses) <= rises:
-        return False
-    if tokens_seen is not None and tokens_seen[-(rises + 1)] < tokens_per_pass:
-        return False
-    val, train = val_losses[-(rises + 1):], train_losses[-(rises + 1):]
-    if not all(math.isfinite(v) for v in val):
-        return False
-    return all(later > earlier for earlier, later in zip(val, val[1:])) and train[-1] < train[0]
 
 
 class Trainer:
@@ -178,10 +78,16 @@ class Trainer:
         self._pending_rng = rng_state
         self._iterator: Iterator | None = None
         self._stop_requested = False
+        # The arithmetic of every step, evaluation and sample, with the sentence that says why.
+        self.precision = precision_for(config.precision, self.device)
+        self._dropout = False  # whether the model drops anything (run() looks): exact CUDA attention
         self.train_model = model
         if self.world_size > 1:
             from .distributed import wrap_ddp
             self.train_model = wrap_ddp(model, dist, self.device)
+        if config.compile:
+            from .compiled import compile_for_training
+            self.train_model = compile_for_training(self.train_model)
         accum = config.grad_accum_steps
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / accum)
         total = schedule.num_epochs * self.steps_per_epoch
@@ -240,6 +146,7 @@ class Trainer:
             restore_rng_state(self._pending_rng)
             self._pending_rng = None
         self.model.train()
+        self._dropout = any(m.p > 0 for m in self.model.modules() if isinstance(m, nn.Dropout))
         run_start, self._train_seconds, self._run_tokens, self._run_steps = time.perf_counter(), 0.0, 0, 0
         epoch_start = run_start
         try:
@@ -269,7 +176,7 @@ class Trainer:
                     yield eval_event
                     if isinstance(self.schedule, RandomWindowSchedule):
                         # One long "epoch": a sample at each evaluation shows the model learning.
-                        yield from self._sample()
+                        yield from self._sample(eval_event.frame)
                     patience = self.config.early_stopping_patience
                     if patience and st.evals_since_best >= patience:
                         yield StoppedEvent(
@@ -291,7 +198,15 @@ class Trainer:
             self.model.train()
             yield ErrorEvent(f"{type(exc).__name__}: {exc}", self.state.step, exception=exc)
 
+    def _settings(self):
+        """The device's settings for this run's precision (TF32, attention kernels)."""
+        return step_settings(self.precision, self.device, dropout=self._dropout)
+
     def _train_step(self, run_start: float) -> StepEvent | StoppedEvent:
+        with self._settings():
+            return self._train_step_here(run_start)
+
+    def _train_step_here(self, run_start: float) -> StepEvent | StoppedEvent:
         cfg, st = self.config, self.state
         t0 = time.perf_counter()
         group = min(cfg.grad_accum_steps, self.batches_per_epoch - st.position)
@@ -307,8 +222,9 @@ class Trainer:
             input_batch, target_batch = next(self._iterator)
             sync = micro == group - 1 or self.world_size == 1
             with (contextlib.nullcontext() if sync else self.train_model.no_sync()):
-                loss = losses.calc_loss_batch(input_batch, target_batch, self.train_model, self.device,
-                                              label_smoothing=cfg.label_smoothing)
+                with autocast(self.precision, self.device):  # the forward and its loss only
+                    loss = losses.calc_loss_batch(input_batch, target_batch, self.train_model, self.device,
+                                                  label_smoothing=cfg.label_smoothing)
                 (loss if group == 1 else loss / group).backward()
             loss_sum += loss.detach()
             tokens += input_batch.numel()
@@ -343,16 +259,23 @@ class Trainer:
         self._run_steps += 1
         remaining = self.total_steps - (step + 1)
         eta = (now - run_start) / self._run_steps * remaining
+        tokens_per_sec = self._run_tokens / max(self._train_seconds, 1e-9)
+        achieved, peak = None, None
+        if isinstance(self.model_config, GPTConfig):  # FLOPs counted from the shape (utilisation.py)
+            # Per process: the peak is one device's, and so are these tokens.
+            achieved = tokens_per_sec / self.world_size * flops_per_token(self.model_config, input_batch.shape[1])
+            peak = peak_flops(self.device, self.precision)  # measured once per process, after the timing
         return StepEvent(step=step, epoch=st.epoch + 1, loss=loss_value,
                          lr=float(self.optimizer.param_groups[0]["lr"]), grad_norm=grad_norm,
-                         tokens_seen=st.tokens_seen,
-                         tokens_per_sec=self._run_tokens / max(self._train_seconds, 1e-9),
-                         eta_seconds=eta, total_steps=self.total_steps)
+                         tokens_seen=st.tokens_seen, tokens_per_sec=tokens_per_sec,
+                         eta_seconds=eta, total_steps=self.total_steps, flops_per_sec=achieved,
+                         peak_flops=peak, precision=self.precision.name)
 
     def _evaluate(self) -> EvalEvent:
         st = self.state
         train_src, val_src = self.schedule.eval_sources()
-        train_loss, val_loss = evaluate_model(self.model, train_src, val_src, self.device, self.config.eval_iter)
+        with self._settings(), autocast(self.precision, self.device):
+            train_loss, val_loss = evaluate_model(self.model, train_src, val_src, self.device, self.config.eval_iter)
         if self.world_size > 1:
             from .distributed import all_reduce_mean
             t = all_reduce_mean(torch.tensor([train_loss, val_loss], dtype=torch.float64, device=self.device))
@@ -365,15 +288,28 @@ class Trainer:
             st.best_val_loss, st.best_step, st.evals_since_best = val_loss, st.step, 0
         elif math.isfinite(val_loss):
             st.evals_since_best += 1
+        cfg, frame = self.config, None
+        if cfg.timeline and self.is_main and self.tokenizer is not None and cfg.start_context:
+            frame = capture_frame(self.model, self.tokenizer, cfg.start_context, step=st.step, epoch=st.epoch + 1,
+                                  tokens_seen=st.tokens_seen, train_loss=train_loss, val_loss=val_loss,
+                                  max_new_tokens=cfg.sample_tokens)
+            add_frame(st.timeline, frame)
         return EvalEvent(step=st.step, epoch=st.epoch + 1, tokens_seen=st.tokens_seen,
                          train_loss=train_loss, val_loss=val_loss,
                          train_ppl=losses.perplexity(train_loss), val_ppl=losses.perplexity(val_loss),
-                         overfitting=self.overfitting, best_val_loss=st.best_val_loss)
+                         overfitting=self.overfitting, best_val_loss=st.best_val_loss, frame=frame)
 
-    def _sample(self) -> Iterator[Event]:
+    def _sample(self, frame=None) -> Iterator[Event]:
+        """The greedy sample of the start context: the evaluation's timeline frame already holds
+        one (the same greedy tokens), else it is generated here."""
         st, cfg = self.state, self.config
         if self.is_main and self.tokenizer is not None and cfg.sample_tokens > 0 and cfg.start_context:
-            text = generate_sample(self.model, self.tokenizer, self.device, cfg.start_context, cfg.sample_tokens)
+            if frame is not None:
+                text = cfg.start_context + frame.text
+            else:
+                with self._settings(), autocast(self.precision, self.device):
+                    text = generate_sample(self.model, self.tokenizer, self.device, cfg.start_context,
+                                           cfg.sample_tokens)
             yield SampleEvent(st.epoch + 1, text, st.step)
 
     def _end_epoch(self, seconds: float) -> Iterator[Event]:

@@ -10,7 +10,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Union
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .timeline import Frame
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,19 @@ class StepEvent:
     tokens_per_sec: float  # training throughput of this run so far (evaluation excluded)
     eta_seconds: float | None  # None until a step has been timed
     total_steps: int
+    # Utilisation (utilisation.py): FLOP/s this run achieves and this process's measured
+    # matrix-multiply peak in the run's precision; None for models whose FLOPs are not counted.
+    flops_per_sec: float | None = None
+    peak_flops: float | None = None
+    precision: str = "float32"  # the arithmetic of the step (precision.py)
     kind: ClassVar[str] = "step"
+
+    @property
+    def peak_share(self) -> float | None:
+        """Achieved FLOP/s as a share of the measured peak (nanoGPT's MFU, against this machine)."""
+        if self.flops_per_sec is None or not self.peak_flops:
+            return None
+        return self.flops_per_sec / self.peak_flops
 
 
 @dataclass(frozen=True)
@@ -41,6 +56,8 @@ class EvalEvent:
     # Validation loss rising for several evaluations while the training loss falls.
     overfitting: bool = False
     best_val_loss: float = math.inf
+    # With TrainConfig.timeline: this evaluation's greedy sample and next-token candidates.
+    frame: Frame | None = None
     kind: ClassVar[str] = "eval"
 
 
@@ -107,6 +124,8 @@ Event = Union[StepEvent, EvalEvent, SampleEvent, EpochEvent, CheckpointEvent, Do
 def event_to_dict(event: Event) -> dict[str, Any]:
     """JSON-ready dict with the event's kind under "event"."""
     d = {f.name: getattr(event, f.name) for f in dataclasses.fields(event) if f.name != "exception"}
+    if d.get("frame") is not None:
+        d["frame"] = d["frame"].to_dict()
     return {"event": event.kind, **d}
 
 
@@ -119,6 +138,16 @@ def _fmt_duration(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def format_utilisation(event: StepEvent, *, prefix: str = "") -> str:
+    """"123 GFLOP/s, 41% of this machine's bfloat16 peak (300 GFLOP/s)", or "" when not counted."""
+    from .utilisation import format_flops
+    share = event.peak_share
+    if share is None:
+        return ""
+    return (f"{prefix}{format_flops(event.flops_per_sec)}, {share:.0%} of this machine's {event.precision} "
+            f"peak ({format_flops(event.peak_flops)})")
+
+
 def format_event(event: Event) -> str:
     """One human line per event; evaluations read exactly as the book prints them."""
     if isinstance(event, EvalEvent):
@@ -127,8 +156,8 @@ def format_event(event: Event) -> str:
         return line + ("  [validation loss rising: overfitting]" if event.overfitting else "")
     if isinstance(event, StepEvent):
         return (f"step {event.step + 1}/{event.total_steps}  ep {event.epoch}  loss {event.loss:.4f}  "
-                f"lr {event.lr:.2e}  |g| {event.grad_norm:.3f}  {event.tokens_per_sec:,.0f} tok/s  "
-                f"eta {_fmt_duration(event.eta_seconds)}")
+                f"lr {event.lr:.2e}  |g| {event.grad_norm:.3f}  {event.tokens_per_sec:,.0f} tok/s"
+                f"{format_utilisation(event, prefix='  ')}  eta {_fmt_duration(event.eta_seconds)}")
     if isinstance(event, SampleEvent):
         return event.text.replace("\n", " ")  # the book's compact print format
     if isinstance(event, EpochEvent):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .memory import format_mb
+from gpt_core.units import format_bytes
 
 
 def planned_memory(plan: Any) -> tuple[Any, int] | None:
@@ -38,5 +38,5 @@ def admit_within_budget(turn: Any) -> bool | str:
     if not budget.could_ever_fit(need, pinned=budget.held_by("shared:")):
         return True  # building it raises MemoryBudgetError: a refusal that says what fits
     free = budget.available + budget.held(ws.key("model"))
-    return (f"this run needs about {format_mb(need)} and {format_mb(free)} is free; it starts as soon "
+    return (f"this run needs about {format_bytes(need)} and {format_bytes(free)} is free; it starts as soon "
             "as other students' runs end and their memory is given back.")

@@ -17,29 +17,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
+import plotly.graph_objects as go
 
 from gpt_core.corpus import CorpusError
+from gpt_core.units import MB
+
 from .admission import admit_within_budget
-from .limits import Limits
+from .limits import Limits, env_number
 from .memory import MemoryBudgetError, budget_from_env
+from . import notices
 from .server import SharedModels, WorkspaceRegistry
 from .session import Workspace, WorkspaceError
 from .train_queue import TrainQueue
+from .i18n import localize_figure, speaking, translate_message
 
 log = logging.getLogger("playground")
-
-
-def _env_int(name: str, default: int, *, minimum: int = 1) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -70,24 +62,24 @@ class ServerSettings:
         return cls(
             cores=cores,
             # Training takes all of its threads; two runs per core pair keeps each usable.
-            train_concurrency=_env_int("PLAYGROUND_TRAIN_CONCURRENCY", max(1, cores // 2)),
-            generate_concurrency=_env_int("PLAYGROUND_GENERATE_CONCURRENCY", max(2, cores)),
+            train_concurrency=env_number("PLAYGROUND_TRAIN_CONCURRENCY", max(1, cores // 2)),
+            generate_concurrency=env_number("PLAYGROUND_GENERATE_CONCURRENCY", max(2, cores)),
             # Opening the page queues 3 events; 40 students opening it at once filled a queue
             # of 100 and got "Queue is full" (benchmarks/load_classroom.py). Waiting events
             # cost almost nothing: room for ~80 students opening, training and generating.
-            queue_size=_env_int("PLAYGROUND_QUEUE_SIZE", 500),
+            queue_size=env_number("PLAYGROUND_QUEUE_SIZE", 500),
             # A GPT-2 124M checkpoint is ~500 MB and the book's model.pth ~650 MB.
-            max_upload_mb=_env_int("PLAYGROUND_MAX_UPLOAD_MB", 200 if on_spaces else 1024),
+            max_upload_mb=env_number("PLAYGROUND_MAX_UPLOAD_MB", 200 if on_spaces else 1024),
             on_spaces=on_spaces,
             # The presets plan at most 5,890 steps on the bundled texts, BabyGPT 3,000 iterations.
-            max_run_steps=_env_int("PLAYGROUND_MAX_RUN_STEPS", 20_000),
-            max_run_seconds_while_others_wait=_env_int("PLAYGROUND_MAX_RUN_SECONDS_WHILE_OTHERS_WAIT", 600),
+            max_run_steps=env_number("PLAYGROUND_MAX_RUN_STEPS", 20_000),
+            max_run_seconds_while_others_wait=env_number("PLAYGROUND_MAX_RUN_SECONDS_WHILE_OTHERS_WAIT", 600),
             # The largest legitimate body is a pasted corpus of `max_corpus_chars` characters,
             # each at most 6 bytes of JSON (a \uXXXX escape): 32 MB for the default 5,000,000.
-            max_request_mb=_env_int("PLAYGROUND_MAX_REQUEST_MB",
-                                    math.ceil(6 * Limits.from_env().max_corpus_chars / 2**20) + 3),
-            download_link_s=_env_int("PLAYGROUND_DOWNLOAD_LINK_S", 3600),
-            time_budget_s=_env_int("PLAYGROUND_TIME_BUDGET_S", 60),
+            max_request_mb=env_number("PLAYGROUND_MAX_REQUEST_MB",
+                                    math.ceil(6 * Limits.from_env().max_corpus_chars / MB) + 3),
+            download_link_s=env_number("PLAYGROUND_DOWNLOAD_LINK_S", 3600),
+            time_budget_s=env_number("PLAYGROUND_TIME_BUDGET_S", 60),
         )
 
 
@@ -102,7 +94,7 @@ LIMITS = Limits.from_env({"PLAYGROUND_MAX_TRAIN_PARAMETERS": "20000000", **os.en
 BUDGET = budget_from_env()
 REGISTRY = WorkspaceRegistry(LIMITS, budget=BUDGET)
 # GPT-2 weights loaded in this process, shared read-only by every session.
-SHARED = SharedModels(max_models=_env_int("PLAYGROUND_MAX_SHARED_MODELS", 2), budget=BUDGET)
+SHARED = SharedModels(max_models=env_number("PLAYGROUND_MAX_SHARED_MODELS", 2), budget=BUDGET)
 # Trainings of all sessions wait their turn here (not in Gradio's queue, whose place the page
 # cannot show), `train_concurrency` at a time; the head starts once its memory fits the budget.
 TRAIN_QUEUE = TrainQueue(SETTINGS.train_concurrency, share_s=SETTINGS.max_run_seconds_while_others_wait,
@@ -130,12 +122,25 @@ def without_server_paths(text: str) -> str:
     return re.sub(pattern, lambda m: os.path.basename(m.group(0).rstrip("/")), text)
 
 
+# "[Errno -2] Name or service not known": the operating system's number means nothing to a
+# reader; the words after it stay.
+_ERRNO = re.compile(r"\[Errno -?\d+\]\s*")
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://([^/\s'\"`)]+)[^\s'\"`)]*", re.IGNORECASE)
+
+
+def without_urls_and_errnos(text: str) -> str:
+    """`text` with each web address cut to its host and errno markers dropped."""
+    return _ERRNO.sub("", _URL.sub(lambda m: m.group(1), text))
+
+
 def friendly_message(exc: BaseException) -> str:
-    """A readable sentence for any exception (never a traceback, never a server folder)."""
-    text = _message(exc)
-    clean = without_server_paths(text)
+    """A readable sentence for any exception, in the language of the session being served:
+    never a traceback, a server folder, a web address or an errno (the server log keeps the
+    full text)."""
+    text = translate_message(_message(exc))
+    clean = without_urls_and_errnos(without_server_paths(text))
     if clean != text:
-        log.info("message shown without server paths: %s", text)
+        log.info("message shown without server paths, addresses or errnos: %s", text)
     return clean
 
 
@@ -147,7 +152,8 @@ def _message(exc: BaseException) -> str:
                 "context length.")
     if isinstance(exc, USER_ERRORS):
         text = str(exc).strip() or type(exc).__name__
-        return text[0].upper() + text[1:]
+        # A sentence starts with a capital, unless it starts with a name (model.pth stays so).
+        return text[0].upper() + text[1:] if text.split(" ", 1)[0].isalpha() else text
     return (f"Something went wrong ({type(exc).__name__}: {str(exc)[:200]}). "
             "Your work in this session is unchanged; try again or reload the page.")
 
@@ -159,6 +165,15 @@ def to_gr_error(exc: BaseException) -> gr.Error:
     if not isinstance(exc, USER_ERRORS):
         log.exception("unexpected error in a handler", exc_info=exc)
     return gr.Error(friendly_message(exc), print_exception=False)
+
+
+def _failed(exc: BaseException, ws: Workspace | None, fn) -> gr.Error:
+    """The error `fn` raised, for Gradio; kept for the tab's message area when one shows it,
+    and then without a toast (API clients get the message either way)."""
+    error = to_gr_error(exc)
+    if ws is not None and notices.remember(ws, notices.handler_key(fn), error.message):
+        error.visible = False
+    return error
 
 
 def session(request: gr.Request | None) -> Workspace:
@@ -189,11 +204,13 @@ def _api_signature(fn, names, *, progress: bool = False) -> inspect.Signature:
 def _finish(handler, fn, signature):
     handler.__name__ = fn.__name__
     handler.__doc__ = fn.__doc__
-    handler.__annotations__ = {"request": gr.Request}
-    try:  # a declared return type tells gr.api what the endpoint returns
-        returns = typing.get_type_hints(fn).get("return")
+    try:  # declared types tell gr.api what the endpoint takes and returns
+        hints = typing.get_type_hints(fn)
     except (NameError, TypeError):
-        returns = None
+        hints = {}
+    returns = hints.get("return")
+    handler.__annotations__ = {**{n: t for n, t in hints.items() if n in signature.parameters},
+                               "request": gr.Request}
     if returns is not None:
         handler.__annotations__["return"] = returns
         signature = signature.replace(return_annotation=returns)
@@ -210,21 +227,58 @@ def bind(fn, names=None):
     """
     if inspect.isgeneratorfunction(fn):
         def handler(request, *values):
+            ws = None
             try:
                 with session(request).using() as ws:
-                    yield from fn(ws, *values)
+                    yield from _speaking_each_step(ws, fn(ws, *values))
             except GeneratorExit:
                 raise
             except Exception as exc:
-                raise to_gr_error(exc) from None
+                raise _failed(exc, ws, fn) from None
     else:
         def handler(request, *values):
+            ws = None
             try:
-                with session(request).using() as ws:
-                    return fn(ws, *values)
+                with session(request).using() as ws, speaking(ws.lang):
+                    try:
+                        return localized(fn(ws, *values))
+                    except Exception as exc:
+                        raise to_gr_error(exc) from None  # worded in the session's language
             except Exception as exc:
-                raise to_gr_error(exc) from None
+                raise _failed(exc, ws, fn) from None
     return _finish(handler, fn, _api_signature(fn, names))
+
+
+def _speaking_each_step(ws: Workspace, steps):
+    """Run the generator `steps` in the session's language. Gradio resumes a generator on
+    any worker thread, each with its own context, so the language is set for every step (and
+    for the error a step raises, which is worded inside it)."""
+    try:
+        while True:
+            with speaking(ws.lang):
+                try:
+                    item = localized(next(steps))
+                except StopIteration:
+                    return
+                except Exception as exc:
+                    raise to_gr_error(exc) from None
+            yield item
+    finally:  # a cancelled run (Stop, a closed tab) ends the trainer's generator now
+        with speaking(ws.lang):
+            steps.close()
+
+
+def localized(result):
+    """A handler's result with gpt_core's figures worded in the current language."""
+    if isinstance(result, tuple):
+        return tuple(localized(item) for item in result)
+    if isinstance(result, list):
+        return [localized(item) for item in result]
+    if isinstance(result, dict) and isinstance(result.get("value"), go.Figure):  # a gr.update
+        return {**result, "value": localize_figure(result["value"])}
+    if isinstance(result, go.Figure):
+        return localize_figure(result)
+    return result
 
 
 def bind_form(fn, fields, extra=()):
@@ -245,24 +299,37 @@ def bind_progress(fn):
     desc=...)` reports to the browser's progress bar."""
     def handler(request, *values):
         *values, progress = values
+        ws = None
         try:
-            with session(request).using() as ws:
-                return fn(ws, progress, *values)
+            with session(request).using() as ws, speaking(ws.lang):
+                try:
+                    return localized(fn(ws, progress, *values))
+                except Exception as exc:
+                    raise to_gr_error(exc) from None  # worded in the session's language
         except Exception as exc:
-            raise to_gr_error(exc) from None
+            raise _failed(exc, ws, fn) from None
     return _finish(handler, fn, _api_signature(fn, None, progress=True))
 
 
 def guard(fn):
-    """A handler that needs no session: only its errors turned into readable messages."""
-    def handler(*values):
+    """A handler that needs no session's state: its errors turned into readable messages, in
+    the language of the session that asked if it has one (none is made for it)."""
+    def handler(request, *values):
+        session_id = getattr(request, "session_hash", None) or ""
+        lang = REGISTRY.get(session_id).lang if session_id in REGISTRY else None
         try:
-            return fn(*values)
+            with speaking(lang):
+                return localized(fn(*values))
         except Exception as exc:
-            raise to_gr_error(exc) from None
+            with speaking(lang):
+                raise to_gr_error(exc) from None
+    P = inspect.Parameter
+    request = P("request", P.POSITIONAL_OR_KEYWORD, annotation=gr.Request)
+    params = list(inspect.signature(fn).parameters.values())
     handler.__name__ = fn.__name__
     handler.__doc__ = fn.__doc__
-    handler.__signature__ = inspect.signature(fn)
+    handler.__annotations__ = {"request": gr.Request}
+    handler.__signature__ = inspect.Signature([request, *params])
     return handler
 
 
@@ -271,3 +338,35 @@ def release_session(request: gr.Request) -> None:
     session_id = getattr(request, "session_hash", None)
     if session_id:
         REGISTRY.release(session_id)
+
+
+def explain_failures(area, *events, then=None, reset=()):
+    """When one of `events` ((event, fn) pairs: fn is what the event runs) fails, draw its
+    sentence in the tab's message `area`, with `then(ws)` after it (what stays as it was), and
+    empty the components `reset` (an upload that was refused)."""
+    for event, fn in events:
+        notices.SHOWN_IN_PAGE.add(notices.handler_key(fn))
+        event.failure(bind(_show_failure(fn, then, len(reset))), None, [area, *reset], api_name=False,
+                      queue=False, show_progress="hidden")
+
+
+def _show_failure(fn, then, resets: int):
+    key = notices.handler_key(fn)
+
+    def show(ws):
+        message = notices.take(ws, key)
+        if message is None:  # cancelled, or refused by Gradio before our code ran
+            shown = (gr.update(),) * (1 + resets)
+        else:
+            shown = (notices.error_markdown(message, then=then(ws) if then else ""), *(None,) * resets)
+        return shown if resets else shown[0]  # Gradio takes one output's value bare
+
+    show.__name__ = show.__qualname__ = f"show_failure_of_{fn.__name__}"
+    return show
+
+
+def clear_on(area, *triggers) -> None:
+    """Empty the message `area` in the browser when any of `triggers` fires (the input it was
+    about changed, or a new try began)."""
+    gr.on(list(triggers), None, None, area, js=notices.CLEAR_JS, api_name=False, queue=False,
+          show_progress="hidden")

@@ -4,8 +4,10 @@ from __future__ import annotations
 import os
 
 from gpt_core.render import message_html, tokens_html
+from gpt_core.tokenizers import byte_piece_share
 from .fields import form_number
 from .formatting import format_count
+from .i18n import tr
 from .run_plan import size_from_stats, window_problems
 from .session import Workspace
 
@@ -13,6 +15,9 @@ TOKENIZERS = {"GPT-2 BPE": "gpt2", "Characters": "char"}
 TOKENIZER_LABELS = {v: k for k, v in TOKENIZERS.items()}
 SHOW_TOKENS = 300
 PREVIEW_CHARS = 3_000
+# GPT-2's BPE giving more than this share of a text's tokens as pieces of characters (most
+# Chinese characters are two or three byte tokens): the Characters tokenizer fits it better.
+BYTE_PIECES = 0.5
 
 
 def tokenizer_kind(label: str) -> str:
@@ -20,6 +25,19 @@ def tokenizer_kind(label: str) -> str:
         return TOKENIZERS[label]
     except KeyError:
         raise ValueError(f"Unknown tokenizer {label!r}; choose GPT-2 BPE or Characters.") from None
+
+
+def tokenizer_hint(ws: Workspace, kind: str) -> str | None:
+    """A suggestion of the Characters tokenizer for a text that BPE splits mostly into bytes."""
+    if kind != "gpt2":
+        return None
+    share = byte_piece_share(ws.tokenizer("gpt2"), ws.text[:5_000])
+    if share <= BYTE_PIECES:
+        return None
+    return tr("GPT-2 BPE splits this text mostly into pieces of characters: {share} of its tokens are "
+              "single bytes of a character (the “�” tokens), not whole characters. The Characters tokenizer "
+              "gives every character a token of its own, as the BabyGPT notebook does for Chinese: choose "
+              "Characters, or a character-level preset.", share=f"{share:.0%}")
 
 
 def view(ws: Workspace, tokenizer_label: str, context_length, batch_size, stride, iterations=0):
@@ -35,7 +53,7 @@ def view(ws: Workspace, tokenizer_label: str, context_length, batch_size, stride
     text = ws.text
     vocab = tok.n_vocab
     summary = "\n".join([
-        f"**{ws.corpus_name}** (read as {ws.encoding_note})",
+        f"Active text: **{ws.corpus_name}** (read as {ws.encoding_note})",
         "",
         "| What the model sees | |",
         "|---|---|",
@@ -47,16 +65,23 @@ def view(ws: Workspace, tokenizer_label: str, context_length, batch_size, stride
         f"| Batches per epoch | {stats.train_batches:,} of {batch_size} x {context_length} tokens |",
         f"| Characters per token | {stats.characters / max(1, stats.tokens):.2f} |",
     ])
+    hint = tokenizer_hint(ws, kind)
     problems = window_problems(size_from_stats(stats, random_windows=random_windows), context_length=context_length,
                                batch_size=batch_size, stride=stride if stride != context_length else None,
                                random_windows=random_windows)
-    warnings = "".join(message_html(w, kind="warn") for w in problems)
+    warnings = (message_html(hint, kind="info") if hint else "") + "".join(
+        message_html(w, kind="warn") for w in problems)
     head = text[:20_000]  # enough characters for SHOW_TOKENS tokens of any tokenizer
     ids = tok.encode(head)[:SHOW_TOKENS]
     pieces = tok.token_strings(ids)
     token_view = tokens_html(pieces, ids, more=max(0, stats.tokens - len(ids)))
     preview = text[:PREVIEW_CHARS] + ("\n..." if len(text) > PREVIEW_CHARS else "")
     return summary, warnings, token_view, preview
+
+
+def still_active(ws: Workspace) -> str:
+    """After a refused text: which text the model still sees (the summary beside shows it)."""
+    return tr("The active text is still **{name}**, as the summary shows.", name=tr(ws.corpus_name))
 
 
 def choose_sample(ws: Workspace, name: str, tokenizer_label, context_length, batch_size, stride, iterations=0):

@@ -7,6 +7,7 @@ from gpt_core.corpus import split_text
 from gpt_core.generate import score_text
 from gpt_core.render import message_html, probability_html
 
+from . import models
 from .models import resolve
 from .session import Workspace
 
@@ -45,7 +46,9 @@ def score_one(ws: Workspace, model_choice: str, text: str) -> tuple[str, str]:
     ])
     shown = min(len(ids), SHOW_TOKENS)
     pieces = tok.token_strings(ids[:shown])
-    body = probability_html(pieces, probs[: shown - 1], first_unscored=1, more=len(ids) - shown)
+    guesses = tok.token_strings(score.top_ids[0, : shown - 1].tolist())
+    body = probability_html(pieces, probs[: shown - 1], first_unscored=1, more=len(ids) - shown,
+                            ranks=score.ranks[0, : shown - 1].tolist(), guesses=guesses, vocab_size=tok.n_vocab)
     return metrics, body
 
 
@@ -55,6 +58,7 @@ def evaluate(ws: Workspace, text: str, model_a: str | None, model_b: str | None)
     if len(text) > ws.limits.max_score_chars:
         raise ValueError(f"The text has {len(text):,} characters; evaluation takes up to "
                          f"{ws.limits.max_score_chars:,}. Shorten it.")
+    model_b = None if model_b == models.NO_MODEL else model_b
     if not model_a and not model_b:
         raise ValueError("Choose at least one model to evaluate.")
     outputs = []

@@ -2,13 +2,9 @@
 counts of things with their noun ("1 step", "90 steps")."""
 from __future__ import annotations
 
+from gpt_core.units import format_bytes  # the engine's, so its refusals and the page say sizes alike
 
-def format_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"  # pragma: no cover
+__all__ = ["format_bytes", "format_count"]
 
 
 def format_count(n: int) -> str:

@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 import time
+from typing import Iterator
 
-import gradio as gr
 import torch
 
 from gpt_core.generate import next_token_distribution, stream_generate
 from gpt_core.plots import candidates_figure, message_figure, sampling_lab_figure
+from gpt_core.render import generation_html, message_html
 from gpt_core.sampling import STAGES, TOY_INVERSE_VOCAB, temperature_lab
 
 from .fields import form_number
+from .i18n import tr
+from .inspector import new_trace
 from .models import resolve
+from .prompts import Prompt, prepare_prompt
 from .session import Workspace
 
 # Browsers redraw text ~20 times a second at most; more frequent updates only cost bandwidth.
@@ -30,45 +34,62 @@ def sampling_options(temperature, top_k, top_p, seed) -> dict:
     return dict(temperature=t, top_k=k or None, top_p=p if p < 1 else None, seed=s)
 
 
-def _prompt_ids(tok, prompt: str, context_length: int) -> list[int]:
-    if not isinstance(prompt, str) or not prompt:
-        raise ValueError("The prompt is empty: type a few words for the model to continue.")
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise ValueError(f"The prompt is longer than {MAX_PROMPT_CHARS:,} characters; shorten it.")
-    unknown = tok.unknown_chars(prompt) if hasattr(tok, "unknown_chars") else []
-    if unknown:  # a character model only knows its corpus's characters
-        gr.Warning(f"This model never saw {''.join(unknown[:20])!r} in its text; "
-                   f"they are read as {tok.fallback!r}.")
-    ids = tok.encode(prompt)
-    if not ids:
-        raise ValueError("The prompt has no tokens this model knows.")
-    return ids[-context_length:]  # the model only sees its last context_length tokens
+def _prompt(ws: Workspace, tok, prompt, context_length: int) -> Prompt:
+    return prepare_prompt(tok, prompt, context_length, ws.text, max_chars=MAX_PROMPT_CHARS)
 
 
-def generate_text(ws: Workspace, model_choice, prompt, max_new_tokens, temperature, top_k, top_p,
-                  seed, stop_at_eot):
-    """Stream the prompt's continuation (prompt + new text, updated as tokens arrive)."""
-    model, tok, cfg = resolve(ws, model_choice)
+def _continuations(ws: Workspace, model_choice, prompt, max_new_tokens, temperature, top_k, top_p, seed,
+                   stop_at_eot):
+    """(the prompt as the model sees it, the continuation so far), a few times a second."""
+    # The numbers first: the API's values reach here unchecked by any slider.
     n = form_number(max_new_tokens, "Max new tokens", 1, ws.limits.max_new_tokens, whole=True)
     options = sampling_options(temperature, top_k, top_p, seed)
-    ids = _prompt_ids(tok, prompt, cfg.context_length)
+    model, tok, cfg = resolve(ws, model_choice)
+    seen = _prompt(ws, tok, prompt, cfg.context_length)
     eos = tok.eot_id if stop_at_eot else None
-    text = prompt
-    yield text
+    text = ""
+    yield seen, text
     last = time.monotonic()
-    for piece in stream_generate(model, tok, ids, n, eos_id=eos, **options):
+    trace = new_trace(ws, tok, prompt, options)  # for the inspector, from generation's own logits
+    for piece in stream_generate(model, tok, seen.ids, n, eos_id=eos, on_step=trace.record, **options):
         text += piece
         if time.monotonic() - last >= STREAM_INTERVAL_S:
             last = time.monotonic()
-            yield text
-    yield text
+            yield seen, text
+    yield seen, text
+
+
+def generate_text(ws: Workspace, model_choice: str | None, prompt: str, max_new_tokens: float, temperature: float,
+                  top_k: float, top_p: float, seed: float | None, stop_at_eot: bool) -> Iterator[str]:
+    """Stream the prompt's continuation (the whole prompt + the new text, updated as tokens
+    arrive; a prompt the model cannot read is replaced by its text's first characters)."""
+    for seen, text in _continuations(ws, model_choice, prompt, max_new_tokens, temperature, top_k, top_p, seed,
+                                     stop_at_eot):
+        yield seen.cut + seen.text + text
+
+
+def generate_view(ws: Workspace, model_choice, prompt, max_new_tokens, temperature, top_k, top_p,
+                  seed, stop_at_eot):
+    """The page's view of generate_text: the prompt and the continuation apart, and what was
+    done to the prompt (cut to the context, replaced) said above them."""
+    for seen, text in _continuations(ws, model_choice, prompt, max_new_tokens, temperature, top_k, top_p, seed,
+                                     stop_at_eot):
+        yield output_html(seen, text)
+
+
+def output_html(seen: Prompt | None, continuation: str = "") -> str:
+    if seen is None:
+        return ("<div class='gen-text' style='color:#6b7280;padding:10px 0'>"
+                + tr("The prompt and the model's continuation appear here, told apart.") + "</div>")
+    notes = "".join(message_html(n, kind="info") for n in seen.notes)
+    return notes + generation_html(seen.text, continuation, cut=seen.cut)
 
 
 def candidates(ws: Workspace, model_choice, prompt, temperature, top_k, top_p, seed=None):
     """The next-token chart for the prompt under the current sliders."""
     model, tok, cfg = resolve(ws, model_choice)
     options = sampling_options(temperature, top_k, top_p, seed)
-    ids = _prompt_ids(tok, prompt, cfg.context_length)
+    ids = _prompt(ws, tok, prompt, cfg.context_length).ids
     idx = torch.tensor([ids], dtype=torch.long, device=next(model.parameters()).device)
     dist = next_token_distribution(model, idx, temperature=options["temperature"], top_k=options["top_k"],
                                    top_p=options["top_p"], top_n=12, tokenizer=tok)

@@ -14,6 +14,7 @@ from gpt_core.config import GPT2_SIZES
 
 from .common import SETTINGS, SHARED
 from .formatting import format_bytes, format_count
+from .i18n import tr
 from .models import gpt2_key
 from .session import Workspace, WorkspaceError
 
@@ -42,23 +43,24 @@ def example_folder() -> str:
     return str(models_dir() / "124M")
 
 
-def sizes_table() -> str:
-    rows = ["| Size | Layers × width | Parameters | Memory (float32) | Here |", "|---|---|---|---|---|"]
+def sizes_table(ws: Workspace | None = None) -> str:
+    """The sizes, in the session's language (drawn on load and when the language changes)."""
+    rows = [tr("| Size | Layers × width | Parameters | Memory (float32) | Here |"), "|---|---|---|---|---|"]
     for size, cfg in GPT2_SIZES.items():
-        allowed = "✓" if size in ALLOWED_SIZES else "not on this server"
+        allowed = "✓" if size in ALLOWED_SIZES else tr("not on this server")
         rows.append(f"| {size} | {cfg.n_layers} × {cfg.emb_dim} | {format_count(cfg.num_parameters())} | "
                     f"{format_bytes(cfg.memory_bytes())} | {allowed} |")
-    return "\n".join(rows) + "\n\nThe download is about the size of the memory figure (one copy per server)."
+    return "\n".join(rows) + "\n\n" + tr("The download is about the size of the memory figure (one copy per server).")
 
 
-def import_help() -> str:
-    return (
-        "Without internet, copy OpenAI's GPT-2 files (the 7 files of a size: `checkpoint`, "
-        "`encoder.json`, `hparams.json`, `model.ckpt.data-00000-of-00001`, `model.ckpt.index`, "
-        "`model.ckpt.meta`, `vocab.bpe`) or a Hugging Face `model.safetensors` into a folder "
-        f"on the server, e.g. `{example_folder()}`, and import it here; or upload the files. "
-        "Folders are accepted under: " + ", ".join(f"`{p}`" for p in import_roots()) + "."
-    )
+def import_help(ws: Workspace | None = None) -> str:
+    """How to bring GPT-2 without internet, in the session's language."""
+    return tr("Without internet, copy OpenAI's GPT-2 files (the 7 files of a size: `checkpoint`, "
+              "`encoder.json`, `hparams.json`, `model.ckpt.data-00000-of-00001`, `model.ckpt.index`, "
+              "`model.ckpt.meta`, `vocab.bpe`) or a Hugging Face `model.safetensors` into a folder "
+              "on the server, e.g. `{example}`, and import it here; or upload the files. "
+              "Folders are accepted under: {roots}.",
+              example=example_folder(), roots=", ".join(f"`{p}`" for p in import_roots()))
 
 
 def loaded_models_md() -> str:
@@ -112,13 +114,23 @@ def download(ws: Workspace, progress, size: str):
         raise WorkspaceError(f"GPT-2 {size} is too large for this server; choose one of {', '.join(ALLOWED_SIZES)}.")
     key = gpt2_key(size)
 
+    tries = [0]
+
     def report(p) -> None:
-        desc = {"retrying": f"connection problem; retrying {p.file}",
-                "waiting": "another session is downloading this model; waiting for it"}.get(p.status, f"{p.status} {p.file}")
-        if p.total:
-            progress((p.done, p.total), desc=desc, unit="bytes")
+        # A sentence for the page; the addresses and the system's error go to the log. (Gradio
+        # shows a description only beside a fraction: a bare None shows just the clock.)
+        fraction = p.done / p.total if p.total else 0.0
+        if p.status == "retrying":
+            tries[0] += 1
+            log.info("GPT-2 %s: %s", size, p.message)
+            progress(fraction, desc=tr("No answer from the download server yet (try {n}); trying again…", n=tries[0]))
+        elif p.status == "waiting":
+            progress(fraction, desc=tr("Another student is downloading this model; waiting for it…"))
+        elif p.total:
+            progress((p.done, p.total), desc=tr("Downloading GPT-2 {size} ({file})", size=size, file=p.file),
+                     unit="bytes")
         else:
-            progress(None, desc=desc)
+            progress(None, desc=tr("Downloading GPT-2 {size} ({file})", size=size, file=p.file))
 
     def loader():
         progress(0, desc=f"looking for GPT-2 {size}")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable
 
+from gpt_core.units import MB
+
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
@@ -32,7 +34,7 @@ class BodyLimit:
         self.exempt = exempt
 
     def message(self) -> bytes:
-        mb = self.max_bytes / 2**20
+        mb = self.max_bytes / MB
         return (f"This request is larger than the server accepts ({mb:,.0f} MB). Upload large texts "
                 "and checkpoints as files instead.").encode()
 

@@ -8,13 +8,31 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 
 def default_files_root() -> Path:
     """Per-session files offered for download (checkpoints); removed when the session ends."""
     return Path(os.environ.get("PLAYGROUND_FILES_DIR")
                 or os.path.join(tempfile.gettempdir(), "gpt-playground-sessions"))
+
+
+def env_number(name: str, default: Any = None, *, whole: bool = True, unit: str = "",
+               environ: Mapping[str, str] | None = None) -> Any:
+    """The server setting `name` from the environment: a positive number (whole where
+    `whole`), or `default` when it is unset or empty. Every PLAYGROUND_* number is read here,
+    so a bad one gets the same sentence, naming the variable, wherever it is read."""
+    raw = (os.environ if environ is None else environ).get(name, "").strip()
+    if not raw:
+        return default
+    kind = ("a whole number" if whole else "a number") + (f" of {unit}" if unit else "")
+    try:
+        value = int(raw) if whole else float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be {kind}, got {raw!r}") from None
+    if not value > 0:  # also refuses nan
+        raise ValueError(f"{name} must be positive, got {raw!r}")
+    return value
 
 
 _SESSION_ID = re.compile(r"[0-9a-f]{32}")
@@ -57,17 +75,9 @@ class Limits:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Limits":
         """Overrides from PLAYGROUND_<FIELD> environment variables (e.g. PLAYGROUND_MAX_SESSIONS)."""
-        env = os.environ if environ is None else environ
         changes: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
-            raw = env.get(f"PLAYGROUND_{f.name.upper()}")
-            if raw is None:
-                continue
-            try:
-                value = float(raw) if f.type in ("float", float) else int(raw)
-            except ValueError:
-                raise ValueError(f"PLAYGROUND_{f.name.upper()} must be a number, got {raw!r}") from None
-            if value <= 0:
-                raise ValueError(f"PLAYGROUND_{f.name.upper()} must be positive, got {raw!r}")
-            changes[f.name] = value
+            value = env_number(f"PLAYGROUND_{f.name.upper()}", whole=f.type not in ("float", float), environ=environ)
+            if value is not None:
+                changes[f.name] = value
         return dataclasses.replace(cls(), **changes)

@@ -20,10 +20,12 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
+from gpt_core.units import GB, MB, format_bytes
+
+from .limits import env_number
+
 log = logging.getLogger("playground.memory")
 
-MB = 1 << 20
-GB = 1 << 30
 # Bytes a parameter of a trained model holds between runs: float32 weights, gradients and
 # AdamW's two moments (the gradients are kept: `zero_grad` sets them to None only at the next
 # step).
@@ -74,10 +76,6 @@ def resident_bytes() -> int:
     return 0
 
 
-def format_mb(nbytes: float) -> str:
-    return f"{nbytes / GB:.1f} GB" if nbytes >= GB else f"{nbytes / MB:,.0f} MB"
-
-
 class MemoryBudget:
     """Reservations by key against one limit. Thread-safe.
 
@@ -120,9 +118,9 @@ class MemoryBudget:
             return sum(r.nbytes for k, r in self._held.items() if k.startswith(prefix))
 
     def summary(self) -> str:
-        return (f"{format_mb(self.reserved)} reserved of {format_mb(self.capacity)} "
-                f"(limit {format_mb(self.limit)}, server {format_mb(self.baseline)}, "
-                f"headroom {format_mb(self.headroom)})")
+        return (f"{format_bytes(self.reserved)} reserved of {format_bytes(self.capacity)} "
+                f"(limit {format_bytes(self.limit)}, server {format_bytes(self.baseline)}, "
+                f"headroom {format_bytes(self.headroom)})")
 
     # --- reserving ---------------------------------------------------------------------
     def fits(self, nbytes: int, *, key: str | None = None) -> bool:
@@ -147,7 +145,7 @@ class MemoryBudget:
             need = nbytes - self.held(key) - self.available
             freed = self.make_room(need, owner)
             if freed:
-                log.info("spilled %s to make room for %s", format_mb(freed), what)
+                log.info("spilled %s to make room for %s", format_bytes(freed), what)
         with self._lock:
             if self.fits(nbytes, key=key):
                 self._held[key] = Reservation(key, nbytes, what)
@@ -161,8 +159,8 @@ class MemoryBudget:
 
     def refusal(self, nbytes: int, *, what: str, key: str | None = None) -> str:
         free = self.available + (self.held(key) if key else 0)
-        return (f"The server has no memory left for {what}: it needs about {format_mb(nbytes)} and "
-                f"{format_mb(free)} is free now ({format_mb(self.capacity)} in all for everyone's "
+        return (f"The server has no memory left for {what}: it needs about {format_bytes(nbytes)} and "
+                f"{format_bytes(free)} is free now ({format_bytes(self.capacity)} in all for everyone's "
                 f"models). Choose a smaller model, batch size or context length, or try again when "
                 f"other runs have finished.")
 
@@ -179,19 +177,10 @@ class MemoryBudget:
 def budget_from_env(environ: dict[str, str] | None = None) -> MemoryBudget:
     """The server's budget: PLAYGROUND_MEMORY_BUDGET_MB, or 80% of the machine's (or the
     container's) memory; the baseline is this process's resident memory now."""
-    env = os.environ if environ is None else environ
-    raw = env.get("PLAYGROUND_MEMORY_BUDGET_MB", "").strip()
-    if raw:
-        try:
-            limit = int(float(raw) * MB)
-        except ValueError:
-            raise ValueError(f"PLAYGROUND_MEMORY_BUDGET_MB must be a number of MB, got {raw!r}") from None
-        if limit <= 0:
-            raise ValueError(f"PLAYGROUND_MEMORY_BUDGET_MB must be positive, got {raw!r}")
-    else:
-        limit = int(machine_memory_bytes() * 0.8)
-    headroom_raw = env.get("PLAYGROUND_MEMORY_HEADROOM_MB", "").strip()
-    headroom = int(float(headroom_raw) * MB) if headroom_raw else DEFAULT_HEADROOM
+    budget_mb = env_number("PLAYGROUND_MEMORY_BUDGET_MB", whole=False, unit="MB", environ=environ)
+    headroom_mb = env_number("PLAYGROUND_MEMORY_HEADROOM_MB", whole=False, unit="MB", environ=environ)
+    limit = int(budget_mb * MB) if budget_mb is not None else int(machine_memory_bytes() * 0.8)
+    headroom = int(headroom_mb * MB) if headroom_mb is not None else DEFAULT_HEADROOM
     return MemoryBudget(limit, baseline_bytes=resident_bytes(), headroom_bytes=headroom)
 
 

@@ -9,6 +9,7 @@ from .common import SHARED
 from .session import Workspace, WorkspaceError
 
 OWN = "Your model"
+NO_MODEL = "None (score with model A only)"  # Model B's first choice in Evaluate
 GPT2_PREFIX = "GPT-2 "
 
 

@@ -27,6 +27,29 @@ DEFAULT_PRESET_LABEL = PRESET_LABELS["demo"]
 
 START_FROM = ("Scratch (random weights)", "GPT-2 (load it in the GPT-2 tab)", "Your model (continue training it)")
 
+# The arithmetic of a run (gpt_core/precision.py): label on the page -> TrainConfig.precision.
+# Every preset is Exact; Fast is the student's choice.
+PRECISION_CHOICES = {
+    "Exact (float32: the book's numbers)": "float32",
+    "Fast (bfloat16)": "bfloat16",
+    "Auto (Fast where this machine computes bfloat16 natively)": "auto",
+}
+PRECISION_LABELS = {v: k for k, v in PRECISION_CHOICES.items()}
+DEFAULT_PRECISION_LABEL = PRECISION_LABELS["float32"]
+
+
+def precision_name(label: str) -> str:
+    try:
+        return PRECISION_CHOICES[label]
+    except KeyError:
+        raise ValueError(f"Unknown precision {label!r}; choose Exact, Fast or Auto.") from None
+
+
+def precision_sentence(precision) -> str:
+    """What the page says about a run's arithmetic: which, and why (a gpt_core Precision)."""
+    kind = {"float32": "Exact (float32)", "bfloat16": "Fast (bfloat16)"}.get(precision.name, precision.name)
+    return f"Precision: **{kind}**: {precision.reason}."
+
 def train_form_values(train: TrainConfig) -> dict[str, Any]:
     """A TrainConfig as the Train form shows it (build_spec reads these back)."""
     random_windows = train.batching == "random_windows"
@@ -35,7 +58,8 @@ def train_form_values(train: TrainConfig) -> dict[str, Any]:
                 warmup_steps=train.warmup_steps, cosine=train.lr_schedule == "cosine",
                 grad_clip=train.grad_clip or 0.0, label_smoothing=train.label_smoothing, seed=train.seed,
                 start_context=train.start_context, stride=train.stride or 0,
-                iterations=train.max_steps if random_windows else 0)
+                iterations=train.max_steps if random_windows else 0,
+                precision=PRECISION_LABELS.get(train.precision, DEFAULT_PRECISION_LABEL))
 
 
 # Training defaults per preset: gpt_core.config.PRESETS' own (the CLI's `--preset NAME` trains
@@ -45,7 +69,7 @@ TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
 TRAIN_DEFAULTS["bigram"] = dict(TRAIN_DEFAULTS["babygpt"], learning_rate=BIGRAM_LEARNING_RATE)
 TRAIN_FIELDS = ("num_epochs", "batch_size", "learning_rate", "weight_decay", "eval_freq", "eval_iter",
                 "warmup_steps", "cosine", "grad_clip", "label_smoothing", "seed", "start_context", "stride",
-                "iterations")
+                "iterations", "precision")
 MODEL_FIELDS = ("context_length", "emb_dim", "n_heads", "n_layers", "drop_rate", "qkv_bias")
 # What a preset fills in (then the two tokenizer radios).
 PRESET_FILLS = (*MODEL_FIELDS, *TRAIN_FIELDS)
@@ -83,7 +107,8 @@ class RunSpec:
 def build_spec(*, tokenizer: str, vocab_size: int, preset_label: str, context_length, emb_dim,
                n_heads, n_layers, drop_rate, qkv_bias, num_epochs, batch_size, learning_rate,
                weight_decay, eval_freq, eval_iter, warmup_steps, cosine, grad_clip, label_smoothing,
-               seed, start_context, stride, tie_weights: bool | None = None, iterations=0) -> RunSpec:
+               seed, start_context, stride, tie_weights: bool | None = None, iterations=0,
+               precision: str = DEFAULT_PRECISION_LABEL) -> RunSpec:
     """UI values -> (GPTConfig, TrainConfig). Ranges are what a 2-core server can train."""
     preset = preset_name(preset_label)
     if tokenizer not in ("gpt2", "char"):
@@ -126,6 +151,8 @@ def build_spec(*, tokenizer: str, vocab_size: int, preset_label: str, context_le
         seed=seed_value,
         start_context=start_context,
         stride=stride_value or None,
+        timeline=True,  # the Train tab replays every run (playground/replay.py)
+        precision=precision_name(precision),
         **batching,
     )
     return RunSpec(model=model, train=train, tokenizer=tokenizer, preset=preset)

@@ -131,7 +131,8 @@ def _fit_iterations(spec, size, costs, budget_s, defaults, reasons, *, cap: int 
     tc, ctx = spec.train, spec.model.context_length
     cover = max(MIN_OVERFIT_EVAL_BATCHES, math.ceil(size.val_tokens / (tc.batch_size * ctx)))
     batches = min(defaults["eval_iter"], cover)
-    per_sample = tc.sample_tokens * costs.sample_token
+    # Each evaluation's sample: its timeline frame's, through the KV cache, or the book's way.
+    per_sample = tc.sample_tokens * (costs.frame_token if tc.timeline else costs.sample_token)
     share = EVAL_SHARE * budget_s
 
     def eval_s(n_evals: int, n_batches: int) -> float:
@@ -165,7 +166,7 @@ def _fit_iterations(spec, size, costs, budget_s, defaults, reasons, *, cap: int 
                                  f"{costs.train_step * 1000:,.0f} ms here")
     if freq != defaults["eval_freq"]:
         n = min(iterations, _evaluations(iterations, freq))
-        sample = f"{costs.sample_token * tc.sample_tokens:,.1f} s" if per_sample >= 1 else "a moment"
+        sample = f"{per_sample:,.1f} s" if per_sample >= 1 else "a moment"
         reasons["eval_freq"] = (f"an evaluation every {counted(freq, 'iteration')} (the preset's {defaults['eval_freq']:,}): "
                                 f"{n} in the run, each with a sample ({sample} each)"
                                 + (", fewer to keep within a third of the time budget" if "evaluations" in fewer else ""))

@@ -72,30 +72,34 @@ class RunPlan:
     steps: int
     evaluations: int
     eval_batches: int  # batches each evaluation reads, both splits together
-    samples: int
+    samples: int  # the book's samples, each a forward over the window a token
     sample_tokens: int
     random_windows: bool
+    frames: int = 0  # timeline frames (one each evaluation), each sample_tokens cached tokens
 
     def seconds(self, costs: RunCosts, *, saved: bool = True) -> float:
         """The run's time here: its model built, its steps, evaluations and samples, and its
         checkpoint when `saved` at the end."""
         return costs.run_seconds(steps=self.steps, eval_batches=self.evaluations * self.eval_batches,
-                                 sample_tokens=self.samples * self.sample_tokens, saves=int(saved))
+                                 sample_tokens=self.samples * self.sample_tokens,
+                                 frame_tokens=self.frames * self.sample_tokens, saves=int(saved))
 
 
 def plan_run(tc: Any, size: TextSize) -> RunPlan:
     """The steps, evaluations and samples of a run of `tc` on a text of `size`."""
-    if tc.batching == "random_windows":
+    frames = tc.timeline  # each evaluation keeps a frame: its greedy sample through the cache
+    if tc.batching == "random_windows":  # a sample each evaluation (the frame's, when kept)
         steps = tc.max_steps
         evals = count_evaluations(steps, tc.eval_freq, at_last=True)
-        return RunPlan(steps, evals, 2 * tc.eval_iter, evals, tc.sample_tokens, True)
+        return RunPlan(steps, evals, 2 * tc.eval_iter, 0 if frames else evals, tc.sample_tokens, True,
+                       evals if frames else 0)
     steps = size.train_batches * tc.num_epochs
     if tc.max_steps:
         steps = min(steps, tc.max_steps)
     # calc_loss_loader reads at most the batches a loader has.
     batches = min(tc.eval_iter, size.train_batches) + min(tc.eval_iter, size.val_batches)
-    return RunPlan(steps, count_evaluations(steps, tc.eval_freq, at_last=False), batches, tc.num_epochs,
-                   tc.sample_tokens, False)
+    evals = count_evaluations(steps, tc.eval_freq, at_last=False)
+    return RunPlan(steps, evals, batches, tc.num_epochs, tc.sample_tokens, False, evals if frames else 0)
 
 
 def _longest_context(fits, upper: int) -> int | None:

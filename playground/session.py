@@ -27,6 +27,7 @@ from .limits import Limits, default_files_root
 from .memory import MemoryBudget
 from .own_model import OwnedModel, OwnModelStore, Spilled, resident_bytes
 from .run_builder import RunBuilder
+from .runs import RunArchive
 from .session_files import CheckpointFiles
 
 __all__ = ["BoundedDict", "Job", "OwnedModel", "Spilled", "Workspace", "WorkspaceError", "resident_bytes"]
@@ -84,8 +85,10 @@ class Workspace(OwnModelStore, RunBuilder, CheckpointFiles):
         self.in_use = 0  # requests being handled right now (a spill waits for none)
         self.history = RunHistory(max_points=self.limits.max_history_points,
                                   max_samples=self.limits.max_samples)
+        self.runs = RunArchive()  # the runs trained here, to compare (playground/compare.py)
         self.job: Job | None = None
         self.closed = False
+        self.lang = "en"  # the page's language for this session (playground/i18n.py)
         # Measured costs of a run, by (model config, batch size): (gpt_core.speed.RunCosts, when).
         self.run_costs: BoundedDict = BoundedDict(32)
         # What the app's view of this session last showed (e.g. the latest metrics): small.
@@ -124,6 +127,7 @@ class Workspace(OwnModelStore, RunBuilder, CheckpointFiles):
             self._tokenizers.clear()
             self._stats_cache.clear()
             self._text = None
+            self.runs.clear()
 
     # --- its share of the server's memory budget ------------------------------------------------
     def key(self, part: str) -> str:

@@ -58,7 +58,8 @@ class CheckpointFiles:
         if ckpt.kind == "gpt_core" and ckpt.trainer_state and ckpt.train_config is not None:
             self.reserve("model", resident_bytes(config, True), "the uploaded model")
             try:
-                trainer = prepare_training(self.text, config=ckpt.train_config, resume=ckpt)
+                # Replayed from here on too, if the file's run kept no timeline yet.
+                trainer = prepare_training(self.text, config=ckpt.train_config.replace(timeline=True), resume=ckpt)
             except ValueError as e:
                 trainer, note = None, note + f" (Its run cannot be resumed on the current text: {e}.)"
             if trainer is not None:

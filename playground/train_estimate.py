@@ -12,12 +12,16 @@ from typing import Any
 
 import gradio as gr
 
+from gpt_core.precision import precision_for
+from gpt_core.prepare import select_device
+
 from .common import SETTINGS, SHARED
-from .data_tab import tokenizer_kind
+from .data_tab import tokenizer_hint, tokenizer_kind
 from .errors import WorkspaceError
 from .formatting import counted, format_bytes, format_count
 from .memory import MemoryBudgetError
-from .options import PRESET_FILLS, START_FROM, build_spec
+from .options import PRESET_FILLS, START_FROM, build_spec, precision_sentence, preset_fields, preset_name
+from .share import start_id
 from .preset_fit import FITTED_FIELDS, Fit, about, duration_words, fit_preset
 from .run_plan import (AUTOSAVE_MAX_PARAMETERS, RunPlan, TextSize, plan_run, text_size, warmup_problem,
                        window_problems)
@@ -42,12 +46,6 @@ def spec_of(ws: Workspace, form: dict):
     kind = tokenizer_kind(form["tokenizer"])
     return build_spec(tokenizer=kind, vocab_size=ws.tokenizer(kind).n_vocab, preset_label=form["preset"],
                       **{k: form[k] for k in PRESET_FILLS})
-
-
-def start_of(start_label: str) -> str:
-    if start_label not in START_FROM:
-        raise ValueError(f"Unknown start {start_label!r}; choose one of: {', '.join(START_FROM)}.")
-    return ("scratch", "gpt2", "own")[START_FROM.index(start_label)]
 
 
 def gpt2_base():
@@ -123,7 +121,7 @@ def costs_for(ws: Workspace, config: Any, tc: Any):
     without asking (and with room to) is timed again once its figure is MEASURE_MAX_AGE_S old,
     for a shared machine's load changes. None when nothing is known (the estimate then offers
     the Measure button)."""
-    key = (config, tc.batch_size)
+    key = (config, tc.batch_size, tc.precision)  # timed in the run's precision
     known = max((c for c in (ws.run_costs.get(key), MEASURED_RUN_COSTS.get(key)) if c), key=lambda c: c[1],
                 default=None)
     params = config.num_parameters()
@@ -162,10 +160,11 @@ def _time_line(plan: RunPlan, costs, saved: bool) -> str:
     if costs is None:
         return "Time: press *Measure speed* (times the parts of a run of this model here)."
     total = plan.seconds(costs, saved=saved)
+    samples = plan.evaluations if plan.random_windows else plan.samples  # (random windows: one each evaluation)
     per_epoch = "" if plan.random_windows else f", {duration_words((total - costs.build) / plan.samples)} per epoch"
     return (f"Measured here: {costs.train_step * 1000:,.0f} ms a step, {costs.eval_batch * 1000:,.0f} ms an "
             f"evaluation batch → **{about(total)}** on this machine ({counted(plan.steps, 'step')}, "
-            f"{counted(plan.evaluations, 'evaluation')}, {counted(plan.samples, 'sample')}{per_epoch})")
+            f"{counted(plan.evaluations, 'evaluation')}, {counted(samples, 'sample')}{per_epoch})")
 
 
 def _passes_warning(tc, size: TextSize, context_length: int) -> str:
@@ -210,7 +209,7 @@ def estimate(ws: Workspace, form: dict, start_label: str = START_FROM[0]) -> str
     """Parameters, memory, steps and the time measured here, before anything is trained."""
     try:
         spec = spec_of(ws, form)
-        config, kind = run_model(ws, spec, start_of(start_label))
+        config, kind = run_model(ws, spec, start_id(start_label))
     except ValueError as e:
         return f"⚠️ {html.escape(str(e))}"
     tc = spec.train
@@ -223,17 +222,36 @@ def estimate(ws: Workspace, form: dict, start_label: str = START_FROM[0]) -> str
         _plan_line(tc, size, plan),
         _time_line(plan, costs_for(ws, config, tc), params <= AUTOSAVE_MAX_PARAMETERS),
     ]
+    lines.append(precision_sentence(precision_for(tc.precision, select_device(tc.device))))
     if plan.random_windows:
         lines.append(_passes_warning(tc, size, config.context_length))
     lines += [f"⚠️ {html.escape(p)}" for p in run_problems(ws, tc, config, size)]
+    hint = tokenizer_hint(ws, spec.tokenizer)
+    if hint:
+        lines.append(f"💡 {html.escape(hint)}")
     return "\n\n".join(["  \n".join(lines), *_fit_reasons(ws, form)])  # (an HTML block ends at a blank line)
+
+
+def set_by_hand(ws: Workspace, form: dict) -> bool:
+    """Whether the user (or a shared link) set a fitted field: its value is neither the
+    preset's own nor what the last fitting put there. Such values are theirs and stay."""
+    if preset_name(form["preset"]) == "custom":
+        return False
+    _, defaults, _ = preset_fields(form["preset"])
+    label, last = ws.ui.get("fit", (None, Fit()))
+    last_values = last.values if label == form["preset"] else {}
+    return any(not (_same(form.get(k), defaults[k]) or (k in last_values and _same(form.get(k), last_values[k])))
+               for k in FITTED_FIELDS)
 
 
 def fit(ws: Workspace, form: dict, start_label: str = START_FROM[0]):
     """Choosing a text, a tokenizer or a preset: the preset's fields that depend on the text
-    (FITTED_FIELDS) fitted to it, then the estimate of the run as fitted."""
+    (FITTED_FIELDS) fitted to it, then the estimate of the run as fitted. Values set by hand
+    stay as they are (the estimate still says what would stop the run)."""
+    if set_by_hand(ws, form):
+        return (*(gr.update() for _ in FITTED_FIELDS), estimate(ws, form, start_label))
     try:
-        start = start_of(start_label)
+        start = start_id(start_label)
         spec = spec_of(ws, form)
         config, kind = run_model(ws, spec, start)
 
@@ -252,7 +270,7 @@ def fit(ws: Workspace, form: dict, start_label: str = START_FROM[0]):
 def measure(ws: Workspace, form: dict, start_label: str = START_FROM[0]) -> str:
     """The Measure button: time the parts of a run of this model here, whatever its size."""
     spec = spec_of(ws, form)
-    config, _ = run_model(ws, spec, start_of(start_label))
+    config, _ = run_model(ws, spec, start_id(start_label))
     costs = ws.time_run(config, batch_size=spec.train.batch_size, train_config=spec.train)
-    ws.run_costs[(config, spec.train.batch_size)] = (costs, time.monotonic())
+    ws.run_costs[(config, spec.train.batch_size, spec.train.precision)] = (costs, time.monotonic())
     return estimate(ws, form, start_label)

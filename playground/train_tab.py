@@ -14,20 +14,24 @@ import gradio as gr
 from gpt_core.train_events import (CheckpointEvent, DoneEvent, EpochEvent, ErrorEvent, EvalEvent,
                                    SampleEvent, StepEvent, StoppedEvent)
 
-from . import models
+from . import compare, models
 from .common import TRAIN_QUEUE
 from .data_tab import TOKENIZER_LABELS
 from .files import LINKS
 from .formatting import format_count
-from .options import PRESET_FILLS, PRESET_LABELS, preset_fields, preset_name
-from .session import Workspace, WorkspaceError
+from .i18n import tr
+from .options import PRESET_FILLS, PRESET_LABELS, precision_sentence, preset_fields, preset_name
+from .prompts import readable_run_start
 from .run_plan import AUTOSAVE_MAX_PARAMETERS
-from .train_estimate import check_startable, estimate, fit, gpt2_base, measure, spec_of, start_of
+from .session import Workspace, WorkspaceError
+from .share import start_id
+from .train_estimate import check_startable, estimate, fit, gpt2_base, measure, spec_of
 from .train_queue import Turn
-from .train_view import View, duration, progress_html, record_run
+from .train_view import View, duration, figure, progress_html, record_run
 
 __all__ = ["PRESET_FILLS", "apply_preset", "estimate", "fit", "mark_custom", "measure", "progress_html", "train",
-           "resume", "request_stop", "after_stop", "stop", "prepare_download", "upload_checkpoint", "model_dropdowns"]
+           "resume", "request_stop", "after_stop", "stop", "prepare_download", "upload_checkpoint", "model_dropdowns",
+           "model_unchanged", "loss_chart"]
 
 UPDATE_INTERVAL_S = 0.3  # chart redraws while training: often enough to look live...
 VIEW_SHARE = 0.2  # ...and at most about this share of the time, so the estimate stays true
@@ -79,7 +83,8 @@ def _drive(ws: Workspace, turn: Turn, view: View, headline: str):
     last_yield = render_s = 0.0
     outcome, error, stopped = "done", None, ""
     started = time.monotonic()
-    view.status = f"{headline} on *{own.corpus_name}*: {trainer.total_steps:,} steps."
+    view.status = (f"{headline} on *{own.corpus_name}*: {trainer.total_steps:,} steps. "
+                   f"{precision_sentence(trainer.precision)}")
     yield view.outputs(running=True)
     for ev in trainer.run(stop=turn):
         force = False
@@ -140,7 +145,7 @@ def _small_enough_to_autosave(own) -> bool:
 def train(ws: Workspace, form: dict, start_label: str):
     """Start a new run from the Train form and "Start from"."""
     spec = spec_of(ws, form)
-    start = start_of(start_label)
+    start = start_id(start_label)
     base = None
     if start == "scratch":
         label, headline = f"{spec.preset} model", f"Training a new **{spec.preset} model**"
@@ -154,10 +159,12 @@ def train(ws: Workspace, form: dict, start_label: str):
         label = own.label if own is not None else "your model"
         headline = f"Training **{label}** further"
     check_startable(ws, spec, start)
+    spec, start_note = readable_run_start(ws, spec, start)
     job = ws.begin_job("train")
     turn = TRAIN_QUEUE.join(job, owner=ws, plan=spec)
     try:
         view = View(ws)
+        view.note = start_note or ""
         yield from _take_turn(ws, turn, view)
         if not turn.admitted:
             return
@@ -170,6 +177,7 @@ def train(ws: Workspace, form: dict, start_label: str):
             view.progress = {"fraction": 0.0, "text": "not started", "state": "error"}
             yield view.outputs(running=False)
             raise
+        compare.record(ws, spec, form, start)
         yield from _drive(ws, turn, view, headline)
     finally:
         TRAIN_QUEUE.leave(turn)
@@ -270,6 +278,18 @@ def upload_checkpoint(ws: Workspace, path):
     return (status, *view.loaded(status))
 
 
+def model_unchanged(ws: Workspace) -> str:
+    """After a refused checkpoint: what the session's model still is."""
+    own = ws.own
+    return (tr("Your model is unchanged ({label}).", label=own.label) if own is not None
+            else tr("You still have no model of your own."))
+
+
+def loss_chart(ws: Workspace):
+    """The loss chart as it stands, with the replay's marker (redrawn when the replay moves)."""
+    return figure(ws)
+
+
 def model_dropdowns(ws: Workspace, gen_choice, a_choice, b_choice):
     """Refresh the model lists of Generate and Evaluate, keeping choices that still exist."""
     choices = models.model_choices(ws)
@@ -282,4 +302,5 @@ def model_dropdowns(ws: Workspace, gen_choice, a_choice, b_choice):
     b_default = gpt2_first if own_first == models.OWN else None
     return (gr.update(choices=choices, value=keep(gen_choice, own_first)),
             gr.update(choices=choices, value=keep(a_choice, own_first)),
-            gr.update(choices=[""] + choices, value=keep(b_choice, b_default) or ""))
+            gr.update(choices=[(tr(models.NO_MODEL), models.NO_MODEL), *((c, c) for c in choices)],
+                      value=keep(b_choice, b_default) or models.NO_MODEL))

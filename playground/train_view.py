@@ -10,8 +10,9 @@ import math
 import gradio as gr
 
 from gpt_core.plots import loss_figure
-from gpt_core.train_events import EvalEvent, StepEvent
+from gpt_core.train_events import EvalEvent, StepEvent, format_utilisation
 
+from . import replay
 from .common import TRAIN_QUEUE
 from .files import LINKS
 from .session import Workspace
@@ -62,9 +63,10 @@ def where_the_run_is(trainer, state: str) -> dict:
 
 def figure(ws: Workspace):
     h = ws.history
-    return loss_figure(h.tokens_seen, h.train_losses, h.val_losses, num_epochs=h.num_epochs,
-                       tokens_per_epoch=h.tokens_per_epoch, step_tokens=h.step_tokens,
-                       step_losses=h.step_losses, hint=h.overfitting_hint(), uirevision=h.revision)
+    return replay.marked(loss_figure(h.tokens_seen, h.train_losses, h.val_losses, num_epochs=h.num_epochs,
+                                     tokens_per_epoch=h.tokens_per_epoch, step_tokens=h.step_tokens,
+                                     step_losses=h.step_losses, hint=h.overfitting_hint(), uirevision=h.revision),
+                         ws)
 
 
 def _ppl(x: float) -> str:
@@ -76,6 +78,8 @@ def metrics(ws: Workspace, last_step: StepEvent | None, last_eval: EvalEvent | N
     if last_step is not None:
         parts.append(f"batch loss **{last_step.loss:.3f}**")
         parts.append(f"{last_step.tokens_per_sec:,.0f} tokens/s")
+        if format_utilisation(last_step):  # achieved FLOP/s against this server's measured peak
+            parts.append(format_utilisation(last_step))
         parts.append(f"lr {last_step.lr:.2e}")
     if last_eval is not None:
         parts.append(f"train loss **{last_eval.train_loss:.3f}** (perplexity {_ppl(last_eval.train_ppl)})")
@@ -127,6 +131,7 @@ class View:
         self.progress: dict = {"fraction": 0.0, "text": "preparing data and model", "state": "running"}
         self.last_step: StepEvent | None = None
         self.last_eval: EvalEvent | None = None
+        self.note = ""  # what was changed for the run (a start context the model cannot read)
 
     def preparing(self, what: str):
         """Before the trainer exists: an empty chart, Train and Resume disabled, Stop live."""
@@ -175,6 +180,7 @@ class View:
         resumable = bool(own is not None and own.resumable)
         download_update = (gr.update(value=LINKS.url(self.ws, download)) if download
                            else gr.update(value="") if running else gr.update())
-        return (self.status, progress_html(self.progress), figure(self.ws),
+        status = self.status + (f"  \n{self.note}" if self.note else "")
+        return (status, progress_html(self.progress), figure(self.ws),
                 metrics(self.ws, self.last_step, self.last_eval), self.ws.history.sample_log(),
                 download_update, *_buttons(idle=not running, resumable=resumable))

@@ -9,7 +9,10 @@ sample that reads like The Verdict.
 Prints the book's lines as they come, then a table of every evaluation and the final sample.
 Takes many minutes on a laptop CPU.
 
-    python scripts/reproduce_book_ch05.py [--epochs 10] [--threads N] [--out DIR]
+`--precision bfloat16` runs the same in mixed precision (precision.py) to compare with the
+book's float32 numbers; the default, float32, is the book's run bit for bit.
+
+    python scripts/reproduce_book_ch05.py [--epochs 10] [--threads N] [--out DIR] [--precision bfloat16]
 """
 from __future__ import annotations
 
@@ -36,17 +39,20 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", default=None, help="save the final checkpoint in this folder")
+    parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "auto"],
+                        help="float32: the book's numbers; bfloat16: mixed precision (default: %(default)s)")
     args = parser.parse_args()
 
     text = (ASSETS_DIR / "the-verdict.txt").read_text(encoding="utf-8")
     config = TrainConfig(num_epochs=args.epochs, batch_size=2, learning_rate=4e-4, weight_decay=0.1,
                          eval_freq=5, eval_iter=5, start_context="Every effort moves you", seed=123,
-                         train_ratio=0.9, device="cpu", threads=args.threads)
+                         train_ratio=0.9, device="cpu", threads=args.threads, precision=args.precision)
     model_config = GPTConfig.from_dict(GPT_CONFIG_124M)
     trainer = prepare_training(text, tokenizer=GPT2Tokenizer(), model_config=model_config, config=config,
                                checkpoint_dir=args.out)
     print(f"book chapter 5 run: {sum(p.numel() for p in trainer.model.parameters()):,} parameters, "
-          f"{trainer.total_steps} steps, {torch.get_num_threads()} threads", flush=True)
+          f"{trainer.total_steps} steps, {torch.get_num_threads()} threads, precision {trainer.precision.name} "
+          f"({trainer.precision.reason})", flush=True)
     start = time.perf_counter()
     evals: list[EvalEvent] = []
     samples: list[SampleEvent] = []

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app_server import ROOT, running_app
+from app_server import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -20,12 +20,8 @@ DESKTOP = {"width": 1400, "height": 1000}
 PHONE = {"width": 390, "height": 844}
 
 
-@contextmanager
-def launched(tmp: Path, timings: dict, file: str, env: dict[str, str] | None = None):
-    """The app launched for a test module; `timings` (filled by its tests) written to
-    test-artifacts/`file` once the module is done."""
-    with running_app(tmp, env=env) as info:
-        yield info
+def write_timings(timings: dict, file: str) -> None:
+    """What a browser test module measured, to test-artifacts/`file`."""
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / file).write_text(json.dumps(timings, indent=2))
 
@@ -35,6 +31,8 @@ def launch_chromium():
     """One headless Chromium (conftest's `browser` fixture, one per module): Playwright's sync
     API runs one driver per thread, so a second `sync_playwright()` inside a test would fail
     while this one is open."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as p:

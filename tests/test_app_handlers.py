@@ -29,7 +29,9 @@ from playground import data_tab, evaluate_tab, generate_tab, gpt2_tab, train_tab
 from playground.common import SHARED, bind, friendly_message
 from playground.files import LINKS
 from playground.models import OWN
-from playground.options import FORM_FIELDS, MODEL_FIELDS, PRESET_LABELS, START_FROM, TRAIN_FIELDS, build_spec
+from playground.options import (DEFAULT_PRECISION_LABEL, FORM_FIELDS, MODEL_FIELDS, PRESET_LABELS, START_FROM,
+                                TRAIN_FIELDS, build_spec)
+from threads import torch_threads
 
 CUSTOM = PRESET_LABELS["custom"]
 CHARS = "Characters"
@@ -40,20 +42,14 @@ def ui_form(**overrides) -> dict:
     values = dict(tokenizer=CHARS, preset=CUSTOM, context_length=16, emb_dim=32, n_heads=2, n_layers=2,
                   drop_rate=0.1, qkv_bias=False, num_epochs=2, batch_size=8, learning_rate=3e-3,
                   weight_decay=0.1, eval_freq=4, eval_iter=2, warmup_steps=0, cosine=False, grad_clip=0,
-                  label_smoothing=0, seed=123, start_context="I had", stride=0, iterations=0)
+                  label_smoothing=0, seed=123, start_context="I had", stride=0, iterations=0,
+                  precision=DEFAULT_PRECISION_LABEL)
     values.update(overrides)
     assert tuple(values) == FORM_FIELDS
     return values
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models gain nothing from a second thread, and on a busy machine two spinning
-    # OpenMP threads make every step ten times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture()
@@ -67,12 +63,10 @@ def ws(verdict_text) -> Workspace:
 @pytest.fixture(scope="module")
 def trained_ws(verdict_text) -> Workspace:
     """One session with a model trained for an epoch, shared by the tests that only read it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     w = Workspace(limits=Limits(max_corpus_chars=100_000))
     w.set_text(verdict_text[:2000], name="verdict excerpt")
-    trained(w, num_epochs=1)
-    torch.set_num_threads(threads)
+    with torch_threads(1):  # module scope: set up before the tests' one_thread
+        trained(w, num_epochs=1)
     yield w
     w.close()
 
@@ -176,6 +170,24 @@ def test_presets_fill_the_form_and_the_estimate_names_sizes_and_time(ws):
     spec = build_spec(tokenizer="char", vocab_size=ws.tokenizer("char").n_vocab, preset_label=CUSTOM,
                       **{k: ui_form()[k] for k in (*MODEL_FIELDS, *TRAIN_FIELDS)})
     assert f"({spec.model.num_parameters():,})" in text and "per epoch" in text and "Measured here" in text
+
+
+def test_the_precision_choice_is_said_before_and_during_the_run(ws):
+    from gpt_core.precision import precision_for
+    from playground.options import PRECISION_LABELS
+    assert "Precision: **Exact (float32)**: float32 was asked for" in train_tab.estimate(ws, ui_form())
+    fast = ui_form(precision=PRECISION_LABELS["bfloat16"], num_epochs=1)
+    assert "Precision: **Fast (bfloat16)**: bfloat16 was asked for" in train_tab.estimate(ws, fast)
+    auto = train_tab.estimate(ws, ui_form(precision=PRECISION_LABELS["auto"]))
+    assert precision_for("auto", "cpu").reason in auto  # which one auto took here, and why
+    with pytest.raises(ValueError, match="Unknown precision"):
+        train_tab._spec(ws, ui_form(precision="Half"))
+    updates = trained(ws, precision=PRECISION_LABELS["bfloat16"], num_epochs=1)
+    assert ws.own.trainer.config.precision == "bfloat16"
+    running = [u for u in updates if str(u[0]).startswith("Training ")]
+    assert running and "Precision: **Fast (bfloat16)**" in running[-1][0]
+    assert "of this machine's bfloat16 peak" in updates[-1][3]  # metrics: achieved FLOP/s and share
+    assert "Done" in updates[-1][0]
 
 
 # --- training --------------------------------------------------------------------------------
@@ -309,7 +321,7 @@ def test_evaluate_reports_the_books_loss_and_colours_every_token(trained_ws):
     with torch.no_grad():
         book = calc_loss_batch(ids[:, :-1], ids[:, 1:], ws.own.model.eval(), "cpu").item()
     assert f"**{book:.3f}**" in a_md and f"**{math.exp(book):,.1f}**" in a_md
-    assert a_html.count("title='p = ") == 16 and "bits per character" in note
+    assert a_html.count("class='tok-tip'><b>“") == 16 and "bits per character" in note  # 16 scored, with details
 
 
 # --- checkpoints -----------------------------------------------------------------------------

@@ -478,8 +478,8 @@ def test_bigram_checkpoint_resumes_exactly_through_prepare_training(lunyu, tmp_p
 
 # --- the Train tab: preset, iterations, the bigram beside BabyGPT -----------------------------------
 def _ui_form(preset: str, **overrides) -> dict:
-    from playground.options import PRESET_LABELS
-    values = dict(tokenizer="Characters", preset=PRESET_LABELS[preset], context_length=16, emb_dim=32, n_heads=2, n_layers=1, drop_rate=0.0, qkv_bias=False,
+    from playground.options import DEFAULT_PRECISION_LABEL, PRESET_LABELS
+    values = dict(precision=DEFAULT_PRECISION_LABEL, tokenizer="Characters", preset=PRESET_LABELS[preset], context_length=16, emb_dim=32, n_heads=2, n_layers=1, drop_rate=0.0, qkv_bias=False,
                   num_epochs=1, batch_size=4, learning_rate=1e-2, weight_decay=0.01, eval_freq=5, eval_iter=2,
                   warmup_steps=0, cosine=False, grad_clip=0, label_smoothing=0, seed=123, start_context="子曰",
                   stride=0, iterations=3)

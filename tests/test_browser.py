@@ -10,14 +10,14 @@ import time
 
 import pytest
 
-from browser_kit import CHROMIUM, choose, launched, open_tab, seen, set_number, shot
+from browser_kit import CHROMIUM, choose, open_tab, seen, set_number, shot, write_timings
 
 if not CHROMIUM.exists():
     pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)",
                 allow_module_level=True)
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
-from app_server import cpu_seconds  # noqa: E402
+from app_server import SMALL_SERVER, cpu_seconds  # noqa: E402
 
 pytestmark = pytest.mark.browser
 TIMINGS: dict[str, float] = {}
@@ -32,18 +32,19 @@ POINTS_JS = """() => {
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    with launched(tmp_path_factory.mktemp("browser-app"), TIMINGS, "timings.json") as info:
-        TIMINGS["seconds_from_launch_to_page_served"] = round(info["seconds_to_serve"], 2)
-        TIMINGS["server_cpu_seconds_until_served"] = round(info["cpu_seconds_to_serve"], 2)
-        yield info
+def app(launch_app):
+    server = launch_app("browser-app", env=SMALL_SERVER)
+    TIMINGS["seconds_from_launch_to_page_served"] = round(server.startup_seconds, 2)
+    TIMINGS["server_cpu_seconds_until_served"] = round(server.cpu_seconds_to_serve, 2)
+    yield server
+    write_timings(TIMINGS, "timings.json")
 
 
 @pytest.fixture(scope="module")
 def page(app, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(60_000)
-    page.goto(app["url"])
+    page.goto(app.url)
     yield page
     page.close()
 
@@ -60,11 +61,11 @@ def test_training_draws_the_chart_while_it_runs_then_stops(page, app):
     open_tab(page, "2 · Train")
     page.get_by_text("parameters").first.wait_for()
     assert page.evaluate(POINTS_JS) == 0
-    start, cpu_start = time.monotonic(), cpu_seconds(app["pid"])
+    start, cpu_start = time.monotonic(), cpu_seconds(app.pid)
     page.locator("#train-btn").click()
     page.wait_for_function(f"({POINTS_JS})() >= 1", timeout=120_000)
     TIMINGS["seconds_from_train_click_to_first_chart_point"] = round(time.monotonic() - start, 2)
-    TIMINGS["server_cpu_seconds_until_first_chart_point"] = round(cpu_seconds(app["pid"]) - cpu_start, 2)
+    TIMINGS["server_cpu_seconds_until_first_chart_point"] = round(cpu_seconds(app.pid) - cpu_start, 2)
     first = page.evaluate(POINTS_JS)
     page.wait_for_function(f"({POINTS_JS})() >= {first + 2}", timeout=120_000)
     # Still running: more points arrived while the Train button stays disabled.
@@ -108,10 +109,9 @@ def test_generate_with_moved_sliders(page):
         box.fill(value)
         box.press("Enter")
     page.locator("#generate-btn").click()
-    output = page.locator("#generate-output textarea")
-    page.wait_for_function(
-        "() => document.querySelector('#generate-output textarea').value.length > 'Every effort moves you'.length")
-    assert output.input_value().startswith("Every effort moves you")
+    # The prompt and the continuation are shown apart.
+    page.wait_for_function("() => (document.querySelector('#generate-output .gen-new') || {}).innerText?.length > 0")
+    assert page.inner_text("#generate-output .gen-prompt") == "Every effort moves you"
     # After generating, the candidates chart is redrawn under the moved sliders.
     title = ("() => [...document.querySelectorAll('#candidates-chart .gtitle')]"
              ".some(t => t.textContent.includes('temperature 0.7, top-k 10, top-p 0.9'))")
@@ -183,7 +183,7 @@ def test_a_second_student_sees_the_queue_and_leaves_it_with_stop(app, browser):
         first, second = (context.new_page() for context in contexts)
         for pg in (first, second):
             pg.set_default_timeout(60_000)
-            pg.goto(app["url"])
+            pg.goto(app.url)
             open_tab(pg, "2 · Train")
             pg.get_by_text("parameters").first.wait_for()
         first.get_by_text("Training options").click()  # the accordion

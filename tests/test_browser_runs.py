@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from app_server import cpu_seconds
-from browser_kit import CHROMIUM, DESKTOP, choose, launched, open_tab, seen, set_number, shot, text_of
+from app_server import SMALL_SERVER, cpu_seconds
+from browser_kit import CHROMIUM, DESKTOP, choose, open_tab, seen, set_number, shot, text_of, write_timings
 
 if not CHROMIUM.exists():
     pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)",
@@ -39,17 +39,16 @@ POINTS_JS = f"""() => {{
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    with launched(tmp_path_factory.mktemp("browser-runs"), TIMINGS, "run-timings.json",
-                  env={"PLAYGROUND_TIME_BUDGET_S": str(BUDGET_S)}) as info:
-        yield info
+def app(launch_app):
+    yield launch_app("browser-runs", env={**SMALL_SERVER, "PLAYGROUND_TIME_BUDGET_S": str(BUDGET_S)})
+    write_timings(TIMINGS, "run-timings.json")
 
 
 @pytest.fixture(scope="module")
 def page(app, browser):
     page = browser.new_page(viewport=DESKTOP)
     page.set_default_timeout(180_000)
-    page.goto(app["url"])
+    page.goto(app.url)
     page.get_by_text("Characters per token").wait_for()
     open_tab(page, "2 · Train")
     page.wait_for_function(f"() => document.querySelector('{ESTIMATE}').innerText.includes('on this machine')")
@@ -124,7 +123,7 @@ def run_preset(page, app, text: str, preset: str) -> None:
     stated = stated_seconds(estimate)
     assert stated <= 2.5 * BUDGET_S, estimate  # fitted to the budget
     assert page.locator("#stop-btn").is_disabled()  # nothing to stop yet
-    start, cpu_start = time.monotonic(), cpu_seconds(app["pid"])
+    start, cpu_start = time.monotonic(), cpu_seconds(app.pid)
     page.locator("#train-btn").click()
     # While it trains, Stop is live (checked in the same frame as the status says so).
     page.wait_for_function(f"() => document.querySelector('{STATUS}').innerText.includes('Training a new') "
@@ -134,7 +133,7 @@ def run_preset(page, app, text: str, preset: str) -> None:
     if preset == "babygpt":
         _random_windows_show_samples_and_size_the_chart(page, start)
     wait_text(page, STATUS, "Done:", timeout=max(180_000, 4_000 * stated))
-    seconds, cpu = time.monotonic() - start, cpu_seconds(app["pid"]) - cpu_start
+    seconds, cpu = time.monotonic() - start, cpu_seconds(app.pid) - cpu_start
     assert seen(page, STATUS, "Done:") == "seen"
     progress = text_of(page, PROGRESS)
     assert "done" in progress and "ETA" not in progress and "100%" in progress, progress
@@ -185,7 +184,7 @@ def test_the_books_124M_is_timed_against_its_first_steps_then_stopped(page, app)
     steps = {}
     for n in (2, 4):  # steps 2-4 have no evaluation between them (one every 5 steps, from step 1)
         wait_text(page, PROGRESS, f"step {n}/90", timeout=600_000)
-        steps[n] = (time.monotonic(), cpu_seconds(app["pid"]))
+        steps[n] = (time.monotonic(), cpu_seconds(app.pid))
     wall, cpu = ((steps[4][i] - steps[2][i]) / 2 for i in (0, 1))
     TIMINGS["book-124M"] = {"measured_step_s": step_s, "run_step_s": round(wall, 2), "run_step_cpu_s": round(cpu, 2)}
     shot(page, "runs-book-124M-training", phone=True)

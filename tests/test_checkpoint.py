@@ -16,28 +16,13 @@ from gpt_core.checkpoint import (FORMAT_VERSION, CheckpointError, atomic_torch_s
 from gpt_core.config import GPTConfig, TrainConfig
 from gpt_core.model import GPTModel
 from gpt_core.prepare import prepare_training
-from gpt_core.tokenizers import CharTokenizer
 from gpt_core.train_events import DoneEvent, StepEvent, StoppedEvent
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the resumed process runs with one thread too: same numbers
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def text(verdict_text) -> str:
-    return verdict_text[:3000]
-
-
-@pytest.fixture(scope="module")
-def tok(text) -> CharTokenizer:
-    return CharTokenizer.from_text(text)
+# One thread here, as in the resumed process the resume test starts: the same numbers.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_config(tok, **kw) -> GPTConfig:

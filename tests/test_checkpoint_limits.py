@@ -8,7 +8,6 @@ import dataclasses
 import gc
 import json
 import os
-import pickle
 import subprocess
 import sys
 import textwrap
@@ -22,6 +21,7 @@ from gpt_core.checkpoint import CheckpointError, CheckpointLimits, load_model, r
 from gpt_core.config import GPTConfig
 from gpt_core.model import GPTModel
 from gpt_core.tokenizers import CharTokenizer
+from payloads import write_code_running_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 MB = 1 << 20
@@ -49,14 +49,6 @@ def _deflated(source: Path, path: Path) -> Path:
                 while chunk := r.read(8 * MB):
                     w.write(chunk)
     return path
-
-
-class _RunsCode:
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (exec, (f"open({str(self.marker)!r}, 'w').write('code ran')",))
 
 
 @pytest.fixture(scope="module")
@@ -90,13 +82,11 @@ def crafted(tmp_path_factory) -> dict[str, tuple[Path, CheckpointLimits | None]]
     (d / "cut.pt").write_bytes(whole[: len(whole) // 2])
     files["truncated"] = (d / "cut.pt", LIMITS)
     marker = d / "code-ran"
-    torch.save({"model_state_dict": {"tok_emb.weight": torch.zeros(4, 2)}, "x": _RunsCode(marker)}, d / "evil.pth")
-    files["pickle that runs code"] = (d / "evil.pth", LIMITS)
-    torch.save({"model_state_dict": _RunsCode(marker)}, d / "evil_legacy.pth", _use_new_zipfile_serialization=False)
-    files["legacy pickle that runs code"] = (d / "evil_legacy.pth", LIMITS)
-    with open(d / "evil_plain.pth", "wb") as f:
-        pickle.dump({"model_state_dict": _RunsCode(marker)}, f)
-    files["plain pickle that runs code"] = (d / "evil_plain.pth", LIMITS)
+    files["pickle that runs code"] = (write_code_running_checkpoint(d / "evil.pth", marker, "torch-zip"), LIMITS)
+    files["legacy pickle that runs code"] = (
+        write_code_running_checkpoint(d / "evil_legacy.pth", marker, "legacy-pickle"), LIMITS)
+    files["plain pickle that runs code"] = (
+        write_code_running_checkpoint(d / "evil_plain.pth", marker, "plain-pickle"), LIMITS)
     return files
 
 

@@ -1,6 +1,6 @@
 """A small class at once: 5 simulated students against the launched app (`python app.py`).
 
-The same code as benchmarks/load_classroom.py (20 students) with fewer students and shorter
+The same code as benchmarks/load_classroom.py (20 students; the code is in tests/classroom.py) with fewer students and shorter
 texts: each student, in their own gradio_client session, uploads a different text, trains the
 demo preset for one short epoch, generates while the others train, scores their validation
 text and closes the tab. Checked: each student's summary and curve are those of their own
@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.load_classroom import AppServer, check, format_table, run_classroom
+from app_server import AppServer
+from classroom import run_classroom
+from classroom_checks import check, format_table
 
 pytestmark = pytest.mark.slow
 STUDENTS = 5

@@ -9,11 +9,11 @@ from llms_from_scratch.ch02 import GPTDatasetV1 as BookDataset
 from llms_from_scratch.ch02 import create_dataloader_v1 as book_create_dataloader_v1
 from torch.utils.data import DataLoader
 
-from gpt_core.corpus import split_text
 from gpt_core.data import GPTDatasetV1, create_dataloader_v1, create_train_val_loaders
 from gpt_core.tokenizers import CharTokenizer, GPT2Tokenizer
 
 from conftest import ASSETS
+from reference import book_chapter5_loaders
 
 
 def _batches(loader, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -61,12 +61,8 @@ def test_chapter2_first_batch(verdict_text):
 
 
 def test_train_val_loaders_are_chapter_5s(verdict_text):
-    train_text, val_text = split_text(verdict_text)
     torch.manual_seed(123)
-    book_train = book_create_dataloader_v1(train_text, batch_size=2, max_length=256, stride=256,
-                                           drop_last=True, shuffle=True, num_workers=0)
-    book_val = book_create_dataloader_v1(val_text, batch_size=2, max_length=256, stride=256,
-                                         drop_last=False, shuffle=False, num_workers=0)
+    book_train, book_val = book_chapter5_loaders(verdict_text)
     train, val = create_train_val_loaders(verdict_text, GPT2Tokenizer(), batch_size=2, max_length=256)
     assert (len(train), len(val)) == (len(book_train), len(book_val)) == (9, 1)
     for seed in (123, 0):

@@ -3,7 +3,6 @@ batch: the same losses, evaluations and weights; only rank 0 prints and writes."
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,23 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from app_server import free_port
 from gpt_core.__main__ import main
 from gpt_core.checkpoint import read_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(autouse=True)
-def restore_threads():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("restore_threads")
 
 
 def test_two_gloo_processes_equal_one_process(tmp_path, verdict_text, capsys):

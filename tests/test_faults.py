@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import gc
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -25,9 +24,10 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.load_classroom import Api, connect, free_port, plot_traces
+from app_server import free_port
 from conftest import ASSETS
 from gpt2_fixtures import TINY_HPARAMS, FaultyServer, random_arrays, wait_until
+from students import Api, connect, plot_traces, still_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -91,11 +91,6 @@ def workspace_of(client):
 
 def verdict() -> str:
     return (ASSETS / "the-verdict.txt").read_text(encoding="utf-8")
-
-
-def still_serving(client) -> None:
-    fig = client.predict(0.5, 200, 3, api_name="/sampling_lab")
-    assert json.loads(fig["plot"])["data"]
 
 
 def wait_for_step(client, step: int, timeout: float = 120.0):

@@ -21,3 +21,14 @@ def test_counts_and_durations_read_as_sentences():
     assert about(0.2) == "about 1 s" and about(44.4) == "about 44 s"
     assert duration_words(60) == "1 minute" and duration_words(90) == "1.5 minutes"
     assert duration_words(25 * 60) == "25 minutes" and duration_words(3 * 3600) == "3 hours"
+
+
+def test_a_size_reads_the_same_in_the_engine_s_refusals_and_on_the_page():
+    from gpt_core import checkpoint_limits, units
+    from playground import admission, memory
+
+    assert format_bytes is units.format_bytes
+    assert checkpoint_limits.format_bytes is memory.format_bytes is admission.format_bytes is units.format_bytes
+    budget = memory.MemoryBudget(2 * units.GB, headroom_bytes=512 * units.MB)
+    assert "needs about 3.0 GB and 1.5 GB is free now (1.5 GB in all" in budget.refusal(3 * units.GB, what="a model")
+    assert "needs about 640.0 MB" in budget.refusal(640 * units.MB, what="a model")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from llms_from_scratch.ch04 import GPTModel as BookGPTModel
 from llms_from_scratch.ch05 import generate as book_generate
 from transformers.generation.logits_process import TopPLogitsWarper
 
@@ -17,28 +16,11 @@ from gpt_core.tokenizers import CharTokenizer, GPT2Tokenizer
 
 from conftest import ASSETS
 
-TINY = GPTConfig(vocab_size=50257, context_length=16, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.1)
 PROMPT = torch.tensor([[6109, 3626, 6100, 345]])  # "Every effort moves you"
 CHINESE = "子曰：学而时习之，不亦说乎？有朋自远方来，不亦乐乎？🙂👍🏽"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models are all overhead: one thread avoids waiting on a second one at every op
-    when the CPU is shared. Both implementations run under the same setting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def pair() -> tuple[GPTModel, BookGPTModel]:
-    torch.manual_seed(123)
-    ours = GPTModel(TINY).eval()
-    torch.manual_seed(123)
-    book = BookGPTModel(TINY.to_dict()).eval()
-    return ours, book
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 @pytest.fixture(scope="module")

@@ -202,15 +202,14 @@ def test_through_the_app_an_upload_stays_with_its_student(tmp_path):
     gradio_client = pytest.importorskip("gradio_client")
     from gradio_client.exceptions import AppError
 
-    from app_server import running_app
+    from app_server import SMALL_SERVER, AppServer
     from gpt_core.tokenizers import GPT2Tokenizer
 
     (tmp_path / "up").mkdir()
     files, reference = save_upload(tmp_path / "up", seed=4)
-    (tmp_path / "app").mkdir()
-    with running_app(tmp_path / "app", env={"PLAYGROUND_MAX_UPLOAD_MB": "16"}) as info:
-        a = gradio_client.Client(info["url"], verbose=False)
-        b = gradio_client.Client(info["url"], verbose=False)
+    with AppServer(tmp_path / "app", env={**SMALL_SERVER, "PLAYGROUND_MAX_UPLOAD_MB": "16"}) as server:
+        a = gradio_client.Client(server.url, verbose=False)
+        b = gradio_client.Client(server.url, verbose=False)
         status, shared = a.predict([gradio_client.handle_file(str(f)) for f in files],
                                    api_name="/gpt2_import_upload")
         assert "private to you" in status and "No GPT-2 loaded" in shared

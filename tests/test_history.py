@@ -15,12 +15,8 @@ from gpt_core.tokenizers import CharTokenizer
 from gpt_core.train import Trainer
 from gpt_core.train_events import EvalEvent
 from playground.history import RunHistory
+from playground.session import Workspace
 from playground.train_view import figure, metrics
-
-
-class _Ws:  # what train_view reads of a workspace
-    def __init__(self, history):
-        self.history, self.ui, self.corpus_name = history, {}, "t"
 
 
 def _overfitting_run():
@@ -40,15 +36,16 @@ def _overfitting_run():
 
 def test_the_chart_and_the_metrics_say_overfitting_exactly_when_the_trainer_does():
     trainer = _overfitting_run()
-    h = RunHistory()
+    ws = Workspace()
+    h = ws.history = RunHistory()
     seen = []
     for ev in trainer.run():
         if isinstance(ev, EvalEvent):
             h.add_eval(ev.step, ev.tokens_seen, ev.train_loss, ev.val_loss)
             h.overfitting = ev.overfitting
-            fig = figure(_Ws(h))
+            fig = figure(ws)
             on_chart = any("Overfitting" in (a.text or "") for a in fig.layout.annotations)
-            in_metrics = "Overfitting" in metrics(_Ws(h), None, ev)
+            in_metrics = "Overfitting" in metrics(ws, None, ev)
             seen.append(ev.overfitting)
             assert on_chart == in_metrics == ev.overfitting
     assert True in seen and seen[0] is False  # it did flag, not at the start

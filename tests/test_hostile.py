@@ -17,7 +17,8 @@ import httpx
 import pytest
 import torch
 
-from benchmarks.load_classroom import AppServer, Api, connect
+from payloads import write_code_running_checkpoint
+from students import Api, connect, still_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 UPLOAD_LIMIT_MB = 8
@@ -25,14 +26,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    work = tmp_path_factory.mktemp("hostile-app")
-    srv = AppServer(work, env={"PLAYGROUND_MAX_UPLOAD_MB": str(UPLOAD_LIMIT_MB),
-                               "GRADIO_HEARTBEAT_INTERVAL": "2"})
-    try:
-        yield srv
-    finally:
-        srv.stop()
+def server(launch_app):
+    return launch_app("hostile-app", env={"PLAYGROUND_MAX_UPLOAD_MB": str(UPLOAD_LIMIT_MB),
+                                          "GRADIO_HEARTBEAT_INTERVAL": "2"})
 
 
 @pytest.fixture(scope="module")
@@ -70,29 +66,7 @@ def app_error(fn, *args, **kwargs) -> str:
     return message
 
 
-def still_serving(client) -> None:
-    fig = client.predict(1.0, 100, 1, api_name="/sampling_lab")
-    assert json.loads(fig["plot"])["data"], "the server stopped answering after hostile input"
-
-
 # --- 1. a checkpoint whose pickle runs code -------------------------------------------------------
-class _RunsCode:
-    """Unpickling this calls exec(): it writes `marker` (what an attacker's payload would do)."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (exec, (f"open({str(self.marker)!r}, 'w').write('code ran')",))
-
-
-def _write_payload(path: Path, marker: Path, kind: str) -> None:
-    if kind == "torch-zip":  # torch.save's zip format, a real state dict beside the payload
-        torch.save({"model_state_dict": {"tok_emb.weight": torch.zeros(4, 2)}, "extra": _RunsCode(marker)}, path)
-    else:  # torch's legacy (pre-1.6) format: a bare pickle stream after a magic number
-        torch.save({"model_state_dict": _RunsCode(marker)}, path, _use_new_zipfile_serialization=False)
-
-
 @pytest.mark.parametrize("kind", ["torch-zip", "legacy-pickle"])
 def test_a_checkpoint_whose_pickle_runs_code_is_refused_and_the_code_never_runs(client, server, tmp_path, kind):
     from gradio_client import handle_file
@@ -100,13 +74,13 @@ def test_a_checkpoint_whose_pickle_runs_code_is_refused_and_the_code_never_runs(
     # The payload is live: loading it the unsafe way does run the code.
     probe_marker = tmp_path / "probe-ran"
     probe = tmp_path / "probe.pth"
-    _write_payload(probe, probe_marker, kind)
+    write_code_running_checkpoint(probe, probe_marker, kind)
     torch.load(probe, weights_only=False)
     assert probe_marker.exists()
 
     marker = tmp_path / "server-ran"
     path = tmp_path / "model.pth"
-    _write_payload(path, marker, kind)
+    write_code_running_checkpoint(path, marker, kind)
     message = app_error(client.predict, handle_file(str(path)), api_name="/upload_checkpoint")
     assert "refused" in message or "not a PyTorch checkpoint" in message or "pickled" in message, message
     time.sleep(0.2)

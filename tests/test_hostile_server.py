@@ -19,7 +19,8 @@ import httpx
 import pytest
 import torch
 
-from benchmarks.load_classroom import AppServer, MemorySampler, connect
+from app_server import AppServer, MemorySampler
+from students import connect, still_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 LINK_S = 10  # the test server's download links expire this fast
@@ -60,11 +61,6 @@ def server(planted):
 def client(server):
     with closing(connect(server.url)) as c:
         yield c
-
-
-def still_serving(client) -> None:
-    fig = client.predict(1.0, 100, 1, api_name="/sampling_lab")
-    assert json.loads(fig["plot"])["data"], "the server stopped answering"
 
 
 def cap_bytes() -> int:
@@ -239,9 +235,10 @@ def test_the_message_of_any_error_keeps_only_a_file_s_base_name():
         message = to_gr_error(exc).message
         assert str(upload.parent) not in message and str(REGISTRY.files_root) not in message, message
         assert "my notes.txt" in message or "3f9a0c" in message or "gpt-2x32-step5.pt" in message, message
-    # Other paths (a URL, the operator's own folder names in words) are left as they were.
+    # A web address is cut to its host (the log keeps the whole address).
     url = "https://openaipublic.blob.core.windows.net/gpt-2/models/124M/hparams.json"
-    assert to_gr_error(ConnectionError(f"No answer from {url}")).message == f"No answer from {url}"
+    assert to_gr_error(ConnectionError(f"No answer from {url}")).message == \
+        "No answer from openaipublic.blob.core.windows.net"
 
 
 # --- the files root at start and at shutdown -----------------------------------------------------------

@@ -6,26 +6,20 @@ touch no folder outside its files root, evict no student who has work, and keep 
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
 
-from benchmarks.load_classroom import Api, AppServer, connect
+from students import Api, connect, still_serving
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    work = tmp_path_factory.mktemp("hostile-sessions")
-    srv = AppServer(work, env={"PLAYGROUND_MAX_SESSIONS": "40", "GRADIO_HEARTBEAT_INTERVAL": "2"})
-    try:
-        yield srv
-    finally:
-        srv.stop()
+def server(launch_app):
+    return launch_app("hostile-sessions", env={"PLAYGROUND_MAX_SESSIONS": "40", "GRADIO_HEARTBEAT_INTERVAL": "2"})
 
 
 def tiny_training() -> dict:
@@ -43,11 +37,6 @@ def trained_student(server):
     assert "Done" in status, status
     client.predict(api_name="/save_checkpoint")
     return client, api
-
-
-def still_serving(client) -> None:
-    fig = client.predict(1.0, 100, 1, api_name="/sampling_lab")
-    assert json.loads(fig["plot"])["data"]
 
 
 def own_checkpoints(server) -> set[Path]:

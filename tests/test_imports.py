@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("gpt_core", "playground")
 
@@ -81,26 +83,58 @@ def test_no_import_cycle_in_the_project():
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
+def top_level_imports(path: Path) -> set[str]:
+    """The packages a file imports by absolute name (its relative imports are its own)."""
+    roots: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            roots |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            roots.add((node.module or "").split(".")[0])
+    return roots
+
+
 def test_the_engine_imports_nothing_of_the_app_or_gradio():
     for name, path in modules().items():
-        if not name.startswith("gpt_core"):
-            continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                roots = [a.name.split(".")[0] for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and not node.level:
-                roots = [(node.module or "").split(".")[0]]
-            else:
-                continue
-            assert not {"playground", "gradio", "gradio_client", "app"} & set(roots), f"{name} imports {roots}"
+        if name.startswith("gpt_core"):
+            roots = top_level_imports(path)
+            assert not {"playground", "gradio", "gradio_client", "app"} & roots, f"{name} imports {roots}"
 
 
-def test_the_download_leaf_imports_only_the_standard_library():
-    tree = ast.parse((ROOT / "gpt_core" / "gpt2" / "download.py").read_text(encoding="utf-8"))
+def test_tests_import_nothing_from_benchmarks():
+    # The launcher, the students and the load runs are test support (tests/*.py) that
+    # benchmarks/ imports, never the other way round.
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        assert "benchmarks" not in top_level_imports(path), f"tests/{path.name} imports from benchmarks/"
+
+
+LEAF = ("download", "fetch", "verified")  # gpt_core/gpt2/: the HTTP, retry and verification leaf
+
+
+@pytest.mark.parametrize("module", LEAF)
+def test_the_download_leaf_imports_only_the_standard_library(module):
+    tree = ast.parse((ROOT / "gpt_core" / "gpt2" / f"{module}.py").read_text(encoding="utf-8"))
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            assert not node.level, "gpt_core/gpt2/download.py imports from the package"
+        if isinstance(node, ast.ImportFrom) and node.level:
+            assert node.level == 1 and node.module in LEAF, f"gpt_core/gpt2/{module}.py imports .{node.module}"
+        elif isinstance(node, ast.ImportFrom):
             assert node.module.split(".")[0] in {"__future__", "dataclasses", "http", "pathlib", "typing", "urllib"}
         elif isinstance(node, ast.Import):
             assert {a.name.split(".")[0] for a in node.names} <= {
                 "contextlib", "errno", "fcntl", "hashlib", "json", "os", "re", "socket", "time", "urllib"}
+
+
+# Small files of one job (nanoGPT's ~300 lines): past this a module is doing two things. The
+# Chinese table is data, not code.
+MAX_MODULE_LINES = 420
+LONG_BY_NATURE = {"playground.zh.page", "playground.zh.train"}
+
+
+@pytest.mark.xfail(strict=True, reason="playground/session.py, playground/train_tab.py and app.py are still over "
+                   "the limit: their split is the next change (strict: this fails once they are split, "
+                   "so the marker goes then)")
+def test_no_module_is_long():
+    files = {**modules(), "app": ROOT / "app.py"}
+    long = {name: n for name, path in files.items()
+            if name not in LONG_BY_NATURE and (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"

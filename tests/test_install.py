@@ -159,11 +159,11 @@ def test_engine_requirements_are_the_ones_in_requirements_txt():
 def test_the_app_serves_the_bundled_texts_when_started_from_another_directory(tmp_path):
     from gradio_client import Client
 
-    from app_server import running_app
+    from app_server import SMALL_SERVER, AppServer
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    with running_app(tmp_path, cwd=elsewhere) as app:
-        client = Client(app["url"], verbose=False)
+    with AppServer(tmp_path, env=SMALL_SERVER, cwd=elsewhere) as app:
+        client = Client(app.url, verbose=False)
         outputs = client.predict("Tiny Shakespeare", "GPT-2 BPE", 64, 8, 0, api_name="/choose_sample")
     assert "1,115,394" in json.dumps(outputs, ensure_ascii=False), outputs

@@ -4,36 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from llms_from_scratch.ch04 import GPTModel as BookGPTModel
 from llms_from_scratch.ch05 import generate as book_generate
 
-from gpt_core.config import GPTConfig
 from gpt_core.generate import generate
 from gpt_core.model import GPTModel, KVCache
 
-TINY = GPTConfig(vocab_size=50257, context_length=16, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.1)
+from conftest import TINY
 
-
-@pytest.fixture(scope="module")
-def pair() -> tuple[GPTModel, BookGPTModel]:
-    """Ours and the book's model, seed 123 each (so the same weights), in eval mode."""
-    torch.manual_seed(123)
-    ours = GPTModel(TINY).eval()
-    torch.manual_seed(123)
-    book = BookGPTModel(TINY.to_dict()).eval()
-    return ours, book
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models are all overhead: one thread avoids waiting on a second one at every op
-    when the CPU is shared. Both implementations run under the same setting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 PROMPT = torch.tensor([[6109, 3626, 6100, 345]])  # "Every effort moves you"
 
 

@@ -14,12 +14,13 @@ from llms_from_scratch.ch05 import calc_loss_batch as book_calc_loss_batch
 from llms_from_scratch.ch05 import calc_loss_loader as book_calc_loss_loader
 
 from gpt_core.config import GPTConfig
-from gpt_core.corpus import split_text
 from gpt_core.data import create_dataloader_v1, create_train_val_loaders
 from gpt_core.losses import calc_loss_batch, calc_loss_loader, perplexity
 from gpt_core.model import GPTModel
 from gpt_core.tokenizers import GPT2Tokenizer
 from gpt_core import fused_loss
+
+from reference import book_chapter5_loaders
 
 
 @pytest.fixture(autouse=True)
@@ -250,10 +251,7 @@ def verdict_loaders(verdict_text):
     """Chapter 5's loaders on the first 6,000 characters, context 16 (small, for speed):
     ours and the book's. About 39 training batches and 4 validation batches."""
     text = verdict_text[:6000]
-    train_text, val_text = split_text(text)
-    kw = dict(batch_size=2, max_length=16, stride=16, num_workers=0)
-    book = (book_create_dataloader_v1(train_text, drop_last=True, shuffle=True, **kw),
-            book_create_dataloader_v1(val_text, drop_last=False, shuffle=False, **kw))
+    book = book_chapter5_loaders(text, max_length=16)
     ours = create_train_val_loaders(text, GPT2Tokenizer(), batch_size=2, max_length=16)
     return ours, book
 
@@ -347,14 +345,10 @@ def book_config_pair():
 @pytest.fixture(scope="module")
 def book_loaders(verdict_text):
     """Chapter 5: batch 2, context 256, stride 256, 90/10 split; ours and the book's."""
-    train_text, val_text = split_text(verdict_text)
     torch.manual_seed(123)
-    book_train = book_create_dataloader_v1(train_text, batch_size=2, max_length=256, stride=256,
-                                           drop_last=True, shuffle=True, num_workers=0)
-    book_val = book_create_dataloader_v1(val_text, batch_size=2, max_length=256, stride=256,
-                                         drop_last=False, shuffle=False, num_workers=0)
+    book = book_chapter5_loaders(verdict_text)
     ours = create_train_val_loaders(verdict_text, GPT2Tokenizer(), batch_size=2, max_length=256)
-    return ours, (book_train, book_val)
+    return ours, book
 
 
 def test_initial_validation_loss_is_the_books(book_config_pair, book_loaders):

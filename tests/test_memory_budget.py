@@ -1,5 +1,5 @@
-"""Students past the server's memory budget, against the launched app (benchmarks/load_budget.py
-with a small budget): sessions that each train the largest allowed model, until their models
+"""Students past the server's memory budget, against the launched app (tests/over_budget.py, which
+benchmarks/load_budget.py runs, with a small budget): sessions that each train the largest allowed model, until their models
 together are past the budget. Idle sessions are spilled to disk to make room, every student's
 model comes back bit-exact when they return, and the server's resident memory stays within
 the budget."""
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.load_budget import problems, run, table
+from over_budget import problems, run, table
 
 pytestmark = pytest.mark.slow
 
@@ -21,3 +21,8 @@ def test_sessions_past_the_budget_spill_come_back_bit_exact_and_stay_within_it(t
     assert not bad, "\n".join(bad) + "\n\nserver log:\n" + report["log"][-3000:]
     assert all(s.outcome.startswith("Done") for s in people), [s.outcome for s in people]
     assert sum(s.spilled for s in people) >= 1
+    # The server's log is not checked for tracebacks yet: when a spilled student's tab closes,
+    # the unload's Workspace.close() reads the spilled model back from a file it has just
+    # removed (ours, in playground/session.py, not Starlette's or Gradio's; Starlette only
+    # prints it). tests/test_server.py pins the cause in a strict xfail; once it is fixed,
+    # assert "Traceback" not in report["log"] here again.

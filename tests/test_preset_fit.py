@@ -15,13 +15,13 @@ from gpt_core.train_events import EvalEvent, SampleEvent, StepEvent
 from playground import data_tab, train_tab
 from playground.data_tab import TOKENIZER_LABELS
 from playground.options import PRESET_LABELS, START_FROM, preset_fields
-from playground.preset_fit import FITTED_FIELDS, fit_preset
+from playground.preset_fit import fit_preset
 from playground.run_plan import count_evaluations, plan_run, text_size, window_problems
 from playground.session import Workspace
 from playground.train_estimate import spec_of
 
-FAST = RunCosts(train_step=0.05, eval_batch=0.01, sample_token=0.001, build=0.2, save=0.1)
-SLOW = RunCosts(train_step=0.5, eval_batch=0.15, sample_token=0.01, build=0.3, save=0.3)
+FAST = RunCosts(train_step=0.05, eval_batch=0.01, sample_token=0.001, frame_token=0.0005, build=0.2, save=0.1)
+SLOW = RunCosts(train_step=0.5, eval_batch=0.15, sample_token=0.01, frame_token=0.005, build=0.3, save=0.3)
 
 
 def form_of(preset: str) -> dict:
@@ -78,7 +78,7 @@ def test_babygpt_fits_its_iterations_with_about_ten_evaluations(ws, name):
     ws.load_sample(name)
     fit, spec, size = fitted(ws, "babygpt", SLOW, 60)
     plan = plan_run(spec.train, size)
-    assert plan.seconds(SLOW) <= 60 and 2 <= plan.evaluations <= 11 and plan.samples == plan.evaluations
+    assert plan.seconds(SLOW) <= 60 and 2 <= plan.evaluations <= 11 and plan.frames == plan.evaluations
     assert spec.train.max_steps < 3000 and "time budget" in fit.reasons["iterations"]
 
 
@@ -112,7 +112,8 @@ def test_the_plan_counts_what_the_trainer_does(ws):
     events = list(trainer.run())
     assert plan.steps == sum(isinstance(e, StepEvent) for e in events) == 8
     assert plan.evaluations == sum(isinstance(e, EvalEvent) for e in events) == count_evaluations(8, 3, at_last=True) == 4  # 0, 3, 6 and the last
-    assert plan.samples == sum(isinstance(e, SampleEvent) for e in events)  # a sample at each evaluation
+    # A sample at each evaluation: the timeline frame's greedy text, not generated twice.
+    assert plan.frames == sum(isinstance(e, SampleEvent) for e in events) == plan.evaluations and plan.samples == 0
 
 
 def test_a_text_too_short_names_the_values_that_would_work(ws):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
 from gpt_core.__main__ import _model_setup, _train_config, build_parser
 from gpt_core.config import GPT2_VOCAB_SIZE, PRESETS, GPTConfig
@@ -15,11 +14,7 @@ from gpt_core.train_events import EvalEvent
 from playground.options import DEFAULT_PRESET_LABEL, PRESET_LABELS, TRAIN_DEFAULTS, build_spec, preset_fields
 
 
-@pytest.fixture(autouse=True)
-def restore_threads():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("restore_threads")
 
 
 def cli_demo(text: str, *flags: str):

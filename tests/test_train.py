@@ -18,30 +18,12 @@ from gpt_core.data import GPTDatasetV1, create_train_val_loaders
 from gpt_core.model import GPTModel
 from gpt_core.prepare import make_optimizer, prepare_training, select_device
 from gpt_core.schedule import EpochLoaderSchedule, lr_at
-from gpt_core.tokenizers import CharTokenizer
 from gpt_core.train import Trainer, TrainState, is_overfitting, train_model_simple
 from gpt_core.train_events import (DoneEvent, EpochEvent, EvalEvent, SampleEvent, StepEvent, StoppedEvent,
                                    format_event)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models are a stream of microsecond ops: with two threads on a busy 2-core machine
-    # every op waits for the other thread, and the tests run many times slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def text(verdict_text) -> str:
-    return verdict_text[:3000]
-
-
-@pytest.fixture(scope="module")
-def tok(text) -> CharTokenizer:
-    return CharTokenizer.from_text(text)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(tok, drop_rate=0.0, **kw) -> dict:

@@ -10,13 +10,15 @@ import time
 
 import pytest
 
-from benchmarks.load_classroom import queue_place as ahead
+from students import queue_place as ahead
 from playground import train_estimate, train_tab
 from playground.limits import Limits
 from playground.options import START_FROM
 from playground.session import Job, Workspace, WorkspaceError
 from playground.train_queue import Place, TrainQueue
-from test_app_handlers import one_thread, ui_form  # noqa: F401 (an autouse fixture)
+from test_app_handlers import ui_form
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def job() -> Job:
@@ -179,11 +181,11 @@ def test_a_long_run_pauses_for_a_waiting_student_and_resumes_after_queueing_agai
 def test_through_the_api_a_queued_client_sees_its_place_and_leaves_with_stop(tmp_path):
     from gradio_client import Client
 
-    from app_server import running_app
+    from app_server import SMALL_SERVER, AppServer
     from test_app_client import DEMO, wait_for
 
-    with running_app(tmp_path) as server:
-        a, b = Client(server["url"], verbose=False), Client(server["url"], verbose=False)
+    with AppServer(tmp_path, env=SMALL_SERVER) as server:
+        a, b = Client(server.url, verbose=False), Client(server.url, verbose=False)
         job_a = a.submit(**{**DEMO, "num_epochs": 100}, api_name="/train")
         wait_for(lambda: any(o[0].startswith("Training") for o in job_a.outputs()), 120, "the first run to start")
         job_b = b.submit(**{**DEMO, "num_epochs": 1}, api_name="/train")

@@ -9,7 +9,10 @@ copy-on-write: one copy of the weights, shared page cache between processes that
 same model, and later loads take a fraction of a second. TensorFlow is never imported by
 this process on that path, and a TensorFlow crash is an error message.
 
-    download.py  resumable, verified HTTP downloads of named files (standard library only)
+    download.py  resumable, verified downloads of named files, with retries and mirrors
+    fetch.py     one HTTP attempt at one file, resuming with a Range request
+    verified.py  the cross-process file lock and the record of verified files
+                 (these three are the download leaf: standard library only)
     release.py   the release: its files and their sizes, the download of a size, folder checks
     convert.py   the name table, shape checks, and the TensorFlow converter (a child process)
     cache.py     the safetensors cache: made once, validated, mapped into a GPTModel

@@ -23,7 +23,7 @@ from ..config import GPTConfig
 from ..model import GPTModel
 from . import convert as conv
 from .convert import GPT2LoadError, WeightError
-from .download import file_lock, is_verified, record_verified
+from .verified import file_lock, is_verified, record_verified
 from .release import check_release_folder, config_from_hparams, heads_by_width, source_fingerprint
 
 CACHE_NAME = "gpt_core_weights.safetensors"

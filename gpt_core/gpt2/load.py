@@ -18,7 +18,8 @@ from ..tokenizers import GPT2Tokenizer
 from .cache import (CACHE_NAME, hf_hparams, prepare_hf_cache, safetensors_shapes, cache_hparams,
                     model_from_cache, prepare_cache, read_header, valid_cache)
 from .convert import GPT2LoadError
-from .download import ProgressFn, file_lock, is_verified, record_verified
+from .download import LOCK_NAME, ProgressFn
+from .verified import file_lock, is_verified, record_verified
 from .release import (DATA_FILE, GPT2_FILES, INDEX_FILE, REQUIRED_FILES, check_release_files, config_from_hparams,
                       default_models_dir, download_gpt2, release_verified, size_of, source_fingerprint)
 
@@ -139,7 +140,7 @@ def import_gpt2(source: str | os.PathLike | Sequence[str | os.PathLike], *,
     hp = check_release_files(files, where=str(source) if not isinstance(source, (list, tuple)) else "the given files")
     dest = root / (name or size_of(config_from_hparams(hp)) or _no_name(hp))
     dest.mkdir(parents=True, exist_ok=True)
-    with file_lock(dest / ".download.lock", what=f"importing into {dest}"):
+    with file_lock(dest / LOCK_NAME, what=f"importing into {dest}"):
         # Importing is the operator's decision to trust these files: recorded as verified.
         for n in GPT2_FILES:
             if n in files:

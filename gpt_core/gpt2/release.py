@@ -14,7 +14,9 @@ import numpy as np
 from ..config import GPT2_SIZES, GPTConfig
 from . import convert as conv
 from .convert import GPT2LoadError
-from .download import ProgressFn, download_files, is_verified, looks_like_markup
+from .download import ProgressFn, download_files
+from .fetch import looks_like_markup
+from .verified import is_verified
 
 # The sizes are GPT2_SIZES (gpt_core.config: name -> shape); these are the files of each.
 GPT2_FILES = ("checkpoint", "encoder.json", "hparams.json", "model.ckpt.data-00000-of-00001",
@@ -33,7 +35,7 @@ KNOWN_SIZES = {"124M": {
 }}
 # sha256 of the release files where they are known. OpenAI publishes none, and a checksum is
 # never guessed: a file is verified by its size, its sha256 is then recorded beside it
-# (download.VERIFIED), and a later change of the file is detected by that record.
+# (verified.VERIFIED), and a later change of the file is detected by that record.
 KNOWN_SHA256: dict[str, dict[str, str]] = {}
 # For progress only (never a check): the data file holds the float32 weights, and the
 # vocabulary files are the same for every size.
