@@ -20,6 +20,7 @@ from gpt_core.speed import RunCosts
 from gpt_core.train import MIN_OVERFIT_EVAL_BATCHES
 
 from .formatting import counted
+from .i18n import tr
 from .options import preset_fields, preset_name
 from .run_plan import TextSize, count_evaluations, plan_run, window_problems
 
@@ -39,16 +40,16 @@ class Fit:
 
 
 def duration_words(seconds: float) -> str:
-    """A duration as a person says it: "40 s", "1 minute", "2.5 hours"."""
+    """A duration as a person says it: "40 s", "1 minute", "2.5 hours" (in the page's language)."""
     if seconds < 59.5:
-        return f"{max(1, round(seconds))} s"
+        return tr("{n} s", n=max(1, round(seconds)))
     unit, value = ("minute", seconds / 60) if seconds < 59.5 * 60 else ("hour", seconds / 3600)
     shown = f"{value:.0f}" if value >= 10 or round(value, 1) == round(value) else f"{value:.1f}"
-    return f"{shown} {unit}{'' if shown == '1' else 's'}"
+    return tr("{n} " + unit + ("" if shown == "1" else "s"), n=shown)
 
 
 def about(seconds: float) -> str:
-    return "about " + duration_words(seconds)
+    return tr("about {duration}", duration=duration_words(seconds))
 
 
 def fit_preset(form: dict, spec_of: Callable[[dict], Any], size_of: Callable[[Any], TextSize],

@@ -19,6 +19,7 @@ from .common import SETTINGS, SHARED
 from .data_tab import tokenizer_hint, tokenizer_kind
 from .errors import WorkspaceError
 from .formatting import counted, format_bytes, format_count
+from .i18n import tr
 from .memory import MemoryBudgetError
 from .options import PRESET_FILLS, START_FROM, build_spec, precision_sentence, preset_fields, preset_name
 from .share import start_id
@@ -158,13 +159,14 @@ def _plan_line(tc, size: TextSize, plan: RunPlan) -> str:
 
 def _time_line(plan: RunPlan, costs, saved: bool) -> str:
     if costs is None:
-        return "Time: press *Measure speed* (times the parts of a run of this model here)."
+        return tr("Time: press *Measure speed* (times the parts of a run of this model here).")
     total = plan.seconds(costs, saved=saved)
     samples = plan.evaluations if plan.random_windows else plan.samples  # (random windows: one each evaluation)
     per_epoch = "" if plan.random_windows else f", {duration_words((total - costs.build) / plan.samples)} per epoch"
-    return (f"Measured here: {costs.train_step * 1000:,.0f} ms a step, {costs.eval_batch * 1000:,.0f} ms an "
-            f"evaluation batch → **{about(total)}** on this machine ({counted(plan.steps, 'step')}, "
-            f"{counted(plan.evaluations, 'evaluation')}, {counted(samples, 'sample')}{per_epoch})")
+    return tr("Measured here: {step} ms a step, {batch} ms an evaluation batch → **{total}** on this machine "
+              "({parts})", step=f"{costs.train_step * 1000:,.0f}", batch=f"{costs.eval_batch * 1000:,.0f}",
+              total=about(total), parts=f"{counted(plan.steps, 'step')}, {counted(plan.evaluations, 'evaluation')}, "
+                                        f"{counted(samples, 'sample')}{per_epoch}")
 
 
 def _passes_warning(tc, size: TextSize, context_length: int) -> str:
@@ -194,8 +196,9 @@ def _fit_reasons(ws: Workspace, form: dict) -> list[str]:
         return []
     chosen = ", ".join(FITTED_WORDS[name](int(fit.values[name])) for name in kept)
     items = "".join(f"<li>{html.escape(reason)}</li>" for reason in kept.values())
-    return [f"<details><summary>Fitted to <i>{html.escape(ws.corpus_name)}</i> and the time budget of "
-            f"{duration_words(SETTINGS.time_budget_s)}: {chosen} (why?)</summary><ul>{items}</ul></details>"]
+    summary = tr("Fitted to <i>{text}</i> and the time budget of {budget}: {chosen} (why?)",
+                 text=html.escape(ws.corpus_name), budget=duration_words(SETTINGS.time_budget_s), chosen=chosen)
+    return [f"<details><summary>{summary}</summary><ul>{items}</ul></details>"]
 
 
 def _same(a, b) -> bool:

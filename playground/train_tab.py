@@ -62,7 +62,7 @@ def _take_turn(ws: Workspace, turn: Turn, view: View):
     for place in TRAIN_QUEUE.wait(turn):
         yield view.waiting(place)
     if not turn.admitted:
-        yield view.left_queue(LEFT_QUEUE)
+        yield view.left_queue(tr(LEFT_QUEUE))
 
 
 def _progress(trainer, ev: StepEvent) -> dict:
@@ -211,10 +211,10 @@ def request_stop(ws: Workspace) -> str:
     job = ws.job
     if job is not None and TRAIN_QUEUE.withdraw(job):
         job.request_stop()  # the waiting handler ends
-        return LEFT_QUEUE
+        return tr(LEFT_QUEUE)
     if ws.request_stop():
-        return "Stopping after the current step..."
-    return NOTHING_TRAINING
+        return tr("Stopping after the current step...")
+    return tr(NOTHING_TRAINING)
 
 
 def after_stop(ws: Workspace):
@@ -223,17 +223,17 @@ def after_stop(ws: Workspace):
     every few seconds, so the page never keeps a run's last state as if it still ran."""
     view = ws.ui.get("view") or View(ws)
     while not ws.wait_idle(STOP_POLL_S):
-        view.status = "Stopping: the current step is still running; the run ends right after it."
-        view.progress = dict(view.progress, text="stopping after the current step")
+        view.status = tr("Stopping: the current step is still running; the run ends right after it.")
+        view.progress = dict(view.progress, text=tr("stopping after the current step"))
         yield view.outputs(running=True)
     own = ws.own
     turn = ws.ui.get("turn")
     if turn is not None and turn.left and turn.admitted is None:  # Stop took it out of the queue
         del ws.ui["turn"]
-        yield view.left_queue(LEFT_QUEUE)
+        yield view.left_queue(tr(LEFT_QUEUE))
         return
     if own is None or own.trainer is None:
-        view.status = NOTHING_TRAINING
+        view.status = tr(NOTHING_TRAINING)
         yield view.outputs(running=False)
         return
     st = own.trainer.state
@@ -250,8 +250,9 @@ def after_stop(ws: Workspace):
 def stop(ws: Workspace) -> str:
     """Stop this session's run (the API route): raise the flag, wait for the run to end, and
     say where it stopped."""
-    if request_stop(ws) == NOTHING_TRAINING:
-        return NOTHING_TRAINING
+    said = request_stop(ws)
+    if said == tr(NOTHING_TRAINING):
+        return said
     *_, last = after_stop(ws)
     return last[0]
 

@@ -15,6 +15,7 @@ from gpt_core.train_events import EvalEvent, StepEvent, format_utilisation
 from . import replay
 from .common import TRAIN_QUEUE
 from .files import LINKS
+from .i18n import tr
 from .session import Workspace
 from .train_queue import Place
 
@@ -58,7 +59,8 @@ def where_the_run_is(trainer, state: str) -> dict:
     word = {"done": "done", "stopped": "stopped at", "error": "failed after", "loaded": "loaded at"}[state]
     unit = "iteration" if trainer.config.batching == "random_windows" else "step"
     return {"fraction": done / max(1, total), "state": state,
-            "text": f"{word} {unit} {done:,}/{total:,} · {st.tokens_seen:,} tokens"}
+            "text": tr(word + " " + unit + " {done}/{total} · {tokens} tokens", done=f"{done:,}", total=f"{total:,}",
+                       tokens=f"{st.tokens_seen:,}")}
 
 
 def figure(ws: Workspace):
@@ -143,19 +145,20 @@ class View:
     def waiting(self, place: Place):
         """In the training queue: the place, falling live, and the Train button saying so."""
         if place.reason:
-            self.status = f"Waiting for memory: {place.reason} Press **Stop** to leave the queue."
+            self.status = tr("Waiting for memory: {reason} Press **Stop** to leave the queue.", reason=place.reason)
         else:
-            trainings = "training" if place.ahead == 1 else "trainings"
-            self.status = (f"Waiting: **{place.ahead}** {trainings} ahead of you (the server trains "
-                           f"{TRAIN_QUEUE.slots} at a time). Press **Stop** to leave the queue.")
+            self.status = tr("Waiting: **{ahead}** training ahead of you (the server trains {slots} at a time). "
+                             "Press **Stop** to leave the queue." if place.ahead == 1 else
+                             "Waiting: **{ahead}** trainings ahead of you (the server trains {slots} at a time). "
+                             "Press **Stop** to leave the queue.", ahead=place.ahead, slots=TRAIN_QUEUE.slots)
         self.progress = {"fraction": 0.0, "state": "waiting",
-                         "text": f"waiting for a training slot: {place.ahead} ahead of you"}
+                         "text": tr("waiting for a training slot: {ahead} ahead of you", ahead=place.ahead)}
         return (self.status, progress_html(self.progress), figure(self.ws), "", self.ws.history.sample_log(),
-                gr.update(), *_buttons(train=f"Waiting… ({place.ahead} ahead)", idle=False))
+                gr.update(), *_buttons(train=tr("Waiting… ({ahead} ahead)", ahead=place.ahead), idle=False))
 
     def left_queue(self, sentence: str):
         self.status = sentence
-        self.progress = {"fraction": 0.0, "state": "stopped", "text": "left the queue: nothing was trained"}
+        self.progress = {"fraction": 0.0, "state": "stopped", "text": tr("left the queue: nothing was trained")}
         return self.outputs(running=False)
 
     def ended(self, trainer, state: str, status: str, download: str | None = None):
