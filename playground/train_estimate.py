@@ -196,8 +196,11 @@ def _fit_reasons(ws: Workspace, form: dict) -> list[str]:
         return []
     chosen = ", ".join(FITTED_WORDS[name](int(fit.values[name])) for name in kept)
     items = "".join(f"<li>{html.escape(reason)}</li>" for reason in kept.values())
-    summary = tr("Fitted to <i>{text}</i> and the time budget of {budget}: {chosen} (why?)",
-                 text=html.escape(ws.corpus_name), budget=duration_words(SETTINGS.time_budget_s), chosen=chosen)
+    if {"num_epochs", "iterations"} & set(kept):  # the time budget had its say
+        summary = tr("Fitted to <i>{text}</i> and the time budget of {budget}: {chosen} (why?)",
+                     text=html.escape(ws.corpus_name), budget=duration_words(SETTINGS.time_budget_s), chosen=chosen)
+    else:
+        summary = tr("Fitted to <i>{text}</i>: {chosen} (why?)", text=html.escape(ws.corpus_name), chosen=chosen)
     return [f"<details><summary>{summary}</summary><ul>{items}</ul></details>"]
 
 

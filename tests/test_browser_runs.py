@@ -188,16 +188,20 @@ def test_the_books_124M_is_timed_against_its_first_steps_then_stopped(page, app)
     wall, cpu = ((steps[4][i] - steps[2][i]) / 2 for i in (0, 1))
     TIMINGS["book-124M"] = {"measured_step_s": step_s, "run_step_s": round(wall, 2), "run_step_cpu_s": round(cpu, 2)}
     shot(page, "runs-book-124M-training", phone=True)
-    # An idle machine's step lies between the CPU time over its two cores and the CPU time; on a
-    # busy one the wall clock runs longer.
-    assert step_s / 2 <= max(wall, cpu / 2) and min(wall, cpu) <= 2 * step_s, (step_s, wall, cpu)
-    page.locator("#stop-btn").click()
+    page.locator("#stop-btn").click()  # (before the checks: a failed one must not leave it training)
     wait_text(page, STATUS, "Stopped after step", timeout=600_000)
     assert seen(page, STATUS, "Stopped after step") == "seen"
     progress = text_of(page, PROGRESS)
     assert "stopped at step" in progress and "ETA" not in progress, progress  # no time left for a stopped run
     assert page.locator("#stop-btn").is_disabled() and not page.locator("#resume-btn").is_disabled()
     shot(page, "runs-book-124M-stopped", phone=True)
+    # The run's steps take at most twice the measured step. On a machine others keep busy the
+    # wall clock runs long, and the server's CPU time (at least one core busy throughout) bounds
+    # an idle machine's step; the measured step is not too pessimistic either where the machine
+    # is idle enough to tell (both cores the server's: CPU time near twice the wall clock).
+    assert min(wall, cpu) <= 2 * step_s, (step_s, wall, cpu)
+    if cpu >= 1.5 * wall:
+        assert step_s / 2 <= wall, (step_s, wall, cpu)
 
 
 def _ranges(page) -> dict:

@@ -43,6 +43,7 @@ ZH: dict[str, str] = {
         "本机实测：每步 {step} 毫秒，每个评估批次 {batch} 毫秒 → 在本机上 **{total}**（{parts}）",
     "Fitted to <i>{text}</i> and the time budget of {budget}: {chosen} (why?)":
         "已按 <i>{text}</i> 和 {budget} 的时间预算调整：{chosen}（为什么？）",
+    "Fitted to <i>{text}</i>: {chosen} (why?)": "已按 <i>{text}</i> 调整：{chosen}（为什么？）",
     "about {duration}": "约 {duration}",
     "{n} s": "{n} 秒",
     "{n} minute": "{n} 分钟",
