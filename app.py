@@ -57,7 +57,7 @@ def build_app() -> gr.Blocks:
     model0, train0, tokenizer0 = preset_fields(DEFAULT_PRESET_LABEL)  # the form starts as the default preset
     tokenizer0 = data_tab.TOKENIZER_LABELS[tokenizer0]
     with gr.Blocks(title="Watch a GPT learn", delete_cache=(1800, 3600)) as demo:
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=True, elem_id="intro-row"):
             gr.Markdown(page.INTRO)
             language = gr.Radio([(name, code) for code, name in LANGUAGES.items()], value="en",
                                 label="Language", elem_id="language", scale=0, min_width=170)

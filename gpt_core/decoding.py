@@ -2,25 +2,31 @@
 one-row products read fastest.
 
 Decoding multiplies one row per token by every matrix of the model, so it is bound by how fast
-the matrices stream from memory. Two things make them stream faster:
+the matrices stream from memory and how well the kernel for one row uses them:
 
-- Layout. A one-row product `x @ W.T` reads an input-major matrix ([in, out] in memory, the
-  parameter being its transposed view) markedly faster on a CPU than nn.Linear's [out, in];
-  the GPT-2 cache stores its matrices that way for this reason (`gpt2/convert.py`,
+- float32 on a CPU: a one-row product `x @ W.T` reads an input-major matrix ([in, out] in
+  memory, the parameter being its transposed view) markedly faster than nn.Linear's
+  [out, in]; the GPT-2 cache stores its matrices that way for this reason (`gpt2/convert.py`,
   `Target.input_major`). `INPUT_MAJOR` says which: the attention's query, key, value and output
-  projections, the feed-forward's first layer and the output head (measured per shape in
-  benchmarks/bench_generate.py; the feed-forward's second layer reads as fast as it is).
-- Dtype. bfloat16 weights are half the bytes: the "bfloat16" precision decodes on a bfloat16
-  copy with a bfloat16 KV cache, while the residual stream, the layer norms and the logits
-  handed to sampling stay float32 (the mixed precision of training).
+  projections, the feed-forward's first layer and the output head (the feed-forward's second
+  layer reads as fast as it is). Training keeps nn.Linear's layout, whose products it runs
+  faster (the same numbers bit for bit either way, measured on this project's CPUs).
+- bfloat16: half the bytes, in nn.Linear's [out, in] layout, one row multiplied by
+  `torch.mv` (oneDNN's one-row bfloat16 product is slower; either way each output is one dot
+  product). The residual stream, the layer norms and the logits handed to sampling stay
+  float32, the mixed precision of training; the KV cache is bfloat16.
 
 A parameter already in the wanted layout and dtype (GPT-2 read from its cache, in float32) is
-used as it is; any other is copied once, when the KV cache is made. A KV cache lives for one
-generation (`generate` makes a new one per call), so the copy is of the weights as they are
-when the generation starts: training the model between two generations cannot leave one
-reading stale weights. The training path never sees these copies.
+used as it is; any other is copied. `decode_weights(model, dtype)` keeps the copies on the
+model for the next generation while its parameters are unchanged, and makes them again after
+anything wrote to them: an optimizer step (any torch.optim optimizer: a step hook notes which
+parameters it updated, since fused AdamW leaves their version counters alone), a state dict
+loaded, a parameter replaced or edited in place. The training path never sees these copies.
 """
 from __future__ import annotations
+
+import itertools
+import threading
 
 import torch
 import torch.nn.functional as F
@@ -54,8 +60,10 @@ class DecodeWeights:
     as it was).
     """
 
-    def __init__(self, model: nn.Module, dtype: torch.dtype = torch.float32, *, input_major: bool = True):
+    def __init__(self, model: nn.Module, dtype: torch.dtype = torch.float32, *, input_major: bool | None = None):
+        input_major = dtype == torch.float32 if input_major is None else input_major
         self.dtype = dtype
+        self.fingerprint: tuple = ()  # of the parameters it was made from (decode_weights)
         self._by_module: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
         self._modules: list[nn.Module] = []  # kept alive while their ids are keys
         self.copied_bytes = 0
@@ -76,4 +84,57 @@ class DecodeWeights:
 
     def linear(self, module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
         weight, bias = self._by_module[id(module)]
-        return F.linear(x.to(weight.dtype), weight, bias)
+        x = x.to(weight.dtype)
+        if weight.dtype == torch.bfloat16 and x.numel() == x.shape[-1]:  # one row: a matrix-vector product
+            row = torch.mv(weight, x.reshape(-1)) if bias is None else torch.addmv(bias, weight, x.reshape(-1))
+            return row.view(*x.shape[:-1], weight.shape[0])
+        return F.linear(x, weight, bias)
+
+
+# --- which parameters an optimizer has written since the copies were made -------------------
+_STEPS = itertools.count(1)
+_WRITTEN = "_gpt_core_optimizer_step"  # an attribute on each parameter: the step that last wrote it
+_HOOK_LOCK = threading.Lock()
+_hooked = False
+
+
+def _note_step(optimizer: torch.optim.Optimizer, args, kwargs) -> None:
+    step = next(_STEPS)
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            setattr(p, _WRITTEN, step)
+
+
+def _watch_optimizers() -> None:
+    global _hooked
+    with _HOOK_LOCK:  # once per process, when the first copies are kept (not at import)
+        if not _hooked:
+            from torch.optim.optimizer import register_optimizer_step_post_hook
+            register_optimizer_step_post_hook(_note_step)
+            _hooked = True
+
+
+def _fingerprint(model: nn.Module) -> tuple:
+    return tuple((p.data_ptr(), p._version, getattr(p, _WRITTEN, 0)) for p in model.parameters())
+
+
+def decode_weights(model: nn.Module, dtype: torch.dtype) -> DecodeWeights:
+    """The model's decoding weights in `dtype`: those kept from its last generation while its
+    parameters are unchanged, else made now (and kept in their place)."""
+    _watch_optimizers()
+    fingerprint = (dtype, _fingerprint(model))
+    kept = model.__dict__.get("_decode_weights")
+    if kept is not None and kept.fingerprint == fingerprint:
+        return kept
+    model.__dict__["_decode_weights"] = None  # the stale copies go before new ones are made
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    # Input-major helps a CPU's one-row float32 products; a GPU reads either layout alike.
+    weights = DecodeWeights(model, dtype, input_major=on_cpu and dtype == torch.float32)
+    weights.fingerprint = fingerprint
+    model.__dict__["_decode_weights"] = weights
+    return weights
+
+
+def release_decode_weights(model: nn.Module) -> None:
+    """Drop the copies kept on `model` (its memory comes back; the next generation makes them)."""
+    model.__dict__.pop("_decode_weights", None)

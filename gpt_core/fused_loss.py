@@ -11,7 +11,9 @@ the log-sum-exp, the softmax that makes the gradient, the loss and the weight gr
 float32: the mixed precision of the rest of the model. There the products are fast enough that
 passes over the float32 logits would dominate, so the vocabulary is walked in blocks that stay
 in cache: one walk for an online log-sum-exp, a second that recomputes each block's logits and
-turns them into its gradient (a third more head products, far fewer bytes moved). A float32 run
+turns them into its gradients (a third more head products, far fewer bytes moved). Each block
+of the weight is cast to bfloat16 where it is used, so no copy of the head or of the logits is
+held: the bfloat16 head needs less memory than the float32 one. A float32 run
 takes exactly the float32 operations it always did.
 """
 from __future__ import annotations
@@ -81,18 +83,19 @@ def _vocab_blocks(vocab: int, tokens: int):
     return [(v0, min(v0 + rows, vocab)) for v0 in range(0, vocab, rows)]
 
 
-def _mixed_losses(w: torch.Tensor, h: torch.Tensor, targets: torch.Tensor, label_smoothing: float
+def _mixed_losses(weight: torch.Tensor, h: torch.Tensor, targets: torch.Tensor, label_smoothing: float
                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(per-token loss, log-sum-exp), float32, of the logits `w @ h.T` with w (V, d) and h (C, d)
-    in bfloat16: an online log-sum-exp over vocabulary blocks, no (V, C) tensor held."""
-    vocab, tokens = w.shape[0], h.shape[0]
+    """(per-token loss, log-sum-exp), float32, of the logits `weight @ h.T` with weight (V, d)
+    float32 and h (C, d) bfloat16: each vocabulary block of the weight cast and multiplied in
+    bfloat16, an online log-sum-exp over the blocks; no (V, C) or (V, d) copy is held."""
+    vocab, tokens = weight.shape[0], h.shape[0]
     ht = h.t()
     peak = torch.full((tokens,), -torch.inf, device=h.device)
     sum_exp = torch.zeros(tokens, device=h.device)
     target_logit = torch.zeros(tokens, device=h.device)
     logit_sum = torch.zeros(tokens, device=h.device) if label_smoothing else None
     for v0, v1 in _vocab_blocks(vocab, tokens):
-        block = (w[v0:v1] @ ht).float()  # (R, C)
+        block = (weight[v0:v1].to(h.dtype) @ ht).float()  # (R, C)
         rows = targets - v0
         inside = (rows >= 0) & (rows < v1 - v0)
         picked = block.gather(0, rows.clamp(0, v1 - v0 - 1).unsqueeze(0)).squeeze(0)
@@ -109,24 +112,32 @@ def _mixed_losses(w: torch.Tensor, h: torch.Tensor, targets: torch.Tensor, label
     return loss, lse
 
 
-def _mixed_logit_grads(w: torch.Tensor, h: torch.Tensor, targets: torch.Tensor, lse: torch.Tensor,
-                       label_smoothing: float, n: int) -> torch.Tensor:
-    """d loss_mean / d logits, (V, C) in bfloat16 for the two gradient products; each block's
-    softmax - (1-eps) * onehot - eps / V is formed in float32 from its recomputed logits."""
-    vocab, tokens = w.shape[0], h.shape[0]
+def _mixed_grads(weight: torch.Tensor, h: torch.Tensor, targets: torch.Tensor, lse: torch.Tensor,
+                 label_smoothing: float, n: int, grad_weight: torch.Tensor, accumulate: bool) -> torch.Tensor:
+    """The slice's gradients, block by block: d loss_mean / d logits (softmax - (1-eps) *
+    onehot - eps / V) formed in float32 from each block's recomputed logits, then its two
+    products in bfloat16. Writes (or adds) the blocks' rows of `grad_weight` (V, d) and
+    returns the gradient of `h`, (C, d), both float32."""
+    vocab, tokens = weight.shape[0], h.shape[0]
     ht = h.t()
-    grads = torch.empty(vocab, tokens, dtype=w.dtype, device=w.device)
     shift = lse + math.log(n)  # exp(logit - lse - log n) = softmax / n, in one pass fewer
+    grad_h = torch.zeros(tokens, weight.shape[1], device=h.device)
     for v0, v1 in _vocab_blocks(vocab, tokens):
-        g = (w[v0:v1] @ ht).float().sub_(shift).exp_()  # softmax / n, (R, C)
+        w = weight[v0:v1].to(h.dtype)  # (R, d)
+        g = (w @ ht).float().sub_(shift).exp_()  # softmax / n, (R, C)
         cols = ((targets >= v0) & (targets < v1)).nonzero().squeeze(1)  # tokens whose target is here
         if cols.numel():
             g.index_put_((targets[cols] - v0, cols), g.new_full((cols.numel(),), (label_smoothing - 1) / n),
                          accumulate=True)
         if label_smoothing:
             g.sub_(label_smoothing / (vocab * n))
-        grads[v0:v1] = g
-    return grads
+        g = g.to(h.dtype)
+        grad_h += g.t() @ w  # (C, d)
+        if accumulate:
+            grad_weight[v0:v1] += g @ h  # (R, d)
+        else:
+            grad_weight[v0:v1] = g @ h
+    return grad_h
 
 
 class _FusedLinearCrossEntropy(torch.autograd.Function):
@@ -148,30 +159,18 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
         grad_weight = None
         total = hidden.new_zeros((), dtype=torch.float32)
         mixed = compute_dtype != torch.float32
-        # The products' copies of the weight and the activations, made once (autocast would
-        # cast them again for each product).
-        w = weight.to(compute_dtype) if mixed else weight
-        h_all = hidden.to(compute_dtype) if mixed else hidden
+        h_all = hidden.to(compute_dtype) if mixed else hidden  # the products' copy of the activations
         for start in range(0, n, chunk_tokens):
             h = h_all[start:start + chunk_tokens]  # (C, d)
             t = targets[start:start + chunk_tokens]
-            if mixed:  # bfloat16 products; the weight's gradient summed in float32
-                loss, lse = _mixed_losses(w, h, t, label_smoothing)
+            if mixed:  # bfloat16 products; the gradients summed in float32
+                loss, lse = _mixed_losses(weight, h, t, label_smoothing)
                 total += loss.sum()
-                g = _mixed_logit_grads(w, h, t, lse, label_smoothing, n)
-                grad_hidden[start:start + chunk_tokens] = g.t() @ w  # (C, d)
-                if start + chunk_tokens >= n:
-                    del w  # the last slice: its bfloat16 copy goes before the weight gradient comes
                 first = grad_weight is None
                 if first:
                     grad_weight = torch.empty_like(weight)
-                # Block by block, so no (V, d) bfloat16 product is held beside the float32 sum.
-                for v0, v1 in _vocab_blocks(vocab, h.shape[0]):
-                    if first:
-                        grad_weight[v0:v1] = g[v0:v1] @ h  # (R, d)
-                    else:
-                        grad_weight[v0:v1] += g[v0:v1] @ h
-                del g
+                grad_hidden[start:start + chunk_tokens] = _mixed_grads(weight, h, t, lse, label_smoothing, n,
+                                                                       grad_weight, accumulate=not first)
                 continue
             logits_t = weight @ h.t()  # (V, C)
             loss, exp_t, sum_exp = _chunk_losses(logits_t, t, label_smoothing)
@@ -215,12 +214,12 @@ def fused_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targe
         if torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad):
             return _FusedLinearCrossEntropy.apply(hidden, weight, targets, label_smoothing, chunk_tokens,
                                                   compute_dtype)
-        w, h_all = weight.to(compute_dtype), hidden.to(compute_dtype)
+        h_all = hidden.to(compute_dtype)
         total = hidden.new_zeros((), dtype=torch.float32)
         for start in range(0, hidden.shape[0], chunk_tokens):
             h, t = h_all[start:start + chunk_tokens], targets[start:start + chunk_tokens]
             if compute_dtype != torch.float32:
-                total += _mixed_losses(w, h, t, label_smoothing)[0].sum()
+                total += _mixed_losses(weight, h, t, label_smoothing)[0].sum()
             else:
-                total += _chunk_losses(w @ h.t(), t, label_smoothing)[0].sum()  # (V, C) logits
+                total += _chunk_losses(weight @ h.t(), t, label_smoothing)[0].sum()  # (V, C) logits
         return (total / hidden.shape[0]).to(hidden.dtype)

@@ -24,6 +24,7 @@ from torch import nn
 from .bigram import BIGRAM, BigramConfig, BigramLanguageModel
 from .config import GPTConfig
 from .decoding import DecodeWeights
+from .decoding import decode_weights as decoding_weights  # (the parameter below is named decode_weights)
 
 
 def as_config(cfg: GPTConfig | Mapping[str, Any]) -> GPTConfig:
@@ -57,7 +58,8 @@ class KVCache:
                   dtype: torch.dtype | None = None, decode_weights: bool = False) -> "KVCache":
         """A cache sized for `model` (up to its context length by default). `dtype`: of the keys
         and values (default: the weights'). `decode_weights`: decode with the weights in
-        `dtype` and input-major (decoding.py), copied now where the parameters are not."""
+        `dtype` and the layout one-row products read fastest (decoding.py), kept on the model
+        from its last generation while its parameters are unchanged, else copied now."""
         cfg = model.cfg
         max_len = cfg.context_length if max_len is None else max_len
         if max_len > cfg.context_length:
@@ -69,8 +71,7 @@ class KVCache:
         dtype = dtype or weight.dtype
         if dtype != weight.dtype and not decode_weights:
             raise ValueError(f"a {dtype} KV cache for {weight.dtype} weights needs decode_weights=True")
-        # Input-major helps a CPU's one-row products; a GPU reads either layout alike.
-        weights = DecodeWeights(model, dtype, input_major=weight.device.type == "cpu") if decode_weights else None
+        weights = decoding_weights(model, dtype) if decode_weights else None
         return cls(n_layers=cfg.n_layers, batch_size=batch_size, n_heads=cfg.n_heads, head_dim=cfg.head_dim,
                    max_len=max_len, device=weight.device, dtype=dtype, weights=weights)
 

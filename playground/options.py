@@ -12,6 +12,7 @@ from gpt_core.bigram import BigramConfig
 from gpt_core.config import BABYGPT_TRAIN_RATIO, BIGRAM_LEARNING_RATE, GPTConfig, PRESETS, TrainConfig
 
 from .fields import form_number
+from .i18n import tr, translate_message
 
 # Label shown in the dropdown -> preset name in gpt_core.config.PRESETS ("custom": the fields).
 PRESET_CHOICES = {
@@ -46,9 +47,10 @@ def precision_name(label: str) -> str:
 
 
 def precision_sentence(precision) -> str:
-    """What the page says about a run's arithmetic: which, and why (a gpt_core Precision)."""
+    """What the page says about a run's arithmetic: which, and why (a gpt_core Precision),
+    in the session's language (the engine's reason through the table's templates)."""
     kind = {"float32": "Exact (float32)", "bfloat16": "Fast (bfloat16)"}.get(precision.name, precision.name)
-    return f"Precision: **{kind}**: {precision.reason}."
+    return tr("Precision: **{kind}**: {reason}.", kind=tr(kind), reason=translate_message(precision.reason))
 
 def train_form_values(train: TrainConfig) -> dict[str, Any]:
     """A TrainConfig as the Train form shows it (build_spec reads these back)."""

@@ -20,9 +20,14 @@ CSS = """
 [data-testid="status-tracker"]:has(> .error) {display: none !important}
 .block.message-area:has(.prose p) {border: 1px solid #fca5a5; background: #fef2f2; border-radius: 6px;
   padding: 4px 12px !important}
-/* Tables on a phone: scroll sideways rather than break "124M" into "12 / 4M". */
-.prose table {display: block; overflow-x: auto; width: max-content; max-width: 100%}
-.prose th, .prose td {word-break: normal; overflow-wrap: normal; white-space: nowrap}
+/* Tables on a phone: lines break between words, never inside "124M"; what still does not
+   fit scrolls sideways. */
+.prose table {display: block; overflow-x: auto; width: max-content; max-width: 100%; border: none}
+.prose th, .prose td {word-break: normal; overflow-wrap: normal}
+/* The introduction and the language switch: side by side on a wide screen, stacked on a phone
+   (side by side there, the introduction was a column a few words wide). */
+@media (max-width: 640px) {#intro-row {flex-wrap: wrap} #intro-row > * {flex: 1 1 100% !important}
+  #intro-row #language {flex: 1 1 100% !important; min-width: 100% !important}}
 """
 
 # Plotly sizes a chart drawn while its tab is still hidden (zero wide) at its default 700 px

@@ -32,6 +32,10 @@ body.{CLASS} .js-plotly-plot .scatterlayer .js-line,
 body.{CLASS} .js-plotly-plot .legendlines path {{stroke-width: {LINE_PX}px !important}}
 /* A faint line (the per-batch loss, drawn translucent) stays lighter than the curves over it. */
 body.{CLASS} .js-plotly-plot .scatterlayer .js-line[style*="stroke-opacity: 0."] {{stroke-width: {FAINT_PX}px !important}}
+/* The language switch, grown, takes a line of its own under the title (beside it, on a phone,
+   it would squeeze the title into a narrow column). */
+body.{CLASS} .form:has(> #language) {{min-width: 100% !important}}
+body.{CLASS} #language {{flex-grow: 1 !important}}
 /* The chart's floating name tag would cover its larger title. */
 body.{CLASS} .block:has(.js-plotly-plot) > label[data-testid=block-label] {{display: none}}
 """

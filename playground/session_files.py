@@ -107,5 +107,6 @@ class CheckpointFiles:
         folder = session_folder(self.files_root, self.id)
         if folder.is_dir():
             shutil.rmtree(folder, ignore_errors=True)
-        if self.own is not None:
-            self.own.checkpoint_path = None
+        # self._own, not self.own: that would read a spilled model back from the folder just removed.
+        if self._own is not None:
+            self._own.checkpoint_path = None

@@ -15,7 +15,7 @@ from gpt_core.train_events import EvalEvent, StepEvent, format_utilisation
 from . import replay
 from .common import TRAIN_QUEUE
 from .files import LINKS
-from .i18n import tr
+from .i18n import tr, translate_message
 from .session import Workspace
 from .train_queue import Place
 
@@ -81,7 +81,7 @@ def metrics(ws: Workspace, last_step: StepEvent | None, last_eval: EvalEvent | N
         parts.append(f"batch loss **{last_step.loss:.3f}**")
         parts.append(f"{last_step.tokens_per_sec:,.0f} tokens/s")
         if format_utilisation(last_step):  # achieved FLOP/s against this server's measured peak
-            parts.append(format_utilisation(last_step))
+            parts.append(translate_message(format_utilisation(last_step)))
         parts.append(f"lr {last_step.lr:.2e}")
     if last_eval is not None:
         parts.append(f"train loss **{last_eval.train_loss:.3f}** (perplexity {_ppl(last_eval.train_ppl)})")

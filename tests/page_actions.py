@@ -2,6 +2,10 @@
 model through a link, and train a run to its end."""
 from __future__ import annotations
 
+from app_server import ROOT
+
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+
 # A tiny model on The Verdict's characters: a run of one epoch takes a few seconds.
 TINY = ("?preset=custom&tokenizer=char&num_epochs=1&learning_rate=0.006&eval_freq=10&eval_iter=1"
         "&context_length=32&emb_dim=32&n_heads=2&n_layers=1&drop_rate=0.1")
@@ -24,8 +28,13 @@ def set_number(page, label: str, value: str) -> None:
 def train_until_done(page, timeout_ms: float = 180_000) -> None:
     page.evaluate(WATCH_RUN_JS)
     page.locator("#train-btn").click()
-    page.wait_for_function(f"() => window.sawRunning && !document.querySelector('#train-btn').disabled"
-                           f" && ({STATUS})().includes('Done')", timeout=timeout_ms)
+    try:
+        page.wait_for_function(f"() => window.sawRunning && !document.querySelector('#train-btn').disabled"
+                               f" && ({STATUS})().includes('Done')", timeout=timeout_ms)
+    except Exception:  # what the page showed instead, beside the test's other screenshots
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "train-until-done-failed.png"), full_page=True)
+        raise
 
 
 def second_run(page) -> None:

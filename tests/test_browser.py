@@ -60,6 +60,8 @@ def test_page_opens_on_the_verdict_with_what_the_model_sees(page):
 def test_training_draws_the_chart_while_it_runs_then_stops(page, app):
     open_tab(page, "2 · Train")
     page.get_by_text("parameters").first.wait_for()
+    # The empty chart is drawn once the tab's first view arrives (the page's load chain).
+    page.wait_for_function(f"({POINTS_JS})() >= 0", timeout=30_000)
     assert page.evaluate(POINTS_JS) == 0
     start, cpu_start = time.monotonic(), cpu_seconds(app.pid)
     page.locator("#train-btn").click()
@@ -196,6 +198,7 @@ def test_a_second_student_sees_the_queue_and_leaves_it_with_stop(app, browser):
         second.locator("#train-btn").click()
         waiting = "Waiting: 1 training ahead of you"
         second.wait_for_function(f"() => document.querySelector('#train-status').innerText.includes('{waiting}')")
+        second.locator("#train-status").scroll_into_view_if_needed()  # pressing Train scrolled the page down
         assert seen(second, "#train-status", waiting) == "seen"
         assert "1 ahead of you" in second.inner_text("#progress-box")
         assert second.locator("#train-btn").inner_text().startswith("Waiting… (1 ahead)")
@@ -206,6 +209,7 @@ def test_a_second_student_sees_the_queue_and_leaves_it_with_stop(app, browser):
         second.wait_for_function(f"() => document.querySelector('#train-status').innerText.includes('{left}')")
         second.wait_for_function("() => !document.querySelector('#train-btn').disabled")
         assert second.locator("#train-btn").inner_text() == "Train"
+        second.locator("#train-status").scroll_into_view_if_needed()
         assert seen(second, "#train-status", left) == "seen"
         assert second.locator("#stop-btn").is_disabled()  # nothing left to stop
         shot(second, "2-train-left-the-queue", phone=True)

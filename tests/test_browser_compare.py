@@ -134,6 +134,17 @@ def test_two_runs_compared_on_one_chart_with_their_labels_and_exported(page, vie
     assert page.request.get(page.url.split("?")[0] + href).status == 200
     assert page.request.get(page.url.split("?")[0] + href.replace(token, token[:-4] + "AAAA")).status == 404
 
+    # In Chinese: the chart, its labels and the downloads redrawn in the session's language.
+    page.locator("#language").get_by_text("中文").click()
+    zh_label = "第 2 次运行：学习率 6e-3 → 1e-3，dropout 0.1 → 0"
+    page.wait_for_function(f"() => [...document.querySelectorAll('#compare-chart .legendtext')]"
+                           f".some(t => t.textContent === {zh_label!r})")
+    assert seen(page.locator("#compare-chart .legendtext").filter(has_text=zh_label)) == "seen"
+    assert seen(page.locator("#export-csv").filter(has_text="下载曲线（CSV）")) == "seen"
+    shot(page, "runs-zh", viewport, page.locator("#compare-box"))
+    page.locator("#language").get_by_text("English").click()
+    page.locator("#compare-chart .legendtext").filter(has_text=LABELS[1]).wait_for()
+
 
 def field(page, label: str):
     return page.get_by_label(label, exact=True)
@@ -170,6 +181,12 @@ def test_a_shared_link_restores_the_settings(page, context, viewport):
             assert seen(field(other, label)) == "seen", label
         assert other.get_by_label("Characters").nth(1).is_checked()  # the Train tab's tokenizer
         shot(other, "link-restored", viewport)
+
+        other.goto(link + "&lang=zh-CN")  # the same link, on a Chinese page: its note in Chinese
+        other.locator("#link-note").get_by_text("已填入你打开的链接中的设置").wait_for()
+        assert seen(other.locator("#link-note")) == "seen"
+        assert seen(other.get_by_text("复制带有这些设置的链接")) == "seen"
+        shot(other, "link-restored-zh", viewport)
 
         other.goto(page.url.split("?")[0] + "?learning_rate=fast&text=lunyu")  # a link the page never writes
         other.locator("#link-note").get_by_text("not used").wait_for()

@@ -58,6 +58,17 @@ def test_two_runs_on_one_chart_labelled_by_what_differs(ws):
     assert ws.runs.runs[1].history is ws.history  # the latest run is the one the live chart draws
 
 
+def test_a_chinese_session_reads_the_chart_and_its_labels_in_chinese(ws):
+    from playground.i18n import speaking
+
+    with speaking("zh-CN"):
+        choices, figure, html = compare.view(ws)
+    assert choices["choices"][0] == ("第 1 次运行", 1)
+    assert [t.name for t in figure.data if t.showlegend is not False] == [
+        "第 1 次运行：学习率 6e-3，dropout 0.1", "第 2 次运行：学习率 6e-3 → 1e-3，dropout 0.1 → 0"]
+    assert figure.layout.title.text == "各次运行的比较" and "下载曲线（CSV）" in html
+
+
 def test_the_csv_and_json_links_serve_the_runs_shown(ws):
     *_, html = compare.view(ws)
     found = links(html)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from gpt_core import fused_loss
 from gpt_core.config import GPT_CONFIG_124M, GPTConfig, TrainConfig
-from gpt_core.decoding import INPUT_MAJOR, DecodeWeights, is_input_major
+from gpt_core.decoding import INPUT_MAJOR, DecodeWeights, decode_weights, is_input_major, release_decode_weights
 from gpt_core.device import allows_tf32, attention_backends, step_settings, to_device, transfer_for
 from gpt_core.generate import generate
 from gpt_core.model import GPTModel
@@ -331,14 +331,23 @@ def test_input_major_decoding_weights_match_the_plain_path_before_and_after_trai
         return fast
 
     before = compare()
+    kept = decode_weights(model, torch.float32)
+    assert decode_weights(model, torch.float32) is kept  # the next generation reuses the copies
     model.train()
-    optimizer = make_optimizer(model, TrainConfig(learning_rate=1e-2))
+    optimizer = make_optimizer(model, TrainConfig(learning_rate=1e-2))  # fused AdamW: no version bump
     loss = F.cross_entropy(model(ids[:, :-1]).flatten(0, 1), ids[:, 1:].flatten())
     loss.backward()
     optimizer.step()
     model.eval()
+    assert decode_weights(model, torch.float32) is not kept  # ... until an optimizer wrote the weights
     after = compare()  # a new generation reads the trained weights
     assert not torch.allclose(before, after)
+    kept = decode_weights(model, torch.float32)
+    model.load_state_dict(_tiny_model(seed=11).state_dict())  # so does a state dict read in
+    assert decode_weights(model, torch.float32) is not kept
+    compare()
+    release_decode_weights(model)
+    assert "_decode_weights" not in model.__dict__
 
 
 def test_gpt2_read_from_its_cache_decodes_without_copies(tmp_path):

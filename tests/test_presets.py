@@ -2,6 +2,7 @@
 same model and train it the same way, and a tied head starts near ln(vocab)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -24,8 +25,13 @@ def cli_demo(text: str, *flags: str):
 
 
 def page_spec(label: str, vocab_size: int):
+    """The page's build, less its replay recording: the page keeps a timeline of every run for the
+    Train tab's replay, which changes no number of the run (tests/test_timeline.py), so the
+    training compared here is the CLI's."""
     model, train, tokenizer = preset_fields(label)
-    return build_spec(tokenizer=tokenizer, vocab_size=vocab_size, preset_label=label, **model, **train)
+    spec = build_spec(tokenizer=tokenizer, vocab_size=vocab_size, preset_label=label, **model, **train)
+    assert spec.train.timeline, "the page records every run for its replay"
+    return dataclasses.replace(spec, train=spec.train.replace(timeline=False))
 
 
 def test_cli_demo_is_the_page_demo(verdict_text):

@@ -154,12 +154,6 @@ def test_a_spilled_session_comes_back_bit_exact_and_resumes_as_if_never_spilled(
     assert not any(spilled.files_dir().glob("spilled/*"))
 
 
-@pytest.mark.xfail(strict=True, raises=CheckpointError, reason=(
-    "Workspace._drop_checkpoints (playground/session.py) removes the session's folder, the "
-    "spilled model.pt in it, and then reads `self.own`, which restores the spilled model from "
-    "that file: CheckpointError 'no checkpoint file named model.pt'. It should read `self._own`. "
-    "This is the Starlette traceback in the launched server's log when a spilled student's tab "
-    "closes (tests/test_memory_budget.py)."))
 def test_a_spilled_session_that_closes_is_dropped_without_reading_its_model_back(tmp_path, verdict_text):
     budget = MemoryBudget(4096 * MB, headroom_bytes=0)
     ws = trained_workspace(tmp_path, verdict_text, budget, steps=1)
