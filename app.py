@@ -16,10 +16,10 @@ from starlette.middleware import Middleware  # noqa: E402
 
 from gpt_core.corpus import DEFAULT_CORPUS, SAMPLE_CORPORA  # noqa: E402
 from gpt_core.plots import loss_figure  # noqa: E402
-from playground import (attention_tab, compare, data_tab, evaluate_tab, generate_tab, gpt2_tab, inspector,  # noqa: E402
+from playground import (attention_tab, compare, data_tab, evaluate_tab, generate_tab, gpt2_tab,  # noqa: E402
                         page, replay, share, train_tab)
 from playground.common import (LIMITS, REGISTRY, SETTINGS, bind, bind_form, bind_progress, clear_on,  # noqa: E402
-                               explain_failures, guard, release_session)
+                               explain_failures, release_session)
 from playground.files import EXPORTS, LINKS, remove_leftovers  # noqa: E402
 from playground.chart_zoom import KEEP_ZOOM_HEAD  # noqa: E402
 from playground.http_limits import BodyLimit  # noqa: E402
@@ -153,82 +153,9 @@ def build_app() -> gr.Blocks:
                                              autoscroll=False)
                         compare_ui = compare.layout()  # the session's runs on one chart, exported
 
-            # --- Generate -----------------------------------------------------------------
-            with gr.Tab("3 · Generate", id="generate") as generate_tab_ui:
-                with gr.Row():
-                    with gr.Column(scale=1, min_width=320):
-                        # Choices are filled per session when the tab opens; an API client never opens it, so
-                        # any value passes here and models.resolve() checks it on the server.
-                        gen_model = gr.Dropdown([], label="Model", allow_custom_value=True)
-                        prompt = gr.Textbox("Every effort moves you", label="Prompt", lines=3)
-                        max_new = gr.Slider(1, LIMITS.max_new_tokens, value=50, step=1, label="Max new tokens",
-                                            elem_id="max-new")
-                        temperature = gr.Slider(0, 2, value=1.0, step=0.05, label="Temperature (0 = greedy)",
-                                                elem_id="temperature")
-                        top_k = gr.Slider(0, 200, value=25, step=1, label="Top-k (0 = off)", elem_id="top-k")
-                        top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p (1 = off)", elem_id="top-p")
-                        with gr.Row():
-                            gen_seed = gr.Number(123, label="Seed (empty = random)", precision=0)
-                            stop_eot = gr.Checkbox(True, label="Stop at end-of-text")
-                        with gr.Row():
-                            gen_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn")
-                            gen_stop = gr.Button("Stop", variant="stop")
-                        gen_message = message_area("generate-message")
-                    with gr.Column(scale=2):
-                        gr.Markdown("**Output**")
-                        gen_output = gr.HTML(generate_tab.output_html(None), elem_id="generate-output")
-                        cand_btn = gr.Button("Show next-token candidates for the prompt", size="sm")
-                        cand_chart = gr.Plot(label="Next-token candidates", show_label=False, elem_id="candidates-chart")
-                        inspector_ui = inspector.layout()
-                with gr.Accordion("Sampling lab: the book's 9-word example", open=True):
-                    gr.Markdown("After *every effort moves you* the book's toy model gives these nine words "
-                                "logits. Move the temperature and see how the probabilities and the counts "
-                                "of 1,000 draws change.")
-                    with gr.Row():
-                        lab_temp = gr.Slider(0.05, 5, value=1.0, step=0.05, label="Temperature", scale=2,
-                                             elem_id="lab-temperature")
-                        lab_draws = gr.Number(1000, label="Draws", precision=0, scale=1)
-                        lab_seed = gr.Number(123, label="Seed", precision=0, scale=1)
-                    lab_chart = gr.Plot(label="Sampling lab", show_label=False, elem_id="lab-chart")
-
-            # --- GPT-2 --------------------------------------------------------------------
-            with gr.Tab("4 · GPT-2", id="gpt2") as gpt2_tab_ui:
-                with gr.Row():
-                    with gr.Column(scale=1, min_width=320):
-                        gpt2_size = gr.Radio(gpt2_tab.SIZES, value="124M", label="GPT-2 size")
-                        download_btn = gr.Button("Download and load", variant="primary", elem_id="gpt2-download")
-                        gpt2_message = message_area("gpt2-message")
-                        with gr.Accordion("Offline? Import from a folder or upload", open=False):
-                            gpt2_help = gr.Markdown()  # drawn in the session's language on load
-                            folder = gr.Textbox(label="Folder on the server", elem_id="gpt2-folder",
-                                                placeholder=gpt2_tab.example_folder())
-                            folder_btn = gr.Button("Import from folder", elem_id="gpt2-folder-btn")
-                            gpt2_files = gr.File(label="Upload the files (.safetensors, or the 7 files of OpenAI's release)",
-                                                 file_count="multiple", type="filepath", height=150)
-                    with gr.Column(scale=2):
-                        gpt2_status = gr.Markdown(elem_id="gpt2-status")
-                        gpt2_sizes = gr.Markdown()  # drawn in the session's language on load
-                        gpt2_info = gr.Markdown(gpt2_tab.loaded_models_md())
-
-            # --- Evaluate -----------------------------------------------------------------
-            with gr.Tab("5 · Evaluate", id="evaluate") as evaluate_tab_ui:
-                with gr.Row():
-                    eval_text = gr.Textbox(label="Text to score (empty = the validation part of the corpus)",
-                                           lines=4, max_lines=8, scale=3)
-                    with gr.Column(scale=1, min_width=240):
-                        model_a = gr.Dropdown([], label="Model A", allow_custom_value=True)
-                        model_b = gr.Dropdown([], label="Model B (optional)", allow_custom_value=True)
-                        eval_btn = gr.Button("Score", variant="primary", elem_id="eval-btn")
-                        eval_message = message_area("evaluate-message")
-                eval_note = gr.Markdown()
-                with gr.Row():
-                    with gr.Column(elem_id="eval-a"):
-                        eval_a_md = gr.Markdown()
-                        eval_a_html = gr.HTML()
-                    with gr.Column(elem_id="eval-b"):
-                        eval_b_md = gr.Markdown()
-                        eval_b_html = gr.HTML()
-
+            generate_ui = generate_tab.layout()  # --- 3 · Generate
+            gpt2_ui = gpt2_tab.layout()  # --- 4 · GPT-2
+            evaluate_ui = evaluate_tab.layout()  # --- 5 · Evaluate
             attention_ui = attention_tab.layout()  # --- 6 · Attention
 
         # === events =======================================================================
@@ -326,56 +253,14 @@ def build_app() -> gr.Blocks:
         explain_failures(train_message, (ckpt_event, train_tab.upload_checkpoint), then=train_tab.model_unchanged,
                          reset=[upload_ckpt])
 
-        # Generate
-        cand_inputs = [gen_model, prompt, temperature, top_k, top_p]
-        evaluate_tab_ui.select(bind(train_tab.model_dropdowns), [gen_model, model_a, model_b],
-                               [gen_model, model_a, model_b], api_name=False)
-        generate_tab_ui.select(bind(train_tab.model_dropdowns), [gen_model, model_a, model_b],
-                               [gen_model, model_a, model_b], api_name=False).then(
-            bind(generate_tab.candidates_or_note), cand_inputs, cand_chart, api_name=False,
-            show_progress="hidden")
-        gen_inputs = [gen_model, prompt, max_new, temperature, top_k, top_p, gen_seed, stop_eot]
-        # The page shows the prompt and the continuation apart; the API returns the text.
-        gen_event = gen_btn.click(bind(generate_tab.generate_view), gen_inputs, gen_output, api_name=False,
-                                  concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency,
-                                  show_progress="minimal")
-        gr.api(bind(generate_tab.generate_text), api_name="generate", concurrency_id="generate",
-               concurrency_limit=SETTINGS.generate_concurrency)
-        gen_event.then(bind(generate_tab.candidates_or_note), cand_inputs, cand_chart, api_name=False,
-                       show_progress="hidden")
-        inspector.wire(inspector_ui, gen_event, bind)
-        gen_stop.click(None, None, None, cancels=[gen_event], api_name=False)
-        cand_event = cand_btn.click(bind(generate_tab.candidates), cand_inputs, cand_chart, api_name="candidates",
-                                    concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency)
-        explain_failures(gen_message, (gen_event, generate_tab.generate_view), (cand_event, generate_tab.candidates))
-        # .input: dragging a slider or typing its value, not programmatic updates.
-        for slider in (temperature, top_k, top_p):
-            slider.input(bind(generate_tab.candidates_or_note), cand_inputs, cand_chart, api_name=False,
-                         concurrency_id="generate", trigger_mode="always_last", show_progress="hidden")
-        lab_inputs = [lab_temp, lab_draws, lab_seed]
-        demo.load(guard(generate_tab.sampling_lab), lab_inputs, lab_chart, api_name=False)
-        lab_temp.input(guard(generate_tab.sampling_lab), lab_inputs, lab_chart, api_name="sampling_lab",
-                       trigger_mode="always_last", show_progress="hidden")
-        for box in (lab_draws, lab_seed):
-            box.submit(guard(generate_tab.sampling_lab), lab_inputs, lab_chart, api_name=False)
-
-        # GPT-2
-        gpt2_outputs = [gpt2_status, gpt2_info]
-        one_at_a_time = dict(concurrency_id="gpt2", concurrency_limit=1, show_progress_on=[gpt2_status])
-        explain_failures(gpt2_message, (download_btn.click(bind_progress(gpt2_tab.download), gpt2_size, gpt2_outputs,
-                                                           api_name="gpt2_download", show_progress="full",
-                                                           **one_at_a_time), gpt2_tab.download),
-                         (folder_btn.click(bind_progress(gpt2_tab.import_folder), folder, gpt2_outputs,
-                                           api_name="gpt2_import_folder", **one_at_a_time), gpt2_tab.import_folder))
-        explain_failures(gpt2_message, (gpt2_files.upload(bind_progress(gpt2_tab.import_upload), gpt2_files, gpt2_outputs,
-                                                          api_name="gpt2_import_upload", **one_at_a_time),
-                                        gpt2_tab.import_upload), reset=[gpt2_files])
-
-        # Evaluate
-        explain_failures(eval_message, (eval_btn.click(
-            bind(evaluate_tab.evaluate), [eval_text, model_a, model_b],
-            [eval_a_md, eval_a_html, eval_b_md, eval_b_html, eval_note], api_name="evaluate",
-            concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency), evaluate_tab.evaluate))
+        # The model lists of three tabs are refreshed when one opens; Generate then draws its candidates.
+        pickers = [generate_ui.model, evaluate_ui.model_a, evaluate_ui.model_b]
+        evaluate_ui.tab.select(bind(train_tab.model_dropdowns), pickers, pickers, api_name=False)
+        generate_ui.tab.select(bind(train_tab.model_dropdowns), pickers, pickers, api_name=False).then(
+            bind(generate_tab.candidates_or_note), generate_tab.candidate_inputs(generate_ui), generate_ui.cand_chart,
+            api_name=False, show_progress="hidden")
+        generate_tab.wire(generate_ui, demo, bind, concurrency_limit=SETTINGS.generate_concurrency)
+        gpt2_tab.wire(gpt2_ui, bind_progress)
 
         # A message stays until its tab's input changes or a new try begins; a new text or
         # preset starts the Train tab (and Evaluate's validation text) afresh too.
@@ -384,11 +269,8 @@ def build_app() -> gr.Blocks:
         clear_on(train_message, *new_text, preset.input, start_from.input, tokenizer.input, data_tokenizer.input,
                  *(f.input for f in preset_fills), train_btn.click, resume_btn.click, stop_btn.click,
                  measure_btn.click, save_ckpt.click, upload_ckpt.upload)
-        clear_on(gen_message, gen_model.input, prompt.input, max_new.input, temperature.input, top_k.input,
-                 top_p.input, gen_seed.input, gen_btn.click, cand_btn.click)
-        clear_on(gpt2_message, gpt2_size.input, download_btn.click, folder.input, folder_btn.click, gpt2_files.upload)
-        clear_on(eval_message, *new_text, eval_text.input, model_a.input, model_b.input, eval_btn.click)
-
+        evaluate_tab.wire(evaluate_ui, bind, new_text=new_text, concurrency_id="generate",
+                          concurrency_limit=SETTINGS.generate_concurrency)
         attention_tab.wire(attention_ui, bind, concurrency_id="generate",
                            concurrency_limit=SETTINGS.generate_concurrency)
 
@@ -400,7 +282,7 @@ def build_app() -> gr.Blocks:
         redraw = [(bind(data_tab.view), data_inputs, data_outputs),
                   (bind_form(train_tab.estimate, FORM_FIELDS, ["start_from"]), estimate_inputs, estimate),
                   (bind(replay.redraw), None, replay_ui.outputs),
-                  (bind(gpt2_tab.import_help), None, gpt2_help), (bind(gpt2_tab.sizes_table), None, gpt2_sizes),
+                  (bind(gpt2_tab.import_help), None, gpt2_ui.help), (bind(gpt2_tab.sizes_table), None, gpt2_ui.sizes),
                   (bind(compare.view), None, compare_ui.outputs)]
 
         def redrawn(event, *, fit: bool = False):
@@ -412,7 +294,7 @@ def build_app() -> gr.Blocks:
                                           api_name=False), share_ui, [restored[k] for k in share.RESTORED], bind),
                 fit=True)
         # Tabs not yet opened keep the label of the language they were first drawn in: relabel them.
-        tab_labels = [data_tab_ui, train_tab_ui, generate_tab_ui, gpt2_tab_ui, evaluate_tab_ui, attention_ui.tab]
+        tab_labels = [data_tab_ui, train_tab_ui, generate_ui.tab, gpt2_ui.tab, evaluate_ui.tab, attention_ui.tab]
         redrawn(language.input(bind(set_language), language, language, js=CHANGE_LOCALE_JS, api_name=False)
                 .then(bind(relabel([tab.label for tab in tab_labels])), None, tab_labels, api_name=False, show_progress="hidden"))
 
