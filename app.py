@@ -16,17 +16,19 @@ from starlette.middleware import Middleware  # noqa: E402
 
 from gpt_core.corpus import DEFAULT_CORPUS, SAMPLE_CORPORA  # noqa: E402
 from gpt_core.plots import loss_figure  # noqa: E402
-from playground import (attention_tab, compare, data_tab, evaluate_tab, generate_tab, gpt2_tab, inspector,  # noqa: E402
+from playground import (attention_tab, compare, data_tab, evaluate_tab, generate_tab, gpt2_tab,  # noqa: E402
                         page, replay, share, train_tab)
 from playground.common import (LIMITS, REGISTRY, SETTINGS, bind, bind_form, bind_progress, clear_on,  # noqa: E402
-                               explain_failures, guard, release_session)
+                               explain_failures, release_session)
 from playground.files import EXPORTS, LINKS, remove_leftovers  # noqa: E402
+from playground.chart_zoom import KEEP_ZOOM_HEAD  # noqa: E402
 from playground.http_limits import BodyLimit  # noqa: E402
 from playground.i18n import BROWSER_LANGUAGE_JS, CHANGE_LOCALE_JS, I18N, LANGUAGES, localize_layout, relabel, set_language  # noqa: E402
 from playground.memory import return_freed_memory_promptly  # noqa: E402
 from playground.notices import message_area  # noqa: E402
 from playground.options import (DEFAULT_PRESET_LABEL, FORM_FIELDS, MODEL_FIELDS, PRESET_CHOICES,  # noqa: E402
                                 PRECISION_CHOICES, START_FROM, preset_fields)
+from playground.preset_fit import FITTED_FIELDS  # noqa: E402
 
 CSS = """
 .gradio-container {max-width: 1400px !important}
@@ -66,7 +68,7 @@ def build_app() -> gr.Blocks:
                 with gr.Row():
                     with gr.Column(scale=1):
                         sample = gr.Dropdown(list(SAMPLE_CORPORA), value=DEFAULT_CORPUS, label="Sample text")
-                        upload = gr.File(label="...or upload a .txt (any common encoding)",
+                        upload = gr.File(label="...or upload a .txt (any common encoding)", elem_id="text-upload",
                                          file_types=[".txt", ".md", ".csv", ".text"], type="filepath",
                                          height=150)
                         pasted = gr.Textbox(label="...or paste a text", lines=4, max_lines=8,
@@ -123,11 +125,12 @@ def build_app() -> gr.Blocks:
                                 eval_freq = gr.Number(train0["eval_freq"], label="Evaluate every (steps)", precision=0)
                                 eval_iter = gr.Number(train0["eval_iter"], label="Evaluation batches", precision=0)
                             start_context = gr.Textbox(train0["start_context"], label="Start context (sampled after each epoch)")
-                        estimate = gr.Markdown()
+                        estimate = gr.Markdown(elem_id="train-estimate")
                         measure_btn = gr.Button("Measure speed on this machine", size="sm")
                         with gr.Row():
                             train_btn = gr.Button("Train", variant="primary", elem_id="train-btn")
-                            stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn")
+                            # Live (and red) only while something can be stopped: train_view._buttons.
+                            stop_btn = gr.Button("Stop", variant="secondary", interactive=False, elem_id="stop-btn")
                             resume_btn = gr.Button("Resume", elem_id="resume-btn")
                         train_message = message_area("train-message")
                         with gr.Accordion("Checkpoint", open=False):
@@ -144,92 +147,19 @@ def build_app() -> gr.Blocks:
                         chart = gr.Plot(loss_figure(), label="Loss", show_label=False, elem_id="loss-chart")
                         replay_ui = replay.layout()  # the run replayed under its curve
                         metrics = gr.Markdown(elem_id="train-metrics")
-                        samples = gr.Textbox(label="Samples after each epoch, newest first (greedy, from the start "
-                                                   "context)",
+                        samples = gr.Textbox(label="Samples after each epoch (random windows: at each evaluation), "
+                                                   "newest first (greedy, from the start context)",
                                              lines=8, max_lines=14, interactive=False, elem_id="sample-log",
                                              autoscroll=False)
                         compare_ui = compare.layout()  # the session's runs on one chart, exported
 
-            # --- Generate -----------------------------------------------------------------
-            with gr.Tab("3 · Generate", id="generate") as generate_tab_ui:
-                with gr.Row():
-                    with gr.Column(scale=1, min_width=320):
-                        # Choices are filled per session when the tab opens; an API client never opens it, so
-                        # any value passes here and models.resolve() checks it on the server.
-                        gen_model = gr.Dropdown([], label="Model", allow_custom_value=True)
-                        prompt = gr.Textbox("Every effort moves you", label="Prompt", lines=3)
-                        max_new = gr.Slider(1, LIMITS.max_new_tokens, value=50, step=1, label="Max new tokens",
-                                            elem_id="max-new")
-                        temperature = gr.Slider(0, 2, value=1.0, step=0.05, label="Temperature (0 = greedy)",
-                                                elem_id="temperature")
-                        top_k = gr.Slider(0, 200, value=25, step=1, label="Top-k (0 = off)", elem_id="top-k")
-                        top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p (1 = off)", elem_id="top-p")
-                        with gr.Row():
-                            gen_seed = gr.Number(123, label="Seed (empty = random)", precision=0)
-                            stop_eot = gr.Checkbox(True, label="Stop at end-of-text")
-                        with gr.Row():
-                            gen_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn")
-                            gen_stop = gr.Button("Stop", variant="stop")
-                        gen_message = message_area("generate-message")
-                    with gr.Column(scale=2):
-                        gr.Markdown("**Output**")
-                        gen_output = gr.HTML(generate_tab.output_html(None), elem_id="generate-output")
-                        cand_btn = gr.Button("Show next-token candidates for the prompt", size="sm")
-                        cand_chart = gr.Plot(label="Next-token candidates", show_label=False, elem_id="candidates-chart")
-                        inspector_ui = inspector.layout()
-                with gr.Accordion("Sampling lab: the book's 9-word example", open=True):
-                    gr.Markdown("After *every effort moves you* the book's toy model gives these nine words "
-                                "logits. Move the temperature and see how the probabilities and the counts "
-                                "of 1,000 draws change.")
-                    with gr.Row():
-                        lab_temp = gr.Slider(0.05, 5, value=1.0, step=0.05, label="Temperature", scale=2,
-                                             elem_id="lab-temperature")
-                        lab_draws = gr.Number(1000, label="Draws", precision=0, scale=1)
-                        lab_seed = gr.Number(123, label="Seed", precision=0, scale=1)
-                    lab_chart = gr.Plot(label="Sampling lab", show_label=False, elem_id="lab-chart")
-
-            # --- GPT-2 --------------------------------------------------------------------
-            with gr.Tab("4 · GPT-2", id="gpt2") as gpt2_tab_ui:
-                with gr.Row():
-                    with gr.Column(scale=1, min_width=320):
-                        gpt2_size = gr.Radio(gpt2_tab.SIZES, value="124M", label="GPT-2 size")
-                        download_btn = gr.Button("Download and load", variant="primary", elem_id="gpt2-download")
-                        gpt2_message = message_area("gpt2-message")
-                        with gr.Accordion("Offline? Import from a folder or upload", open=False):
-                            gpt2_help = gr.Markdown()  # drawn in the session's language on load
-                            folder = gr.Textbox(label="Folder on the server", elem_id="gpt2-folder",
-                                                placeholder=gpt2_tab.example_folder())
-                            folder_btn = gr.Button("Import from folder", elem_id="gpt2-folder-btn")
-                            gpt2_files = gr.File(label="Upload the files (.safetensors, or the 7 files of OpenAI's release)",
-                                                 file_count="multiple", type="filepath", height=150)
-                    with gr.Column(scale=2):
-                        gpt2_status = gr.Markdown(elem_id="gpt2-status")
-                        gpt2_sizes = gr.Markdown()  # drawn in the session's language on load
-                        gpt2_info = gr.Markdown(gpt2_tab.loaded_models_md())
-
-            # --- Evaluate -----------------------------------------------------------------
-            with gr.Tab("5 · Evaluate", id="evaluate") as evaluate_tab_ui:
-                with gr.Row():
-                    eval_text = gr.Textbox(label="Text to score (empty = the validation part of the corpus)",
-                                           lines=4, max_lines=8, scale=3)
-                    with gr.Column(scale=1, min_width=240):
-                        model_a = gr.Dropdown([], label="Model A", allow_custom_value=True)
-                        model_b = gr.Dropdown([], label="Model B (optional)", allow_custom_value=True)
-                        eval_btn = gr.Button("Score", variant="primary", elem_id="eval-btn")
-                        eval_message = message_area("evaluate-message")
-                eval_note = gr.Markdown()
-                with gr.Row():
-                    with gr.Column(elem_id="eval-a"):
-                        eval_a_md = gr.Markdown()
-                        eval_a_html = gr.HTML()
-                    with gr.Column(elem_id="eval-b"):
-                        eval_b_md = gr.Markdown()
-                        eval_b_html = gr.HTML()
-
+            generate_ui = generate_tab.layout()  # --- 3 · Generate
+            gpt2_ui = gpt2_tab.layout()  # --- 4 · GPT-2
+            evaluate_ui = evaluate_tab.layout()  # --- 5 · Evaluate
             attention_ui = attention_tab.layout()  # --- 6 · Attention
 
         # === events =======================================================================
-        data_inputs = [data_tokenizer, context_length, batch_size, stride]
+        data_inputs = [data_tokenizer, context_length, batch_size, stride, iterations]
         data_outputs = [summary, data_warnings, token_view, preview]
         # The Train form by name (options.FORM_FIELDS): handlers receive it as a dict.
         form = dict(tokenizer=tokenizer, preset=preset, context_length=context_length, emb_dim=emb_dim,
@@ -240,10 +170,21 @@ def build_app() -> gr.Blocks:
                     label_smoothing=label_smoothing, seed=seed, start_context=start_context, stride=stride,
                     iterations=iterations, precision=precision)
         spec_inputs = [form[k] for k in FORM_FIELDS]
+        estimate_inputs = [*spec_inputs, start_from]
         preset_fills = [form[k] for k in train_tab.PRESET_FILLS]
+        # What fitting a preset to the text sets (playground/preset_fit.py), then the estimate.
+        fit_outputs = [form[k] for k in FITTED_FIELDS] + [estimate]
+
+        def re_estimate(trigger, **kw):
+            return trigger(bind_form(train_tab.estimate, FORM_FIELDS, ["start_from"]), estimate_inputs, estimate,
+                           api_name=False, **kw)
+
+        def refit(trigger):
+            return trigger(bind_form(train_tab.fit, FORM_FIELDS, ["start_from"]), estimate_inputs, fit_outputs,
+                           api_name=False)
         model_fields = [form[k] for k in MODEL_FIELDS]  # editing one turns the preset into "Custom"
 
-        # A new text changes the batches per epoch and the time estimate in the Train tab.
+        # A new text changes the batches per epoch, the fitted preset and the time estimate.
         data_events = (
             (sample.input(bind(data_tab.choose_sample), [sample, *data_inputs], data_outputs, api_name="choose_sample"),
              data_tab.choose_sample),
@@ -253,33 +194,29 @@ def build_app() -> gr.Blocks:
              data_tab.use_pasted),
         )
         for event, _ in data_events:
-            event.success(bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate, api_name=False)
+            refit(event.success)
         # A refused text leaves the active one: the message says which (and the upload box empties).
         explain_failures(data_message, *data_events, then=data_tab.still_active, reset=[upload])
         # The two tokenizer radios mirror each other (.input: only what the user did).
-        data_tokenizer.input(lambda v: v, data_tokenizer, tokenizer, api_name=False).then(
-            bind(data_tab.view), data_inputs, data_outputs, api_name=False).then(
-            bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate, api_name=False)
-        tokenizer.input(lambda v: v, tokenizer, data_tokenizer, api_name=False).then(
-            bind(data_tab.view), data_inputs, data_outputs, api_name=False).then(
-            bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate, api_name=False)
+        for radio, mirror in ((data_tokenizer, tokenizer), (tokenizer, data_tokenizer)):
+            refit(radio.input(lambda v: v, radio, mirror, api_name=False).then(
+                bind(data_tab.view), data_inputs, data_outputs, api_name=False).then)
 
-        preset.input(train_tab.apply_preset, preset, [*preset_fills, tokenizer, data_tokenizer],
-                     api_name=False).then(
-            bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate, api_name=False).then(
-            bind(data_tab.view), data_inputs, data_outputs, api_name=False)
+        refit(preset.input(train_tab.apply_preset, preset, [*preset_fills, tokenizer, data_tokenizer],
+                           api_name=False).then).then(bind(data_tab.view), data_inputs, data_outputs, api_name=False)
         for field in model_fields:
             field.input(train_tab.mark_custom, preset, preset, api_name=False)
         for field in preset_fills:
             # Numbers re-estimate when the user leaves the field, not at every keystroke.
-            trigger = field.input if isinstance(field, (gr.Checkbox, gr.Radio)) else field.blur
-            trigger(bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate, api_name=False, trigger_mode="always_last")
-        measure_event = measure_btn.click(bind_form(train_tab.measure, FORM_FIELDS), spec_inputs, estimate,
-                                          api_name="measure", concurrency_id="train",
+            re_estimate(field.input if isinstance(field, (gr.Checkbox, gr.Radio)) else field.blur,
+                        trigger_mode="always_last")
+        re_estimate(start_from.input)
+        measure_event = measure_btn.click(bind_form(train_tab.measure, FORM_FIELDS, ["start_from"]), estimate_inputs,
+                                          estimate, api_name="measure", concurrency_id="train",
                                           concurrency_limit=SETTINGS.train_concurrency)
 
         # The replay's slider and frame follow every view of the run (playground/replay.py).
-        run_outputs = [status, progress, chart, metrics, samples, download_ckpt, train_btn, resume_btn,
+        run_outputs = [status, progress, chart, metrics, samples, download_ckpt, train_btn, resume_btn, stop_btn,
                        *replay_ui.outputs]
         # Trainings wait in the app's own queue (playground/train_queue.py), which shows each
         # student their place; Gradio only needs room for one waiting handler per session.
@@ -297,8 +234,9 @@ def build_app() -> gr.Blocks:
         # running event cancelled, then the final view once the run has ended.
         stop_event = stop_btn.click(bind(train_tab.request_stop), None, status, api_name=False, queue=False,
                                     cancels=[train_event, resume_event]).then(
-            bind(replay.with_replay(train_tab.after_stop)), None, run_outputs, api_name=False, queue=False,
-            show_progress="hidden")
+            # A generator (it says "Stopping..." until a long step ends), so queued, in a group of its own.
+            bind(replay.with_replay(train_tab.after_stop)), None, run_outputs, api_name=False,
+            concurrency_id="stopping", concurrency_limit=None, show_progress="hidden")
         gr.api(bind(train_tab.stop), api_name="stop")
         compare.wire(compare_ui, (train_event, resume_event, stop_event), bind)
         # A shared link fills these (share.restore, on load); Copy link reads the form and the start.
@@ -306,9 +244,7 @@ def build_app() -> gr.Blocks:
                         sample=sample, presenter=share_ui.presenter)
         share.wire(share_ui, [*spec_inputs, start_from], bind_form(share.copy_link, FORM_FIELDS, ["start_from", "present"]))
         ckpt_event = upload_ckpt.upload(bind(replay.with_replay(train_tab.upload_checkpoint, follow=True)), upload_ckpt,
-                                        [ckpt_status, status, chart, download_ckpt, train_btn, resume_btn,
-                                         *replay_ui.outputs],
-                                        api_name="upload_checkpoint")
+                                        [ckpt_status, *run_outputs], api_name="upload_checkpoint")
         replay.wire(replay_ui, chart, bind(train_tab.loss_chart), bind)
         save_event = save_ckpt.click(bind(train_tab.prepare_download), None, [download_ckpt, ckpt_status],
                                      api_name="save_checkpoint")
@@ -317,56 +253,14 @@ def build_app() -> gr.Blocks:
         explain_failures(train_message, (ckpt_event, train_tab.upload_checkpoint), then=train_tab.model_unchanged,
                          reset=[upload_ckpt])
 
-        # Generate
-        cand_inputs = [gen_model, prompt, temperature, top_k, top_p]
-        evaluate_tab_ui.select(bind(train_tab.model_dropdowns), [gen_model, model_a, model_b],
-                               [gen_model, model_a, model_b], api_name=False)
-        generate_tab_ui.select(bind(train_tab.model_dropdowns), [gen_model, model_a, model_b],
-                               [gen_model, model_a, model_b], api_name=False).then(
-            bind(generate_tab.candidates_or_note), cand_inputs, cand_chart, api_name=False,
-            show_progress="hidden")
-        gen_inputs = [gen_model, prompt, max_new, temperature, top_k, top_p, gen_seed, stop_eot]
-        # The page shows the prompt and the continuation apart; the API returns the text.
-        gen_event = gen_btn.click(bind(generate_tab.generate_view), gen_inputs, gen_output, api_name=False,
-                                  concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency,
-                                  show_progress="minimal")
-        gr.api(bind(generate_tab.generate_text), api_name="generate", concurrency_id="generate",
-               concurrency_limit=SETTINGS.generate_concurrency)
-        gen_event.then(bind(generate_tab.candidates_or_note), cand_inputs, cand_chart, api_name=False,
-                       show_progress="hidden")
-        inspector.wire(inspector_ui, gen_event, bind)
-        gen_stop.click(None, None, None, cancels=[gen_event], api_name=False)
-        cand_event = cand_btn.click(bind(generate_tab.candidates), cand_inputs, cand_chart, api_name="candidates",
-                                    concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency)
-        explain_failures(gen_message, (gen_event, generate_tab.generate_view), (cand_event, generate_tab.candidates))
-        # .input: dragging a slider or typing its value, not programmatic updates.
-        for slider in (temperature, top_k, top_p):
-            slider.input(bind(generate_tab.candidates_or_note), cand_inputs, cand_chart, api_name=False,
-                         concurrency_id="generate", trigger_mode="always_last", show_progress="hidden")
-        lab_inputs = [lab_temp, lab_draws, lab_seed]
-        demo.load(guard(generate_tab.sampling_lab), lab_inputs, lab_chart, api_name=False)
-        lab_temp.input(guard(generate_tab.sampling_lab), lab_inputs, lab_chart, api_name="sampling_lab",
-                       trigger_mode="always_last", show_progress="hidden")
-        for box in (lab_draws, lab_seed):
-            box.submit(guard(generate_tab.sampling_lab), lab_inputs, lab_chart, api_name=False)
-
-        # GPT-2
-        gpt2_outputs = [gpt2_status, gpt2_info]
-        one_at_a_time = dict(concurrency_id="gpt2", concurrency_limit=1, show_progress_on=[gpt2_status])
-        explain_failures(gpt2_message, (download_btn.click(bind_progress(gpt2_tab.download), gpt2_size, gpt2_outputs,
-                                                           api_name="gpt2_download", show_progress="full",
-                                                           **one_at_a_time), gpt2_tab.download),
-                         (folder_btn.click(bind_progress(gpt2_tab.import_folder), folder, gpt2_outputs,
-                                           api_name="gpt2_import_folder", **one_at_a_time), gpt2_tab.import_folder))
-        explain_failures(gpt2_message, (gpt2_files.upload(bind_progress(gpt2_tab.import_upload), gpt2_files, gpt2_outputs,
-                                                          api_name="gpt2_import_upload", **one_at_a_time),
-                                        gpt2_tab.import_upload), reset=[gpt2_files])
-
-        # Evaluate
-        explain_failures(eval_message, (eval_btn.click(
-            bind(evaluate_tab.evaluate), [eval_text, model_a, model_b],
-            [eval_a_md, eval_a_html, eval_b_md, eval_b_html, eval_note], api_name="evaluate",
-            concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency), evaluate_tab.evaluate))
+        # The model lists of three tabs are refreshed when one opens; Generate then draws its candidates.
+        pickers = [generate_ui.model, evaluate_ui.model_a, evaluate_ui.model_b]
+        evaluate_ui.tab.select(bind(train_tab.model_dropdowns), pickers, pickers, api_name=False)
+        generate_ui.tab.select(bind(train_tab.model_dropdowns), pickers, pickers, api_name=False).then(
+            bind(generate_tab.candidates_or_note), generate_tab.candidate_inputs(generate_ui), generate_ui.cand_chart,
+            api_name=False, show_progress="hidden")
+        generate_tab.wire(generate_ui, demo, bind, concurrency_limit=SETTINGS.generate_concurrency)
+        gpt2_tab.wire(gpt2_ui, bind_progress)
 
         # A message stays until its tab's input changes or a new try begins; a new text or
         # preset starts the Train tab (and Evaluate's validation text) afresh too.
@@ -375,31 +269,32 @@ def build_app() -> gr.Blocks:
         clear_on(train_message, *new_text, preset.input, start_from.input, tokenizer.input, data_tokenizer.input,
                  *(f.input for f in preset_fills), train_btn.click, resume_btn.click, stop_btn.click,
                  measure_btn.click, save_ckpt.click, upload_ckpt.upload)
-        clear_on(gen_message, gen_model.input, prompt.input, max_new.input, temperature.input, top_k.input,
-                 top_p.input, gen_seed.input, gen_btn.click, cand_btn.click)
-        clear_on(gpt2_message, gpt2_size.input, download_btn.click, folder.input, folder_btn.click, gpt2_files.upload)
-        clear_on(eval_message, *new_text, eval_text.input, model_a.input, model_b.input, eval_btn.click)
-
+        evaluate_tab.wire(evaluate_ui, bind, new_text=new_text, concurrency_id="generate",
+                          concurrency_limit=SETTINGS.generate_concurrency)
         attention_tab.wire(attention_ui, bind, concurrency_id="generate",
                            concurrency_limit=SETTINGS.generate_concurrency)
 
         # The page's language: the browser's (or a ?lang= link's) on load, the switch after.
         # The browser translates the layout itself; the handlers' words are redrawn.
+        # On load the preset is fitted to the text (a link's own values stay: train_tab.fit); on a
+        # language switch the estimate is only redrawn.
+        fitting = (bind_form(train_tab.fit, FORM_FIELDS, ["start_from"]), estimate_inputs, fit_outputs)
         redraw = [(bind(data_tab.view), data_inputs, data_outputs),
-                  (bind_form(train_tab.estimate, FORM_FIELDS), spec_inputs, estimate),
+                  (bind_form(train_tab.estimate, FORM_FIELDS, ["start_from"]), estimate_inputs, estimate),
                   (bind(replay.redraw), None, replay_ui.outputs),
-                  (bind(gpt2_tab.import_help), None, gpt2_help), (bind(gpt2_tab.sizes_table), None, gpt2_sizes),
+                  (bind(gpt2_tab.import_help), None, gpt2_ui.help), (bind(gpt2_tab.sizes_table), None, gpt2_ui.sizes),
                   (bind(compare.view), None, compare_ui.outputs)]
 
-        def redrawn(event):
-            for fn, inputs, outputs in redraw:
+        def redrawn(event, *, fit: bool = False):
+            for fn, inputs, outputs in (fitting if fit and step[2] is estimate else step for step in redraw):
                 event = event.then(fn, inputs, outputs, api_name=False, show_progress="hidden")
             return event
         # On load a shared link's settings come first: the views are then drawn of them.
         redrawn(share.restoring(demo.load(bind(set_language), language, language, js=BROWSER_LANGUAGE_JS,
-                                          api_name=False), share_ui, [restored[k] for k in share.RESTORED], bind))
+                                          api_name=False), share_ui, [restored[k] for k in share.RESTORED], bind),
+                fit=True)
         # Tabs not yet opened keep the label of the language they were first drawn in: relabel them.
-        tab_labels = [data_tab_ui, train_tab_ui, generate_tab_ui, gpt2_tab_ui, evaluate_tab_ui, attention_ui.tab]
+        tab_labels = [data_tab_ui, train_tab_ui, generate_ui.tab, gpt2_ui.tab, evaluate_ui.tab, attention_ui.tab]
         redrawn(language.input(bind(set_language), language, language, js=CHANGE_LOCALE_JS, api_name=False)
                 .then(bind(relabel([tab.label for tab in tab_labels])), None, tab_labels, api_name=False, show_progress="hidden"))
 
@@ -434,7 +329,7 @@ def main() -> None:
         # Spaces (SPACE_ID set) the platform sets them to 0.0.0.0:7860.
         demo.launch(
             server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0" if SETTINGS.on_spaces else "127.0.0.1"),
-            css=CSS, js=page.JS, theme=page.theme(), show_error=True,
+            css=CSS, js=page.JS, head=KEEP_ZOOM_HEAD, theme=page.theme(), show_error=True,
             # Each training waiting its turn holds a worker thread: one per session, plus Gradio's 40.
             max_threads=40 + LIMITS.max_sessions,
             **launch_options(),

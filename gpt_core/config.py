@@ -251,7 +251,7 @@ class TrainConfig:
     device: str = "auto"  # auto = CUDA, then MPS, then CPU
     threads: int | None = None  # torch.set_num_threads; None leaves torch's choice
     early_stopping_patience: int | None = None  # evaluations without a new best val loss
-    overfit_patience: int = 3  # evaluations of rising val loss that flag overfitting
+    overfit_patience: int = 2  # evaluations in a row of rising val loss that flag overfitting (2 or more)
     max_steps: int | None = None  # cap on optimizer steps (the run may end mid-epoch)
     stride: int | None = None  # sliding-window stride; None = context length (the book)
     train_ratio: float = 0.9
@@ -322,7 +322,7 @@ class TrainConfig:
             raise ValueError(f"device must be one of {', '.join(_DEVICES)} or cuda:N, got {self.device!r}")
         integer("threads", 1, 1024, optional=True)
         integer("early_stopping_patience", 1, optional=True)
-        integer("overfit_patience", 1)
+        integer("overfit_patience", 2)
         integer("max_steps", 1, optional=True)
         integer("stride", 1, optional=True)
         number("train_ratio", 0.0, 1.0, lo_open=True, hi_open=True)

@@ -64,20 +64,27 @@ def generate_sample(model: nn.Module, tokenizer, device, start_context: str, max
         model.train(was_training)
 
 
-# An evaluation averaged over a single batch is too noisy to call a rise of the validation loss.
+# An evaluation averaged over a single batch is too noisy to call a rise of the validation loss
+# (unless that batch is the whole validation part).
 MIN_OVERFIT_EVAL_BATCHES = 2
 
 
-def is_overfitting(train_losses: list[float], val_losses: list[float], patience: int, *,
-                   eval_batches: int = MIN_OVERFIT_EVAL_BATCHES) -> bool:
-    """The one overfitting rule, the trainer's, the CLI's and the page's chart's: validation
-    loss higher than `patience` evaluations ago and above its best, with no new best since
-    then, while the training loss fell over the same evaluations; each evaluation averaged
-    over `eval_batches` batches of each split, at least `MIN_OVERFIT_EVAL_BATCHES`."""
-    if eval_batches < MIN_OVERFIT_EVAL_BATCHES or len(val_losses) <= patience:
+def is_overfitting(train_losses: list[float], val_losses: list[float], patience: int = 2, *,
+                   eval_batches: int = MIN_OVERFIT_EVAL_BATCHES, whole_split: bool = False,
+                   tokens_seen: list[int] | None = None, tokens_per_pass: int = 0) -> bool:
+    """The one overfitting rule, the trainer's, the CLI's and the page's chart's: the validation
+    loss rose at each of the last `patience` evaluations (at least two) while the training loss
+    fell over them. Only on evidence: each evaluation averaged at least
+    `MIN_OVERFIT_EVAL_BATCHES` batches of each split, or the whole validation part
+    (`whole_split`); and, given the `tokens_seen` at each evaluation, the rise began once the
+    model had read `tokens_per_pass` tokens (the training part once): before that every batch
+    is new text, and nothing can have been memorised yet."""
+    rises = max(2, patience)
+    if not (eval_batches >= MIN_OVERFIT_EVAL_BATCHES or whole_split) or len(val_losses) <= rises:
         return False
-    val, train = val_losses[-(patience + 1):], train_losses[-(patience + 1):]
+    if tokens_seen is not None and tokens_seen[-(rises + 1)] < tokens_per_pass:
+        return False
+    val, train = val_losses[-(rises + 1):], train_losses[-(rises + 1):]
     if not all(math.isfinite(v) for v in val):
         return False
-    best_before = min(val_losses[:-patience])
-    return val[-1] > val[0] and min(val[1:]) >= best_before and train[-1] < train[0]
+    return all(later > earlier for earlier, later in zip(val, val[1:])) and train[-1] < train[0]

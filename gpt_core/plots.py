@@ -59,12 +59,15 @@ def loss_figure(tokens_seen: Sequence[int] = (), train_losses: Sequence[float] =
                 val_losses: Sequence[float] = (), *, num_epochs: int | None = None,
                 tokens_per_epoch: int | None = None, step_tokens: Sequence[int] = (),
                 step_losses: Sequence[float] = (), hint: str | None = None,
-                title: str = "Training and validation loss", height: int = 420) -> "go.Figure":
+                title: str = "Training and validation loss", height: int = 420,
+                uirevision: str | None = None) -> "go.Figure":
     """The book's figure: train and validation loss against tokens seen, epochs on a second
     x-axis on top. Given the planned `num_epochs` and `tokens_per_epoch` the axes are fixed in
-    advance, so the curves draw themselves into the frame as training runs.
+    advance, so the curves draw themselves into the frame as training runs; without them (a run
+    of random windows has no epochs) the axes follow the data and there is no epochs axis.
 
     `step_tokens`/`step_losses` add the raw per-batch training loss as a faint line.
+    `uirevision` (Plotly's): while it stays the same, a redrawn figure keeps the user's zoom.
     """
     import plotly.graph_objects as go
 
@@ -84,11 +87,12 @@ def loss_figure(tokens_seen: Sequence[int] = (), train_losses: Sequence[float] =
     x_max = None
     if num_epochs and tokens_per_epoch:
         x_max = num_epochs * tokens_per_epoch
-    elif tokens_seen:
-        x_max = max(tokens_seen)
+    elif tokens_seen or step_tokens:
+        x_max = max([*tokens_seen, *step_tokens])
     _layout(fig, title=title, height=height)
     fig.update_layout(xaxis=dict(title="Tokens seen", rangemode="tozero"),
-                      yaxis=dict(title="Loss", rangemode="tozero"), hovermode="x unified")
+                      yaxis=dict(title="Loss", rangemode="tozero"), hovermode="x unified",
+                      uirevision=uirevision)
     if x_max:
         fig.update_xaxes(range=[0, x_max * 1.02])
 

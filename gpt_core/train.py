@@ -28,7 +28,7 @@ from .evaluation import (MIN_OVERFIT_EVAL_BATCHES, _unwrap, context_size_of, est
                          evaluate_model, generate_sample, is_overfitting)
 from .precision import autocast, precision_for
 from .rng import capture_rng_state, restore_rng_state
-from .schedule import BatchSchedule, EpochLoaderSchedule, lr_at, uses_lr_schedule
+from .schedule import BatchSchedule, EpochLoaderSchedule, RandomWindowSchedule, lr_at, uses_lr_schedule
 from .timeline import add_frame, capture_frame
 from .train_events import (CheckpointEvent, DoneEvent, EpochEvent, ErrorEvent, EvalEvent, Event,
                            SampleEvent, StepEvent, StoppedEvent)
@@ -94,7 +94,7 @@ class Trainer:
         self.total_steps = min(total, config.max_steps) if config.max_steps else total
         if uses_lr_schedule(config) and config.warmup_steps >= self.total_steps:
             raise ValueError(f"warmup_steps ({config.warmup_steps}) must be fewer than the run's "
-                             f"{self.total_steps} optimizer steps")
+                             f"{self.total_steps} optimizer steps: choose at most {self.total_steps - 1}")
 
     # --- control ------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -113,6 +113,22 @@ class Trainer:
         has fewer (`calc_loss_loader` stops at the end of its loader)."""
         train_src, val_src = self.schedule.eval_sources()
         return min(self.config.eval_iter, len(train_src), len(val_src))
+
+    @property
+    def overfitting(self) -> bool:
+        """`is_overfitting` for the evaluations so far, with what this run's evaluations cover:
+        random windows draw fresh batches each time (never the whole split); the epochs' loaders
+        are read from the start, so `eval_iter` at least their length is all of it."""
+        st = self.state
+        random_windows = isinstance(self.schedule, RandomWindowSchedule)
+        if random_windows:  # one pass = as many tokens as the training part holds
+            per_pass = self.schedule.train_windows.ids.numel()
+        else:  # one pass = one epoch of full batches
+            per_pass = self.batches_per_epoch * self.config.batch_size * context_size_of(self.model) * self.world_size
+        whole = not random_windows and self.config.eval_iter >= len(self.schedule.eval_sources()[1])
+        return is_overfitting(st.train_losses, st.val_losses, self.config.overfit_patience,
+                              eval_batches=self.eval_batches, whole_split=whole,
+                              tokens_seen=st.track_tokens_seen, tokens_per_pass=per_pass)
 
     @property
     def finished(self) -> bool:
@@ -158,6 +174,9 @@ class Trainer:
                 if st.step % self.config.eval_freq == 0 or last_iteration:
                     eval_event = self._evaluate()
                     yield eval_event
+                    if isinstance(self.schedule, RandomWindowSchedule):
+                        # One long "epoch": a sample at each evaluation shows the model learning.
+                        yield from self._sample(eval_event.frame)
                     patience = self.config.early_stopping_patience
                     if patience and st.evals_since_best >= patience:
                         yield StoppedEvent(
@@ -278,16 +297,25 @@ class Trainer:
         return EvalEvent(step=st.step, epoch=st.epoch + 1, tokens_seen=st.tokens_seen,
                          train_loss=train_loss, val_loss=val_loss,
                          train_ppl=losses.perplexity(train_loss), val_ppl=losses.perplexity(val_loss),
-                         overfitting=is_overfitting(st.train_losses, st.val_losses, cfg.overfit_patience,
-                                                    eval_batches=self.eval_batches),
-                         best_val_loss=st.best_val_loss, frame=frame)
+                         overfitting=self.overfitting, best_val_loss=st.best_val_loss, frame=frame)
 
-    def _end_epoch(self, seconds: float) -> Iterator[Event]:
+    def _sample(self, frame=None) -> Iterator[Event]:
+        """The greedy sample of the start context: the evaluation's timeline frame already holds
+        one (the same greedy tokens), else it is generated here."""
         st, cfg = self.state, self.config
         if self.is_main and self.tokenizer is not None and cfg.sample_tokens > 0 and cfg.start_context:
-            with self._settings(), autocast(self.precision, self.device):
-                text = generate_sample(self.model, self.tokenizer, self.device, cfg.start_context, cfg.sample_tokens)
+            if frame is not None:
+                text = cfg.start_context + frame.text
+            else:
+                with self._settings(), autocast(self.precision, self.device):
+                    text = generate_sample(self.model, self.tokenizer, self.device, cfg.start_context,
+                                           cfg.sample_tokens)
             yield SampleEvent(st.epoch + 1, text, st.step)
+
+    def _end_epoch(self, seconds: float) -> Iterator[Event]:
+        st = self.state
+        if not isinstance(self.schedule, RandomWindowSchedule):  # (its last evaluation sampled)
+            yield from self._sample()
         yield EpochEvent(st.epoch + 1, st.step, seconds)
         st.epoch, st.position, self._iterator = st.epoch + 1, 0, None
         if not self.finished:  # the final checkpoint follows at the end of the run anyway

@@ -51,6 +51,9 @@ class ServerSettings:
     max_request_mb: int = 32
     # How long a checkpoint's download link stays valid.
     download_link_s: int = 3600
+    # The fast presets fit their epochs or iterations to this many seconds of this machine
+    # (playground/preset_fit.py); tests make it short.
+    time_budget_s: int = 60
 
     @classmethod
     def from_env(cls) -> "ServerSettings":
@@ -76,6 +79,7 @@ class ServerSettings:
             max_request_mb=env_number("PLAYGROUND_MAX_REQUEST_MB",
                                     math.ceil(6 * Limits.from_env().max_corpus_chars / MB) + 3),
             download_link_s=env_number("PLAYGROUND_DOWNLOAD_LINK_S", 3600),
+            time_budget_s=env_number("PLAYGROUND_TIME_BUDGET_S", 60),
         )
 
 

@@ -8,6 +8,7 @@ from gpt_core.tokenizers import byte_piece_share
 from .fields import form_number
 from .formatting import format_count
 from .i18n import tr
+from .run_plan import size_from_stats, window_problems
 from .session import Workspace
 
 TOKENIZERS = {"GPT-2 BPE": "gpt2", "Characters": "char"}
@@ -39,12 +40,14 @@ def tokenizer_hint(ws: Workspace, kind: str) -> str | None:
               "Characters, or a character-level preset.", share=f"{share:.0%}")
 
 
-def view(ws: Workspace, tokenizer_label: str, context_length, batch_size, stride):
-    """(summary markdown, warnings html, first tokens html, text preview)."""
+def view(ws: Workspace, tokenizer_label: str, context_length, batch_size, stride, iterations=0):
+    """(summary markdown, warnings html, first tokens html, text preview). The warnings are
+    those of the Train form's batching: epochs, or (`iterations`) random windows."""
     kind = tokenizer_kind(tokenizer_label)
     context_length = form_number(context_length, "Context length", 1, whole=True)
     batch_size = form_number(batch_size, "Batch size", 1, whole=True)
     stride = form_number(stride, "Stride", 1, whole=True) if stride else context_length
+    random_windows = bool(form_number(iterations, "Iterations", 0, whole=True, empty=0))
     stats = ws.stats(kind, context_length=context_length, stride=stride, batch_size=batch_size)
     tok = ws.tokenizer(kind)
     text = ws.text
@@ -63,8 +66,11 @@ def view(ws: Workspace, tokenizer_label: str, context_length, batch_size, stride
         f"| Characters per token | {stats.characters / max(1, stats.tokens):.2f} |",
     ])
     hint = tokenizer_hint(ws, kind)
+    problems = window_problems(size_from_stats(stats, random_windows=random_windows), context_length=context_length,
+                               batch_size=batch_size, stride=stride if stride != context_length else None,
+                               random_windows=random_windows)
     warnings = (message_html(hint, kind="info") if hint else "") + "".join(
-        message_html(w, kind="warn") for w in stats.warnings)
+        message_html(w, kind="warn") for w in problems)
     head = text[:20_000]  # enough characters for SHOW_TOKENS tokens of any tokenizer
     ids = tok.encode(head)[:SHOW_TOKENS]
     pieces = tok.token_strings(ids)
@@ -78,13 +84,13 @@ def still_active(ws: Workspace) -> str:
     return tr("The active text is still **{name}**, as the summary shows.", name=tr(ws.corpus_name))
 
 
-def choose_sample(ws: Workspace, name: str, tokenizer_label, context_length, batch_size, stride):
+def choose_sample(ws: Workspace, name: str, tokenizer_label, context_length, batch_size, stride, iterations=0):
     ws.require_idle("change the text")
     ws.load_sample(name)
-    return view(ws, tokenizer_label, context_length, batch_size, stride)
+    return view(ws, tokenizer_label, context_length, batch_size, stride, iterations)
 
 
-def upload_text(ws: Workspace, path, tokenizer_label, context_length, batch_size, stride):
+def upload_text(ws: Workspace, path, tokenizer_label, context_length, batch_size, stride, iterations=0):
     if not path:
         raise ValueError("No file arrived. Choose a .txt file to upload.")
     ws.require_idle("change the text")
@@ -96,11 +102,11 @@ def upload_text(ws: Workspace, path, tokenizer_label, context_length, batch_size
         data = f.read()
     name = os.path.basename(str(path))
     ws.load_bytes(data, name=f"Uploaded: {name}")
-    return view(ws, tokenizer_label, context_length, batch_size, stride)
+    return view(ws, tokenizer_label, context_length, batch_size, stride, iterations)
 
 
-def use_pasted(ws: Workspace, text: str, tokenizer_label, context_length, batch_size, stride):
+def use_pasted(ws: Workspace, text: str, tokenizer_label, context_length, batch_size, stride, iterations=0):
     ws.require_idle("change the text")
     text = (text or "").replace("\r\n", "\n")
     ws.set_text(text, name=f"Pasted text ({format_count(len(text))} characters)")
-    return view(ws, tokenizer_label, context_length, batch_size, stride)
+    return view(ws, tokenizer_label, context_length, batch_size, stride, iterations)

@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
+
+import gradio as gr
 
 from gpt_core.corpus import split_text
 from gpt_core.generate import score_text
 from gpt_core.render import message_html, probability_html
 
 from . import models
+from .common import clear_on, explain_failures
 from .models import resolve
+from .notices import message_area
 from .session import Workspace
 
 MAX_SCORE_TOKENS = 4_000  # keeps one evaluation under a few seconds with GPT-2 124M on 2 cores
@@ -70,3 +75,36 @@ def evaluate(ws: Workspace, text: str, model_a: str | None, model_b: str | None)
     note = ("Loss and perplexity compare only between models with the same tokenizer; "
             "bits per character compare any two.")
     return (*outputs, note)
+
+
+def layout() -> SimpleNamespace:
+    """The tab, made where it is called (inside the page's gr.Tabs)."""
+    with gr.Tab("5 · Evaluate", id="evaluate") as tab:
+        with gr.Row():
+            text = gr.Textbox(label="Text to score (empty = the validation part of the corpus)",
+                              lines=4, max_lines=8, scale=3)
+            with gr.Column(scale=1, min_width=240):
+                # Filled per session when the tab opens; models.resolve() checks any value.
+                model_a = gr.Dropdown([], label="Model A", allow_custom_value=True)
+                model_b = gr.Dropdown([], label="Model B (optional)", allow_custom_value=True)
+                button = gr.Button("Score", variant="primary", elem_id="eval-btn")
+                message = message_area("evaluate-message")
+        note = gr.Markdown()
+        with gr.Row():
+            with gr.Column(elem_id="eval-a"):
+                a_md = gr.Markdown()
+                a_html = gr.HTML()
+            with gr.Column(elem_id="eval-b"):
+                b_md = gr.Markdown()
+                b_html = gr.HTML()
+    return SimpleNamespace(tab=tab, text=text, model_a=model_a, model_b=model_b, button=button,
+                           message=message, note=note, a_md=a_md, a_html=a_html, b_md=b_md, b_html=b_html)
+
+
+def wire(ui: SimpleNamespace, bind, *, new_text, concurrency_id: str, concurrency_limit: int) -> None:
+    """Score, in the generation group; its message stays until an input changes or a new text
+    (`new_text`: the Data tab's triggers) replaces the validation part."""
+    explain_failures(ui.message, (ui.button.click(
+        bind(evaluate), [ui.text, ui.model_a, ui.model_b], [ui.a_md, ui.a_html, ui.b_md, ui.b_html, ui.note],
+        api_name="evaluate", concurrency_id=concurrency_id, concurrency_limit=concurrency_limit), evaluate))
+    clear_on(ui.message, *new_text, ui.text.input, ui.model_a.input, ui.model_b.input, ui.button.click)

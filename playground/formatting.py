@@ -1,4 +1,5 @@
-"""Numbers as the page shows them: sizes in bytes and counts of parameters or characters."""
+"""Numbers as the page shows them: sizes in bytes, counts of parameters or characters, and
+counts of things with their noun ("1 step", "90 steps")."""
 from __future__ import annotations
 
 from gpt_core.units import format_bytes  # the engine's, so its refusals and the page say sizes alike
@@ -14,3 +15,8 @@ def format_count(n: int) -> str:
     if n >= 1e3:
         return f"{n / 1e3:.1f}K"
     return str(n)
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """`n` and its noun, singular for one: counted(1, "step") is "1 step", counted(2, "batch", "batches")."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"

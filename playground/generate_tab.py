@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 from typing import Iterator
 
+import gradio as gr
 import torch
 
 from gpt_core.generate import next_token_distribution, stream_generate
@@ -11,9 +13,12 @@ from gpt_core.plots import candidates_figure, message_figure, sampling_lab_figur
 from gpt_core.render import generation_html, message_html
 from gpt_core.sampling import STAGES, TOY_INVERSE_VOCAB, temperature_lab
 
+from . import inspector
+from .common import LIMITS, clear_on, explain_failures, guard
 from .fields import form_number
 from .i18n import tr
 from .inspector import new_trace
+from .notices import message_area
 from .models import resolve
 from .prompts import Prompt, prepare_prompt
 from .session import Workspace
@@ -123,3 +128,82 @@ def sampling_lab(temperature, draws, seed):
     words = [TOY_INVERSE_VOCAB[i] for i in range(len(run.probs))]
     return sampling_lab_figure(words, run.probs, run.counts, temperature=t, draws=n,
                                reference=reference.probs if t != 1.0 else None)
+
+
+def layout() -> SimpleNamespace:
+    """The tab, made where it is called (inside the page's gr.Tabs)."""
+    with gr.Tab("3 · Generate", id="generate") as tab:
+        with gr.Row():
+            with gr.Column(scale=1, min_width=320):
+                # Choices are filled per session when the tab opens; an API client never opens it, so
+                # any value passes here and models.resolve() checks it on the server.
+                model = gr.Dropdown([], label="Model", allow_custom_value=True)
+                prompt = gr.Textbox("Every effort moves you", label="Prompt", lines=3)
+                max_new = gr.Slider(1, LIMITS.max_new_tokens, value=50, step=1, label="Max new tokens",
+                                    elem_id="max-new")
+                temperature = gr.Slider(0, 2, value=1.0, step=0.05, label="Temperature (0 = greedy)",
+                                        elem_id="temperature")
+                top_k = gr.Slider(0, 200, value=25, step=1, label="Top-k (0 = off)", elem_id="top-k")
+                top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p (1 = off)", elem_id="top-p")
+                with gr.Row():
+                    seed = gr.Number(123, label="Seed (empty = random)", precision=0)
+                    stop_eot = gr.Checkbox(True, label="Stop at end-of-text")
+                with gr.Row():
+                    button = gr.Button("Generate", variant="primary", elem_id="generate-btn")
+                    stop = gr.Button("Stop", variant="stop")
+                message = message_area("generate-message")
+            with gr.Column(scale=2):
+                gr.Markdown("**Output**")
+                output = gr.HTML(output_html(None), elem_id="generate-output")
+                cand_btn = gr.Button("Show next-token candidates for the prompt", size="sm")
+                cand_chart = gr.Plot(label="Next-token candidates", show_label=False, elem_id="candidates-chart")
+                inspector_ui = inspector.layout()
+        with gr.Accordion("Sampling lab: the book's 9-word example", open=True):
+            gr.Markdown("After *every effort moves you* the book's toy model gives these nine words "
+                        "logits. Move the temperature and see how the probabilities and the counts "
+                        "of 1,000 draws change.")
+            with gr.Row():
+                lab_temp = gr.Slider(0.05, 5, value=1.0, step=0.05, label="Temperature", scale=2,
+                                     elem_id="lab-temperature")
+                lab_draws = gr.Number(1000, label="Draws", precision=0, scale=1)
+                lab_seed = gr.Number(123, label="Seed", precision=0, scale=1)
+            lab_chart = gr.Plot(label="Sampling lab", show_label=False, elem_id="lab-chart")
+    return SimpleNamespace(tab=tab, model=model, prompt=prompt, max_new=max_new, temperature=temperature,
+                           top_k=top_k, top_p=top_p, seed=seed, stop_eot=stop_eot, button=button, stop=stop,
+                           message=message, output=output, cand_btn=cand_btn, cand_chart=cand_chart,
+                           inspector=inspector_ui, lab_temp=lab_temp, lab_draws=lab_draws, lab_seed=lab_seed,
+                           lab_chart=lab_chart)
+
+
+def candidate_inputs(ui: SimpleNamespace) -> list:
+    return [ui.model, ui.prompt, ui.temperature, ui.top_k, ui.top_p]
+
+
+def wire(ui: SimpleNamespace, demo: gr.Blocks, bind, *, concurrency_limit: int) -> None:
+    """Generate (streamed), Stop, the candidates chart (redrawn as the sampling sliders move),
+    the inspector, and the sampling lab drawn on load. Everything that runs a model shares the
+    "generate" group. Opening the tab is the page's to wire: the model lists of three tabs first."""
+    group = dict(concurrency_id="generate", concurrency_limit=concurrency_limit)
+    cand_inputs = candidate_inputs(ui)
+    inputs = [ui.model, ui.prompt, ui.max_new, ui.temperature, ui.top_k, ui.top_p, ui.seed, ui.stop_eot]
+    # The page shows the prompt and the continuation apart; the API returns the text.
+    event = ui.button.click(bind(generate_view), inputs, ui.output, api_name=False, show_progress="minimal",
+                            **group)
+    gr.api(bind(generate_text), api_name="generate", **group)
+    event.then(bind(candidates_or_note), cand_inputs, ui.cand_chart, api_name=False, show_progress="hidden")
+    inspector.wire(ui.inspector, event, bind)
+    ui.stop.click(None, None, None, cancels=[event], api_name=False)
+    cand_event = ui.cand_btn.click(bind(candidates), cand_inputs, ui.cand_chart, api_name="candidates", **group)
+    explain_failures(ui.message, (event, generate_view), (cand_event, candidates))
+    # .input: dragging a slider or typing its value, not programmatic updates.
+    for slider in (ui.temperature, ui.top_k, ui.top_p):
+        slider.input(bind(candidates_or_note), cand_inputs, ui.cand_chart, api_name=False,
+                     concurrency_id="generate", trigger_mode="always_last", show_progress="hidden")
+    lab_inputs = [ui.lab_temp, ui.lab_draws, ui.lab_seed]
+    demo.load(guard(sampling_lab), lab_inputs, ui.lab_chart, api_name=False)
+    ui.lab_temp.input(guard(sampling_lab), lab_inputs, ui.lab_chart, api_name="sampling_lab",
+                      trigger_mode="always_last", show_progress="hidden")
+    for box in (ui.lab_draws, ui.lab_seed):
+        box.submit(guard(sampling_lab), lab_inputs, ui.lab_chart, api_name=False)
+    clear_on(ui.message, ui.model.input, ui.prompt.input, ui.max_new.input, ui.temperature.input,
+             ui.top_k.input, ui.top_p.input, ui.seed.input, ui.button.click, ui.cand_btn.click)

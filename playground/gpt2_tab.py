@@ -9,13 +9,17 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
+
+import gradio as gr
 
 from gpt_core.config import GPT2_SIZES
 
-from .common import SETTINGS, SHARED
+from .common import SETTINGS, SHARED, clear_on, explain_failures
 from .formatting import format_bytes, format_count
 from .i18n import tr
 from .models import gpt2_key
+from .notices import message_area
 from .session import Workspace, WorkspaceError
 
 log = logging.getLogger("playground")
@@ -226,3 +230,44 @@ def _read_upload(paths: list[str], private: Path):
     for param in model.parameters():
         param.data = param.data.clone()
     return model, cfg, tok, size
+
+
+def layout() -> SimpleNamespace:
+    """The tab, made where it is called (inside the page's gr.Tabs)."""
+    with gr.Tab("4 · GPT-2", id="gpt2") as tab:
+        with gr.Row():
+            with gr.Column(scale=1, min_width=320):
+                size = gr.Radio(SIZES, value="124M", label="GPT-2 size")
+                download_btn = gr.Button("Download and load", variant="primary", elem_id="gpt2-download")
+                message = message_area("gpt2-message")
+                with gr.Accordion("Offline? Import from a folder or upload", open=False):
+                    help_md = gr.Markdown()  # drawn in the session's language on load
+                    folder = gr.Textbox(label="Folder on the server", elem_id="gpt2-folder",
+                                        placeholder=example_folder())
+                    folder_btn = gr.Button("Import from folder", elem_id="gpt2-folder-btn")
+                    files = gr.File(label="Upload the files (.safetensors, or the 7 files of OpenAI's release)",
+                                    file_count="multiple", type="filepath", height=150)
+            with gr.Column(scale=2):
+                status = gr.Markdown(elem_id="gpt2-status")
+                sizes = gr.Markdown()  # drawn in the session's language on load
+                info = gr.Markdown(loaded_models_md())
+    return SimpleNamespace(tab=tab, size=size, download_btn=download_btn, message=message, help=help_md,
+                           folder=folder, folder_btn=folder_btn, files=files, status=status, sizes=sizes,
+                           info=info)
+
+
+def wire(ui: SimpleNamespace, bind_progress) -> None:
+    """Download, import from a folder, upload: one at a time on the server, each failure said
+    in the tab's message area until the next try."""
+    outputs = [ui.status, ui.info]
+    one_at_a_time = dict(concurrency_id="gpt2", concurrency_limit=1, show_progress_on=[ui.status])
+    explain_failures(ui.message,
+                     (ui.download_btn.click(bind_progress(download), ui.size, outputs, api_name="gpt2_download",
+                                            show_progress="full", **one_at_a_time), download),
+                     (ui.folder_btn.click(bind_progress(import_folder), ui.folder, outputs,
+                                          api_name="gpt2_import_folder", **one_at_a_time), import_folder))
+    explain_failures(ui.message, (ui.files.upload(bind_progress(import_upload), ui.files, outputs,
+                                                  api_name="gpt2_import_upload", **one_at_a_time), import_upload),
+                     reset=[ui.files])
+    clear_on(ui.message, ui.size.input, ui.download_btn.click, ui.folder.input, ui.folder_btn.click,
+             ui.files.upload)

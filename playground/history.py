@@ -1,11 +1,11 @@
 """A session's run history: what the loss chart and the sample log show, bounded in size."""
 from __future__ import annotations
 
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 
 from gpt_core.config import TrainConfig
-from gpt_core.train import MIN_OVERFIT_EVAL_BATCHES, is_overfitting
 
 
 @dataclass
@@ -27,14 +27,16 @@ class RunHistory:
     _step_stride: int = 1
     _step_count: int = 0
     samples: deque = field(default_factory=deque)
+    # The planned epochs and their tokens, for the chart's frame and its epochs axis; None for
+    # a run without epochs (random windows) or a model without a run.
     num_epochs: int | None = None
     tokens_per_epoch: int | None = None
-    # Set when the trainer itself flags overfitting (`EvalEvent.overfitting`).
-    flagged: bool = False
-    # The run's overfitting rule's inputs (the session sets them from its trainer), so the
-    # chart decides as the trainer does: gpt_core.train.is_overfitting.
+    # The trainer's overfitting flag at the latest evaluation (`EvalEvent.overfitting`, or
+    # `Trainer.overfitting` for a run read back): the page words it and decides nothing itself.
+    overfitting: bool = False
     overfit_patience: int = TrainConfig.overfit_patience
-    eval_batches: int = MIN_OVERFIT_EVAL_BATCHES
+    # Names this run's chart for Plotly's `uirevision`: a zoom lasts while the run does.
+    revision: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     def add_eval(self, step: int, tokens_seen: int, train_loss: float, val_loss: float) -> None:
         self.eval_steps.append(int(step))
@@ -69,12 +71,8 @@ class RunHistory:
         return self.val_losses[-1] if self.val_losses else None
 
     def overfitting_hint(self) -> str | None:
-        """The trainer's overfitting flag in words: the chart and the metrics show it when
-        `gpt_core.train.is_overfitting` holds for the losses so far (the rule the trainer and
-        the CLI apply at each evaluation), or when the trainer flagged it during the run."""
-        patience = self.overfit_patience
-        if not (self.flagged or is_overfitting(self.train_losses, self.val_losses, patience,
-                                               eval_batches=self.eval_batches)):
+        """The trainer's overfitting flag in words, for the chart and the metrics."""
+        if not self.overfitting:
             return None
-        return (f"Overfitting: validation loss is higher than {patience} evaluations ago and past its "
-                f"best while training loss keeps falling.")
+        return (f"Overfitting: validation loss rose at each of the last {max(2, self.overfit_patience)} "
+                f"evaluations while training loss kept falling.")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpt_core.bigram import BigramConfig
-from gpt_core.config import BIGRAM_LEARNING_RATE, GPTConfig, PRESETS, TrainConfig
+from gpt_core.config import BABYGPT_TRAIN_RATIO, BIGRAM_LEARNING_RATE, GPTConfig, PRESETS, TrainConfig
 
 from .fields import form_number
 from .i18n import tr, translate_message
@@ -73,6 +73,8 @@ TRAIN_FIELDS = ("num_epochs", "batch_size", "learning_rate", "weight_decay", "ev
                 "warmup_steps", "cosine", "grad_clip", "label_smoothing", "seed", "start_context", "stride",
                 "iterations", "precision")
 MODEL_FIELDS = ("context_length", "emb_dim", "n_heads", "n_layers", "drop_rate", "qkv_bias")
+# What a preset fills in (then the two tokenizer radios).
+PRESET_FILLS = (*MODEL_FIELDS, *TRAIN_FIELDS)
 # The Train form by field name: what the handlers receive as a dict, and the /train and
 # /measure API's parameter names (app.py builds it once from a name -> component mapping).
 FORM_FIELDS = ("tokenizer", "preset", *MODEL_FIELDS, *TRAIN_FIELDS)
@@ -128,7 +130,7 @@ def build_spec(*, tokenizer: str, vocab_size: int, preset_label: str, context_le
         model = BigramConfig(vocab_size=vocab_size, context_length=ctx)
     iters = form_number(iterations, "Iterations", 0, 1_000_000, whole=True, empty=0)
     # Iterations > 0: the notebook's random windows over an 80/20 split of the tokens.
-    batching = dict(batching="random_windows", max_steps=iters, train_ratio=0.8) if iters else {}
+    batching = dict(batching="random_windows", max_steps=iters, train_ratio=BABYGPT_TRAIN_RATIO) if iters else {}
     stride_value = form_number(stride, "Stride", 0, 1024, whole=True, empty=0)
     warmup = form_number(warmup_steps, "Warmup steps", 0, 100_000, whole=True)
     clip = form_number(grad_clip, "Gradient clipping", 0.0, 1000.0, empty=0.0)

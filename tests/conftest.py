@@ -92,3 +92,11 @@ def restore_threads():
     """For a test that sets the thread count itself (as the CLI's --threads does): put it back."""
     with torch_threads():
         yield
+
+
+@pytest.fixture(scope="module")
+def browser(app):
+    """One headless Chromium for a browser test module, after its `app` is up."""
+    from browser_kit import launch_chromium
+    with launch_chromium() as one:
+        yield one

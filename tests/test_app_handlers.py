@@ -142,7 +142,10 @@ def test_token_view_escapes_the_text_and_warns_about_a_short_validation_part(ws)
     ws.set_text("<script>alert(1)</script> " * 8, name="hostile")
     summary, warnings, tokens, _ = data_tab.view(ws, "GPT-2 BPE", 64, 2, 0)
     assert "<script" not in tokens and "&lt;" in tokens and "alert" in tokens
-    assert "validation" in warnings.lower() and "shorter than one context window" in warnings
+    val = ws.stats("gpt2", context_length=64, batch_size=2).val_tokens
+    assert "validation part" in warnings and "fewer than one window of 64 + 1" in warnings
+    assert "choose a context length of at most" in warnings, warnings
+    assert f"has {val:,} tokens" in warnings
 
 
 # --- options ---------------------------------------------------------------------------------
@@ -190,7 +193,7 @@ def test_the_precision_choice_is_said_before_and_during_the_run(ws):
 # --- training --------------------------------------------------------------------------------
 def test_training_streams_the_chart_as_it_learns(ws):
     updates = trained(ws)
-    status, progress, fig, metrics, samples, download, train_btn, resume_btn = updates[-1]
+    status, progress, fig, metrics, samples, download, train_btn, resume_btn, stop_btn = updates[-1]
     trainer = ws.own.trainer
     st = trainer.state
     assert st.step + 1 == trainer.total_steps and "Done" in status
@@ -205,6 +208,10 @@ def test_training_streams_the_chart_as_it_learns(ws):
     token, name = download["value"].split("/")[-2:]  # the session's download link
     assert LINKS.resolve(token, name) == Path(ws.own.checkpoint_path)
     assert train_btn["interactive"] is True and resume_btn["interactive"] is False
+    # Nothing left to stop: Stop is greyed out, no longer red; while it ran it was live.
+    assert stop_btn["interactive"] is False and stop_btn["variant"] == "secondary"
+    assert all(u[8]["interactive"] is True and u[8]["variant"] == "stop" for u in updates[:-1])
+    assert "done" in progress and "ETA" not in progress
 
 
 def test_stop_then_resume_ends_where_an_uninterrupted_run_ends(ws, verdict_text):
@@ -215,10 +222,15 @@ def test_stop_then_resume_ends_where_an_uninterrupted_run_ends(ws, verdict_text)
     for update in gen:
         if ws.own is not None and ws.own.trainer.state.step >= 5:
             ws.request_stop()  # what the Stop button does when a request arrives mid-run
-    status, *_, train_btn, resume_btn = update
-    assert "Stopped after step" in status and resume_btn["interactive"] is True
+    status, progress, *_, train_btn, resume_btn, stop_btn = update
+    assert "Stopped after step" in status and resume_btn["interactive"] is True and stop_btn["interactive"] is False
+    assert "stopped at step" in progress and "ETA" not in progress  # no time left for a run that stopped
+    resumed = train_tab.resume(ws)
+    first = next(resumed)
+    assert first[0].startswith(f"Resuming **custom model** at step {ws.own.trainer.state.step + 2:,}"), first[0]
+    assert "Training a new" not in first[0] and first[8]["interactive"] is True
     assert ws.own.trainer.state.step < reference.own.trainer.state.step
-    run_to_end(train_tab.resume(ws))
+    run_to_end(resumed)
     a, b = reference.own.model.state_dict(), ws.own.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert ws.own.trainer.state.val_losses == reference.own.trainer.state.val_losses
@@ -246,14 +258,11 @@ def test_resume_without_a_run_says_what_to_do(ws):
         next(train_tab.resume(ws))
 
 
-def test_the_run_history_stays_bounded_and_flags_overfitting():
+def test_the_run_history_stays_bounded():
     h = RunHistory(max_points=50)
     for i in range(10_000):
         h.add_step(i * 10, 5.0)
     assert len(h.step_tokens) <= 50 and h.step_tokens[-1] >= 9_000 * 10
-    for i, (tr, va) in enumerate([(5, 5.2), (4, 4.9), (3, 5.0), (2.5, 5.1), (2.0, 5.3)]):
-        h.add_eval(i, i * 100, tr, va)
-    assert "Overfitting" in h.overfitting_hint()
 
 
 # --- generation and evaluation ---------------------------------------------------------------
@@ -321,8 +330,12 @@ def test_a_downloaded_checkpoint_uploads_into_another_session(ws, tmp_path):
     path = ws.save_checkpoint()
     other = Workspace(limits=ws.limits)
     other.set_text(ws.text, name="same text")
-    status, *_ = train_tab.upload_checkpoint(other, path)
-    assert "Loaded" in status
+    status, shown, progress, *_, train_btn, resume_btn, stop_btn = train_tab.upload_checkpoint(other, path)
+    assert "Loaded" in status and shown == status
+    # Where its run stands, not "No run yet"; nothing running, nothing to stop.
+    step, total = ws.own.trainer.state.step + 1, ws.own.trainer.total_steps
+    assert f"loaded at step {step:,}/{total:,}" in progress and "No run yet" not in progress
+    assert stop_btn["interactive"] is False and train_btn["interactive"] is True
     a, b = ws.own.model.state_dict(), other.own.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert other.own.tokenizer.to_dict() == ws.own.tokenizer.to_dict()
@@ -436,13 +449,13 @@ def test_handlers_turn_errors_into_readable_messages():
     assert "memory" in friendly_message(RuntimeError("CUDA out of memory. Tried to allocate"))
 
 
-def test_a_run_that_cannot_start_says_why_and_gives_the_buttons_back(ws):
-    ws.set_text("Too short to train on. " * 3, name="tiny")
-    gen = train_tab.train(ws, ui_form(batch_size=64), START_FROM[0])
-    preparing = next(gen)
-    assert preparing[-3:] == tuple(gr.update(interactive=False) for _ in range(3))
-    status, *_, train_btn, resume_btn = next(gen)
-    assert status.startswith("Could not start") and train_btn["interactive"] is True
-    with pytest.raises(ValueError, match="fewer than one batch"):
-        next(gen)
+def test_a_run_that_cannot_start_says_what_to_change_before_anything_is_queued(ws):
+    ws.set_text("Too short to train on. " * 12, name="tiny")
+    windows = ws.stats("char", context_length=16, batch_size=64).train_windows
+    fix = f"choose a batch size of at most {windows}"
+    assert fix in train_tab.estimate(ws, ui_form(batch_size=64))  # said before Train is pressed
+    with pytest.raises(WorkspaceError, match=f"fewer than one batch of 64: {fix}"):
+        next(train_tab.train(ws, ui_form(batch_size=64), START_FROM[0]))
     assert ws.job is None and ws.own is None
+    # The value it names works.
+    assert list(train_tab.train(ws, ui_form(batch_size=windows, num_epochs=1), START_FROM[0]))[-1][0].startswith("Done")

@@ -6,23 +6,20 @@ tab go to test-artifacts/screenshots/ and the measured timings to test-artifacts
 """
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
+from browser_kit import CHROMIUM, choose, open_tab, seen, set_number, shot, write_timings
+
 if not CHROMIUM.exists():
     pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)",
                 allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
-from app_server import ROOT, SMALL_SERVER, cpu_seconds  # noqa: E402
+from app_server import SMALL_SERVER, cpu_seconds  # noqa: E402
 
 pytestmark = pytest.mark.browser
-ARTIFACTS = ROOT / "test-artifacts"
-SHOTS = ARTIFACTS / "screenshots"
 TIMINGS: dict[str, float] = {}
 
 # The loss chart's traces, read from Plotly's own data on the page.
@@ -40,20 +37,7 @@ def app(launch_app):
     TIMINGS["seconds_from_launch_to_page_served"] = round(server.startup_seconds, 2)
     TIMINGS["server_cpu_seconds_until_served"] = round(server.cpu_seconds_to_serve, 2)
     yield server
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "timings.json").write_text(json.dumps(TIMINGS, indent=2))
-
-
-@pytest.fixture(scope="module")
-def browser(app):
-    """One Chromium for the module: Playwright's sync API runs one driver per thread, so a
-    second `sync_playwright()` inside a test would fail while this one is open."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield chromium
-        chromium.close()
+    write_timings(TIMINGS, "timings.json")
 
 
 @pytest.fixture(scope="module")
@@ -63,14 +47,6 @@ def page(app, browser):
     page.goto(app.url)
     yield page
     page.close()
-
-
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def open_tab(page, name: str) -> None:
-    page.get_by_role("tab", name=name).click()
 
 
 def test_page_opens_on_the_verdict_with_what_the_model_sees(page):
@@ -171,18 +147,6 @@ def test_evaluate_colours_each_token(page):
     shot(page, "5-evaluate")
 
 
-def choose(page, label: str, option: str) -> None:
-    """Pick `option` in the Gradio dropdown labelled `label`, as a user clicks it."""
-    page.get_by_label(label, exact=True).click()
-    page.get_by_role("option", name=option).click()
-
-
-def set_number(page, label: str, value: str) -> None:
-    box = page.get_by_label(label, exact=True)
-    box.fill(value)
-    box.press("Tab")  # Gradio sends a number field's value when it loses focus
-
-
 ITERATIONS = "Iterations over random windows (0 = epochs over sliding windows, the book's way)"
 TRAIN_POINTS_JS = POINTS_JS.replace("'Validation loss'", "'Training loss'")
 
@@ -214,31 +178,6 @@ def test_babygpt_on_lunyu_draws_both_curves_and_sits_beside_its_bigram(page):
     shot(page, "2-train-babygpt-lunyu")
 
 
-# Is the element holding `text` inside `selector` what the browser hits at its centre, and not
-# faded out? (Text in a zero-height or covered box fails.)
-SEEN_JS = """([selector, text]) => {
-  const box = document.querySelector(selector);
-  const holders = box ? [...box.querySelectorAll('*')].filter(e => e.innerText && e.innerText.includes(text)) : [];
-  const el = holders[holders.length - 1];
-  if (!el) return 'no element with the text';
-  const r = el.getBoundingClientRect();
-  if (r.width < 1 || r.height < 1) return 'zero-size box';
-  const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
-  if (!hit || !(hit === el || el.contains(hit))) return 'covered by ' + (hit ? hit.outerHTML.slice(0, 120) : 'nothing');
-  let opacity = 1;
-  for (let e = el; e; e = e.parentElement) opacity *= parseFloat(getComputedStyle(e).opacity);
-  return opacity >= 0.9 ? 'seen' : 'faded to ' + opacity.toFixed(2);
-}"""
-
-
-def seen(page, selector: str, text: str, timeout: float = 10.0) -> str:
-    """'seen' once the text is visible and uncovered (transitions may take a moment); else why not."""
-    end = time.monotonic() + timeout
-    while (verdict := page.evaluate(SEEN_JS, [selector, text])) != "seen" and time.monotonic() < end:
-        time.sleep(0.2)
-    return verdict
-
-
 def test_a_second_student_sees_the_queue_and_leaves_it_with_stop(app, browser):
     contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(2)]
     # two browser contexts: two students, two Gradio sessions
@@ -264,7 +203,7 @@ def test_a_second_student_sees_the_queue_and_leaves_it_with_stop(app, browser):
         assert "1 ahead of you" in second.inner_text("#progress-box")
         assert second.locator("#train-btn").inner_text().startswith("Waiting… (1 ahead)")
         assert second.locator("#train-btn").is_disabled() and not second.locator("#stop-btn").is_disabled()
-        shot(second, "2-train-waiting-in-the-queue")
+        shot(second, "2-train-waiting-in-the-queue", phone=True)
         second.locator("#stop-btn").click()
         left = "You left the queue; nothing was trained."
         second.wait_for_function(f"() => document.querySelector('#train-status').innerText.includes('{left}')")
@@ -272,6 +211,8 @@ def test_a_second_student_sees_the_queue_and_leaves_it_with_stop(app, browser):
         assert second.locator("#train-btn").inner_text() == "Train"
         second.locator("#train-status").scroll_into_view_if_needed()
         assert seen(second, "#train-status", left) == "seen"
+        assert second.locator("#stop-btn").is_disabled()  # nothing left to stop
+        shot(second, "2-train-left-the-queue", phone=True)
         first.locator("#stop-btn").click()
         first.wait_for_function("() => document.querySelector('#train-status').innerText.includes('Stopped after step')",
                                 timeout=120_000)

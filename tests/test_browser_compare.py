@@ -15,7 +15,7 @@ import time
 import pytest
 
 # Skips this module where the browser is missing; `browser` is its one Chromium per module, on our `app`.
-from test_browser import SHOTS, browser, choose  # noqa: F401
+from browser_kit import SHOTS, choose
 from test_browser_teach import open_tab  # a tab folded away on a phone is opened from its menu
 
 from app_server import SMALL_SERVER  # noqa: E402

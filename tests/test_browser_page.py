@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from test_browser import SEEN_JS, SHOTS, browser, choose, open_tab, seen, set_number  # noqa: F401 (a fixture)
+from browser_kit import SHOTS, choose, open_tab, seen, set_number
 from app_server import SMALL_SERVER
 
 pytestmark = pytest.mark.browser

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 # Skips this module where the browser is missing; `browser` is its one Chromium per module, on our `app`.
-from test_browser import browser, seen  # noqa: F401
+from browser_kit import seen
 from app_server import ROOT, SMALL_SERVER
 
 pytestmark = pytest.mark.browser

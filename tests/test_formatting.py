@@ -1,7 +1,8 @@
 """The page's number formatting (playground/formatting.py)."""
 from __future__ import annotations
 
-from playground.formatting import format_bytes, format_count
+from playground.formatting import counted, format_bytes, format_count
+from playground.preset_fit import about, duration_words
 
 
 def test_format_helpers():
@@ -12,6 +13,14 @@ def test_format_helpers():
     assert format_count(999) == "999"
     assert format_count(163_009_536) == "163.0M"
     assert format_count(1_557_611_200) == "1.56B"
+
+
+def test_counts_and_durations_read_as_sentences():
+    assert counted(1, "step") == "1 step" and counted(90, "step") == "90 steps"
+    assert counted(1, "batch", "batches") == "1 batch" and counted(2_000, "batch", "batches") == "2,000 batches"
+    assert about(0.2) == "about 1 s" and about(44.4) == "about 44 s"
+    assert duration_words(60) == "1 minute" and duration_words(90) == "1.5 minutes"
+    assert duration_words(25 * 60) == "25 minutes" and duration_words(3 * 3600) == "3 hours"
 
 
 def test_a_size_reads_the_same_in_the_engine_s_refusals_and_on_the_page():

@@ -16,7 +16,7 @@ from playground.options import PRESET_LABELS, START_FROM
 from playground.session import Workspace, WorkspaceError
 from test_app_handlers import ui_form
 
-OUTPUTS = 8  # the Train tab's own outputs; the replay's slider and frame follow them
+OUTPUTS = 9  # the Train tab's own outputs (Stop the last); the replay's slider and frame follow them
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_the_replay_comes_back_with_the_checkpoint(run, verdict_text):
         slider, html = out[-2:]
         assert slider["maximum"] == len(frames(ws)) and other.own.trainer.state.timeline == ws.own.trainer.state.timeline
         assert f"Evaluation {len(frames(ws))} of {len(frames(ws))}" in html
-        assert marker_x(out[2]) == [frames(ws)[-1].tokens_seen]
+        assert marker_x(out[3]) == [frames(ws)[-1].tokens_seen]  # (after the note, status and progress)
     finally:
         other.close()
 

@@ -245,30 +245,46 @@ def test_label_smoothing_reaches_the_loss(text, tok):
 
 def test_overfitting_flag_and_early_stopping(tok):
     # Train on "a"s, validate on "b"s: the validation loss can only rise.
-    train_ds = GPTDatasetV1(torch.full((400,), tok.stoi["a"]), None, 16, 16)
+    train_ds = GPTDatasetV1(torch.full((80,), tok.stoi["a"]), None, 16, 16)
     val_ds = GPTDatasetV1(torch.full((100,), tok.stoi["b"]), None, 16, 16)
     torch.manual_seed(0)
     model = GPTModel(tiny(tok))
     config = TrainConfig(eval_freq=2, eval_iter=2, learning_rate=1e-2, early_stopping_patience=3, overfit_patience=2)
     schedule = EpochLoaderSchedule(DataLoader(train_ds, batch_size=2), DataLoader(val_ds, batch_size=2), 50)
-    events = list(Trainer(model, make_optimizer(model, config), schedule, config=config).run())
+    trainer = Trainer(model, make_optimizer(model, config), schedule, config=config)
+    events = list(trainer.run())
     evals = [e for e in events if isinstance(e, EvalEvent)]
     assert isinstance(events[-1], StoppedEvent) and "early stopping" in events[-1].reason
-    val = [e.val_loss for e in evals]
+    val, train = [e.val_loss for e in evals], [e.train_loss for e in evals]
     best = val.index(min(val))
     assert len(evals) == best + 4 and events[-1].step == evals[-1].step  # 3 evaluations past the best
     assert all(v > val[best] for v in val[best + 1:])
     assert not evals[0].overfitting and evals[-1].overfitting
-    assert [e.overfitting for e in evals] == [i >= best + 2 and val[i] > val[i - 2] for i in range(len(val))]
+    # Two rises in a row with the training loss falling, once the 2 batches of an epoch were read.
+    per_pass = trainer.batches_per_epoch * 2 * 16
+    assert per_pass == 64
+    tokens = [e.tokens_seen for e in evals]
+    assert [e.overfitting for e in evals] == [
+        i >= 2 and val[i - 2] < val[i - 1] < val[i] and train[i] < train[i - 2] and tokens[i - 2] >= per_pass
+        for i in range(len(val))]
 
 
-def test_is_overfitting_needs_rising_val_and_falling_train():
+def test_is_overfitting_needs_val_rising_twice_on_enough_batches_after_one_pass():
     assert is_overfitting([3.0, 2.5, 2.0, 1.5], [5.0, 4.0, 4.2, 4.5], 2)
     assert not is_overfitting([3.0, 2.5, 2.0, 1.5], [5.0, 4.0, 3.9, 4.5], 2)  # new best inside the window
+    assert not is_overfitting([3.0, 2.5, 2.0, 1.5], [5.0, 4.5, 4.4, 4.6], 2)  # one rise, one fall: noise
     assert not is_overfitting([3.0, 2.5, 2.6, 2.7], [5.0, 4.0, 4.2, 4.5], 2)  # train not falling
     assert not is_overfitting([3.0, 2.0], [5.0, 6.0], 2)
-    # Each evaluation must average at least two batches: one is too noisy to call a rise.
+    # Each evaluation must average at least two batches (one is too noisy to call a rise) or
+    # the whole validation part.
     assert not is_overfitting([3.0, 2.5, 2.0, 1.5], [5.0, 4.0, 4.2, 4.5], 2, eval_batches=1)
+    assert is_overfitting([3.0, 2.5, 2.0, 1.5], [5.0, 4.0, 4.2, 4.5], 2, eval_batches=1, whole_split=True)
+    # The rise must start once the training part was read once: before, every batch is new text.
+    seen = [0, 100, 200, 300]
+    assert not is_overfitting([3.0, 2.5, 2.0, 1.5], [5.0, 4.0, 4.2, 4.5], 2, tokens_seen=seen, tokens_per_pass=150)
+    assert is_overfitting([3.0, 2.5, 2.0, 1.5], [5.0, 4.0, 4.2, 4.5], 2, tokens_seen=seen, tokens_per_pass=100)
+    # A patience below two still needs two rises.
+    assert not is_overfitting([3.0, 2.5, 1.5], [5.0, 4.0, 4.5], 1)
 
 
 class Bigram(nn.Module):

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from students import queue_place as ahead
-from playground import train_tab
+from playground import train_estimate, train_tab
 from playground.limits import Limits
 from playground.options import START_FROM
 from playground.session import Job, Workspace, WorkspaceError
@@ -34,7 +34,7 @@ def queue(monkeypatch) -> TrainQueue:
 
 
 def settings(monkeypatch, **changes) -> None:
-    monkeypatch.setattr(train_tab, "SETTINGS", dataclasses.replace(train_tab.SETTINGS, **changes))
+    monkeypatch.setattr(train_estimate, "SETTINGS", dataclasses.replace(train_estimate.SETTINGS, **changes))
 
 
 @pytest.fixture()
@@ -93,15 +93,17 @@ def test_a_second_session_waits_with_its_place_then_trains_after_the_first(two, 
     status_a = next(run_a)[0]
     assert status_a.startswith("Preparing")
     run_b = train(b, num_epochs=1)
-    status, progress, _chart, _metrics, _samples, download, train_btn, resume_btn = next(run_b)
+    status, progress, _chart, _metrics, _samples, download, train_btn, resume_btn, stop_btn = next(run_b)
     assert ahead(status) == 1 and "trains 1 at a time" in status, status
     assert "1 ahead of you" in progress and "Waiting… (1 ahead)" == train_btn["value"]
     assert train_btn["interactive"] is False and resume_btn["interactive"] is False
+    assert stop_btn["interactive"] is True  # Stop leaves the queue
     assert b.own is None  # nothing is built while it waits
     assert list(run_a)[-1][0].startswith("Done")
     rest = list(run_b)
     assert rest[0][0].startswith("Preparing") and rest[-1][0].startswith("Done")
     assert rest[-1][6] == {"__type__": "update", "value": "Train", "interactive": True}
+    assert rest[-1][8]["interactive"] is False
     assert queue.counts() == (0, 0) and a.job is None and b.job is None
 
 
@@ -115,7 +117,7 @@ def test_stop_while_waiting_leaves_the_queue_and_says_nothing_was_trained(two, q
     last = list(run_b)[-1]
     assert last[0] == train_tab.LEFT_QUEUE and last[6]["value"] == "Train" and last[6]["interactive"]
     assert b.job is None and b.own is None and queue.counts() == (1, 0)
-    assert train_tab.after_stop(b)[0] == train_tab.LEFT_QUEUE
+    assert list(train_tab.after_stop(b))[-1][0] == train_tab.LEFT_QUEUE
     assert train_tab.stop(b) == train_tab.NOTHING_TRAINING
     # The API route does the same in one call (from another thread, as the server calls it);
     # the running session is untouched.

@@ -78,8 +78,8 @@ ZH: dict[str, str] = {
         "上传检查点（.pt / .pth：本站的，或书中的 model.pth）",
     "Ready. Press **Train**.": "准备就绪。按下 **训练**。",
     "Loss": "损失",
-    "Samples after each epoch, newest first (greedy, from the start context)":
-        "每个训练轮次后的样例，最新的在前（贪婪解码，从起始上下文开始）",
+    "Samples after each epoch (random windows: at each evaluation), newest first (greedy, from the start context)":
+        "每个训练轮次后的样例（随机窗口：每次评估后），最新的在前（贪婪解码，从起始上下文开始）",
 
     # --- Generate ------------------------------------------------------------------------
     "3 · Generate": "3 · 生成",

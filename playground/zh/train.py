@@ -12,6 +12,44 @@ ZH: dict[str, str] = {
     "Exact (float32: the book's numbers)": "精确（float32：与书中的数字一致）",
     "Fast (bfloat16)": "快速（bfloat16）",
     "Auto (Fast where this machine computes bfloat16 natively)": "自动（这台机器原生支持 bfloat16 时用快速模式）",
+    # the queue, Stop, where a run stands (playground/train_view.py, train_tab.py)
+    "Waiting: **{ahead}** training ahead of you (the server trains {slots} at a time). Press **Stop** to leave the queue.":
+        "排队中：前面还有 **{ahead}** 个训练任务（服务器一次训练 {slots} 个）。按 **停止** 可退出队列。",
+    "Waiting: **{ahead}** trainings ahead of you (the server trains {slots} at a time). Press **Stop** to leave the queue.":
+        "排队中：前面还有 **{ahead}** 个训练任务（服务器一次训练 {slots} 个）。按 **停止** 可退出队列。",
+    "Waiting for memory: {reason} Press **Stop** to leave the queue.":
+        "等待内存：{reason} 按 **停止** 可退出队列。",
+    "waiting for a training slot: {ahead} ahead of you": "等待训练名额：前面还有 {ahead} 个",
+    "Waiting… ({ahead} ahead)": "排队中…（前面 {ahead} 个）",
+    "You left the queue; nothing was trained.": "你已退出队列，没有进行任何训练。",
+    "left the queue: nothing was trained": "已退出队列：没有进行任何训练",
+    "Nothing is training in this session.": "这个会话中没有正在进行的训练。",
+    "Stopping after the current step...": "当前这一步结束后停止……",
+    "Stopping: the current step is still running; the run ends right after it.":
+        "正在停止：当前这一步还在计算，结束后训练随即停止。",
+    "stopping after the current step": "当前这一步结束后停止",
+    "done step {done}/{total} · {tokens} tokens": "完成 第 {done}/{total} 步 · {tokens} 个词元",
+    "done iteration {done}/{total} · {tokens} tokens": "完成 第 {done}/{total} 次迭代 · {tokens} 个词元",
+    "stopped at step {done}/{total} · {tokens} tokens": "停在第 {done}/{total} 步 · {tokens} 个词元",
+    "stopped at iteration {done}/{total} · {tokens} tokens": "停在第 {done}/{total} 次迭代 · {tokens} 个词元",
+    "failed after step {done}/{total} · {tokens} tokens": "在第 {done}/{total} 步后失败 · {tokens} 个词元",
+    "failed after iteration {done}/{total} · {tokens} tokens": "在第 {done}/{total} 次迭代后失败 · {tokens} 个词元",
+    "loaded at step {done}/{total} · {tokens} tokens": "已载入，停在第 {done}/{total} 步 · {tokens} 个词元",
+    "loaded at iteration {done}/{total} · {tokens} tokens": "已载入，停在第 {done}/{total} 次迭代 · {tokens} 个词元",
+    # the estimate and the preset fitted to the text (playground/train_estimate.py, preset_fit.py)
+    "Time: press *Measure speed* (times the parts of a run of this model here).":
+        "时间：请按 *在这台机器上测速*（在本机上为这个模型的一次训练计时）。",
+    "Measured here: {step} ms a step, {batch} ms an evaluation batch → **{total}** on this machine ({parts})":
+        "本机实测：每步 {step} 毫秒，每个评估批次 {batch} 毫秒 → 在本机上 **{total}**（{parts}）",
+    "Fitted to <i>{text}</i> and the time budget of {budget}: {chosen} (why?)":
+        "已按 <i>{text}</i> 和 {budget} 的时间预算调整：{chosen}（为什么？）",
+    "Fitted to <i>{text}</i>: {chosen} (why?)": "已按 <i>{text}</i> 调整：{chosen}（为什么？）",
+    "about {duration}": "约 {duration}",
+    "{n} s": "{n} 秒",
+    "{n} minute": "{n} 分钟",
+    "{n} minutes": "{n} 分钟",
+    "{n} hour": "{n} 小时",
+    "{n} hours": "{n} 小时",
     "Precision: **{kind}**: {reason}.": "计算精度：**{kind}**：{reason}。",
     "Exact (float32)": "精确（float32）",
     "float32 was asked for: the book's numbers, bit for bit": "选择了 float32：与书中的数字逐位一致",
