@@ -25,11 +25,22 @@ def _breaks(piece: str) -> str:
     return "<br>" * piece.count("\n")
 
 
+MORE_NOTE = "... and {more} more tokens"
+
+
+def _more_tail(more: int, note: str) -> str:
+    """The closing note under a token view that shows only its first tokens: `note` (a
+    template with {more}, the caller's words and language) or nothing."""
+    if more <= 0:
+        return ""
+    return f"<div style='color:#6b7280;margin-top:6px'>{html.escape(note.format(more=f'{more:,}'))}</div>"
+
+
 def tokens_html(pieces: Sequence[str], ids: Sequence[int], *, show_ids: bool = True,
-                more: int = 0) -> str:
+                more: int = 0, more_note: str = MORE_NOTE) -> str:
     """Each token on its own background colour, its id underneath (hover shows it too).
 
-    `more` says how many further tokens were left out, for a closing note.
+    `more` says how many further tokens were left out, for a closing note (`more_note`).
     """
     spans = []
     for i, (piece, tid) in enumerate(zip(pieces, ids)):
@@ -38,8 +49,7 @@ def tokens_html(pieces: Sequence[str], ids: Sequence[int], *, show_ids: bool = T
                    if show_ids else "")
         spans.append(f"<span title='id {int(tid)}' style='{_BOX}background:{color}'>"
                      f"{_show_whitespace(piece)}{id_html}</span>{_breaks(piece)}")
-    tail = (f"<div style='color:#6b7280;margin-top:6px'>... and {more:,} more tokens</div>"
-            if more > 0 else "")
+    tail = _more_tail(more, more_note)
     return ("<div class='token-view' style='font-family:ui-monospace,monospace;font-size:14px'>"
             + "".join(spans) + "</div>" + tail)
 
@@ -91,7 +101,8 @@ def _details(piece: str, p: float, rank: int | None, vocab: int | None, guess: s
 
 def probability_html(pieces: Sequence[str], probabilities: Sequence[float], *,
                      first_unscored: int = 0, more: int = 0, ranks: Sequence[int] | None = None,
-                     guesses: Sequence[str] | None = None, vocab_size: int | None = None) -> str:
+                     guesses: Sequence[str] | None = None, vocab_size: int | None = None,
+                     more_note: str = MORE_NOTE) -> str:
     """A text with each token coloured by the probability the model gave it.
 
     The first `first_unscored` pieces have no prediction (nothing comes before them) and are
@@ -112,8 +123,7 @@ def probability_html(pieces: Sequence[str], probabilities: Sequence[float], *,
                        guesses[j] if guesses is not None else None)
         spans.append(f"<span class='tok' tabindex='0' style='{_BOX}background:{probability_color(p)}'>"
                      f"{_show_whitespace(piece)}<span class='tok-tip'>{tip}</span></span>{_breaks(piece)}")
-    tail = (f"<div style='color:#6b7280;margin-top:6px'>... and {more:,} more tokens</div>"
-            if more > 0 else "")
+    tail = _more_tail(more, more_note)
     return (_PROB_STYLE + "<div class='prob-view'>"
             "<div class='token-view' style='font-family:ui-monospace,monospace;font-size:14px'>"
             + "".join(spans) + "</div>"

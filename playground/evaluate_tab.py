@@ -8,10 +8,12 @@ import gradio as gr
 
 from gpt_core.corpus import split_text
 from gpt_core.generate import score_text
-from gpt_core.render import message_html, probability_html
+from gpt_core.render import MORE_NOTE, message_html, probability_html
 
 from . import models
 from .common import clear_on, explain_failures
+from .explain import EVALUATE_NUMBERS, numbers_note
+from .i18n import tr, translate_message
 from .models import resolve
 from .notices import message_area
 from .session import Workspace
@@ -33,27 +35,30 @@ def score_one(ws: Workspace, model_choice: str, text: str) -> tuple[str, str]:
     truncated = len(ids) > MAX_SCORE_TOKENS
     ids = ids[:MAX_SCORE_TOKENS]
     if len(ids) < 2:
-        raise ValueError(f"The text has {len(ids)} token for {model_choice}; scoring needs at least two.")
+        raise ValueError(tr("The text has {n} token for {model}; scoring needs at least two.", n=len(ids),
+                            model=translate_message(model_choice)))
     score = score_text(model, ids)
     probs = score.target_probs[0].tolist()
     scored_text = tok.decode(ids)
     nll_total = -float(score.log_probs.sum())
     bits_per_char = nll_total / max(1, len(scored_text)) / math.log(2)
     accuracy_hint = sum(p > 0.5 for p in probs) / len(probs)
+    scored = f"{len(probs):,}" + (" " + tr("(first part of the text)") if truncated else "")
     metrics = "\n".join([
-        f"### {model_choice}",
-        "| Measure | Value |", "|---|---|",
-        f"| Loss (cross-entropy) | **{score.cross_entropy:.3f}** |",
-        f"| Perplexity | **{score.perplexity:,.1f}** |",
-        f"| Bits per character | {bits_per_char:.3f} |",
-        f"| Tokens scored | {len(probs):,}" + (" (first part of the text)" if truncated else "") + " |",
-        f"| Tokens given p > 0.5 | {accuracy_hint:.0%} |",
+        f"### {translate_message(model_choice)}",
+        f"| {tr('Measure')} | {tr('Value')} |", "|---|---|",
+        f"| {tr('Loss (cross-entropy)')} | **{score.cross_entropy:.3f}** |",
+        f"| {tr('Perplexity')} | **{score.perplexity:,.1f}** |",
+        f"| {tr('Bits per character')} | {bits_per_char:.3f} |",
+        f"| {tr('Tokens scored')} | {scored} |",
+        f"| {tr('Tokens given p > 0.5')} | {accuracy_hint:.0%} |",
     ])
     shown = min(len(ids), SHOW_TOKENS)
     pieces = tok.token_strings(ids[:shown])
     guesses = tok.token_strings(score.top_ids[0, : shown - 1].tolist())
     body = probability_html(pieces, probs[: shown - 1], first_unscored=1, more=len(ids) - shown,
-                            ranks=score.ranks[0, : shown - 1].tolist(), guesses=guesses, vocab_size=tok.n_vocab)
+                            ranks=score.ranks[0, : shown - 1].tolist(), guesses=guesses, vocab_size=tok.n_vocab,
+                            more_note=tr(MORE_NOTE))
     return metrics, body
 
 
@@ -61,19 +66,19 @@ def evaluate(ws: Workspace, text: str, model_a: str | None, model_b: str | None)
     """Score `text` (empty: the validation part) with model A and, if chosen, model B."""
     text = text if isinstance(text, str) and text.strip() else validation_text(ws)
     if len(text) > ws.limits.max_score_chars:
-        raise ValueError(f"The text has {len(text):,} characters; evaluation takes up to "
-                         f"{ws.limits.max_score_chars:,}. Shorten it.")
+        raise ValueError(tr("The text has {count} characters; evaluation takes up to {limit}. Shorten it.",
+                            count=f"{len(text):,}", limit=f"{ws.limits.max_score_chars:,}"))
     model_b = None if model_b == models.NO_MODEL else model_b
     if not model_a and not model_b:
-        raise ValueError("Choose at least one model to evaluate.")
+        raise ValueError(tr("Choose at least one model to evaluate."))
     outputs = []
     for choice in (model_a, model_b):
         if not choice:
-            outputs += ["", message_html("Choose a model to compare.", kind="info")]
+            outputs += ["", message_html(tr("Choose a model to compare."), kind="info")]
             continue
         outputs += list(score_one(ws, choice, text))
-    note = ("Loss and perplexity compare only between models with the same tokenizer; "
-            "bits per character compare any two.")
+    note = tr("Loss and perplexity compare only between models with the same tokenizer; "
+              "bits per character compare any two.")
     return (*outputs, note)
 
 
@@ -90,6 +95,7 @@ def layout() -> SimpleNamespace:
                 button = gr.Button("Score", variant="primary", elem_id="eval-btn")
                 message = message_area("evaluate-message")
         note = gr.Markdown()
+        numbers_note(EVALUATE_NUMBERS, "evaluate-numbers")
         with gr.Row():
             with gr.Column(elem_id="eval-a"):
                 a_md = gr.Markdown()

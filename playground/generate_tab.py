@@ -15,6 +15,7 @@ from gpt_core.sampling import STAGES, TOY_INVERSE_VOCAB, temperature_lab
 
 from . import inspector
 from .common import LIMITS, clear_on, explain_failures, guard
+from .explain import INFO
 from .fields import form_number
 from .i18n import tr
 from .inspector import new_trace
@@ -140,11 +141,13 @@ def layout() -> SimpleNamespace:
                 model = gr.Dropdown([], label="Model", allow_custom_value=True)
                 prompt = gr.Textbox("Every effort moves you", label="Prompt", lines=3)
                 max_new = gr.Slider(1, LIMITS.max_new_tokens, value=50, step=1, label="Max new tokens",
-                                    elem_id="max-new")
+                                    info=INFO["max_new"], elem_id="max-new")
                 temperature = gr.Slider(0, 2, value=1.0, step=0.05, label="Temperature (0 = greedy)",
-                                        elem_id="temperature")
-                top_k = gr.Slider(0, 200, value=25, step=1, label="Top-k (0 = off)", elem_id="top-k")
-                top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p (1 = off)", elem_id="top-p")
+                                        info=INFO["temperature"], elem_id="temperature")
+                top_k = gr.Slider(0, 200, value=25, step=1, label="Top-k (0 = off)", info=INFO["top_k"],
+                                  elem_id="top-k")
+                top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p (1 = off)", info=INFO["top_p"],
+                                  elem_id="top-p")
                 with gr.Row():
                     seed = gr.Number(123, label="Seed (empty = random)", precision=0)
                     stop_eot = gr.Checkbox(True, label="Stop at end-of-text")
