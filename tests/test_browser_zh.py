@@ -83,7 +83,7 @@ def found(app, browser):
         page = context.new_page()
         page.set_default_timeout(60_000)
         page.goto(app.url + TINY + "&lang=zh-CN")
-        page.get_by_text("参数").first.wait_for()  # the estimate, drawn in Chinese on load
+        page.get_by_text("当前文本").first.wait_for()  # the Data summary, drawn in Chinese on load
 
         def look(tab: str, lang: str = "zh") -> None:
             page.wait_for_timeout(500)  # what the tab's opening redraws
@@ -92,8 +92,9 @@ def found(app, browser):
 
         look("data")
         open_tab(page, "2 · 训练")
-        for accordion in ("模型（书中 GPT_CONFIG 的字段）", "训练选项", "这些数字是什么意思"):
+        for accordion in ("模型（书中 GPT_CONFIG 的字段）", "训练选项"):
             page.get_by_text(accordion, exact=True).first.click()
+        page.locator("#train-numbers").get_by_text("这些数字是什么意思").click()
         train_until_done_zh(page)
         look("train")
         open_tab(page, "3 · 生成")
