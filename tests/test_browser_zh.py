@@ -114,7 +114,8 @@ def found(app, browser):
         look("evaluate")
         open_tab(page, "6 · 注意力")
         page.locator("#attention-btn").click()
-        page.wait_for_function("() => document.querySelector('#attention-trained g.hm image') !== null")
+        page.wait_for_function("() => { const el = document.querySelector('#attention-trained .js-plotly-plot');"
+                               " return !!(el && el.data && el.data.length); }", timeout=120_000)
         look("attention")
 
         page.locator("#language").get_by_text("English").click()
