@@ -18,7 +18,7 @@ from gpt_core.corpus import DEFAULT_CORPUS, SAMPLE_CORPORA  # noqa: E402
 from gpt_core.plots import loss_figure  # noqa: E402
 from playground import (attention_tab, compare, data_tab, evaluate_tab, explain, generate_tab, gpt2_tab,  # noqa: E402
                         page, replay, share, train_tab)
-from playground.common import (LIMITS, REGISTRY, SETTINGS, bind, bind_form, bind_progress, clear_on,  # noqa: E402
+from playground.common import (LIMITS, REGISTRY, SETTINGS, bind, bind_form, bind_progress, clear_on, guard,  # noqa: E402
                                explain_failures, release_session)
 from playground.files import EXPORTS, LINKS, remove_leftovers  # noqa: E402
 from playground.chart_zoom import KEEP_ZOOM_HEAD  # noqa: E402
@@ -265,7 +265,7 @@ def build_app() -> gr.Blocks:
         generate_ui.tab.select(bind(train_tab.model_dropdowns), pickers, pickers, api_name=False).then(
             bind(generate_tab.candidates_or_note), generate_tab.candidate_inputs(generate_ui), generate_ui.cand_chart,
             api_name=False, show_progress="hidden")
-        generate_tab.wire(generate_ui, demo, bind, concurrency_limit=SETTINGS.generate_concurrency)
+        generate_tab.wire(generate_ui, bind, concurrency_limit=SETTINGS.generate_concurrency)
         gpt2_tab.wire(gpt2_ui, bind_progress)
 
         # A message stays until its tab's input changes or a new try begins; a new text or
@@ -290,9 +290,12 @@ def build_app() -> gr.Blocks:
         relabelled = [data_tab_ui, train_tab_ui, generate_ui.tab, gpt2_ui.tab, evaluate_ui.tab, attention_ui.tab,
                       upload, upload_ckpt, gpt2_ui.files]
         redraw = [(bind(relabel([c.label for c in relabelled])), None, relabelled),
+                  (guard(generate_tab.sampling_lab), [generate_ui.lab_temp, generate_ui.lab_draws, generate_ui.lab_seed],
+                   generate_ui.lab_chart),
                   (bind(data_tab.view), data_inputs, data_outputs),
                   (bind_form(train_tab.estimate, FORM_FIELDS, ["start_from"]), estimate_inputs, estimate),
                   (bind(replay.redraw), None, replay_ui.outputs),
+                  (bind(train_tab.redraw), None, [progress, chart, train_btn]),
                   (bind(gpt2_tab.import_help), None, gpt2_ui.help), (bind(gpt2_tab.sizes_table), None, gpt2_ui.sizes),
                   (bind(compare.view), None, compare_ui.outputs)]
 

@@ -183,11 +183,16 @@ def redraw(ws: Workspace, layer, head):
     return _figures(ws, layer_n, _parse_head(head, cached["heads"]))
 
 
-def model_choice(ws: Workspace, current):
-    """The model list when the tab opens, keeping a choice that still exists."""
+def model_choice(ws: Workspace, current, head):
+    """The model list when the tab opens, keeping a choice that still exists, and the head list
+    in the session's language (the layout's own, translated by the browser, would send its
+    translation back as the value)."""
     choices = models.model_choices(ws)
     value = current if current in choices else (choices[0] if choices else None)
-    return gr.update(choices=shown_as(choices), value=value)
+    cached = ws.ui.get(CACHE_KEY)
+    heads = cached["heads"] if cached is not None else 0
+    return (gr.update(choices=shown_as(choices), value=value),
+            gr.update(choices=_shown_heads(heads), value=head if head in head_choices(heads) else _head_label(None)))
 
 
 def layout() -> SimpleNamespace:
@@ -215,7 +220,7 @@ def layout() -> SimpleNamespace:
 
 def wire(ui: SimpleNamespace, bind, *, concurrency_id: str, concurrency_limit: int) -> None:
     """The tab's events: the model list on opening, Show, and redraws when layer or head move."""
-    ui.tab.select(bind(model_choice), ui.model, ui.model, api_name=False)
+    ui.tab.select(bind(model_choice), [ui.model, ui.head], [ui.model, ui.head], api_name=False)
     ui.button.click(bind(show), [ui.model, ui.text, ui.layer, ui.head, ui.compare],
                     [ui.fresh, ui.trained, ui.note, ui.layer, ui.head], api_name="attention",
                     concurrency_id=concurrency_id, concurrency_limit=concurrency_limit)

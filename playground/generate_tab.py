@@ -105,9 +105,10 @@ def candidates(ws: Workspace, model_choice, prompt, temperature, top_k, top_p, s
         stages.pop("top_k")
     if options["top_p"] is None:
         stages.pop("top_p")
-    settings = (f"temperature {options['temperature']:g}" + ("" if options["temperature"] else " = greedy")
-                + f", top-k {options['top_k'] or 'off'}, top-p {options['top_p'] or 'off'}; "
-                + f"{dist.kept.get('top_p', dist.kept.get('temperature', 0)):,} tokens can be drawn")
+    settings = tr("temperature {t}, top-k {top_k}, top-p {top_p}; {kept} tokens can be drawn",
+                  t=f"{options['temperature']:g}" + ("" if options["temperature"] else tr(" = greedy")),
+                  top_k=options["top_k"] or tr("off"), top_p=options["top_p"] or tr("off"),
+                  kept=f"{dist.kept.get('top_p', dist.kept.get('temperature', 0)):,}")
     return candidates_figure(labels, stages, settings=settings)
 
 
@@ -182,9 +183,9 @@ def candidate_inputs(ui: SimpleNamespace) -> list:
     return [ui.model, ui.prompt, ui.temperature, ui.top_k, ui.top_p]
 
 
-def wire(ui: SimpleNamespace, demo: gr.Blocks, bind, *, concurrency_limit: int) -> None:
+def wire(ui: SimpleNamespace, bind, *, concurrency_limit: int) -> None:
     """Generate (streamed), Stop, the candidates chart (redrawn as the sampling sliders move),
-    the inspector, and the sampling lab drawn on load. Everything that runs a model shares the
+    the inspector, and the sampling lab. Everything that runs a model shares the
     "generate" group. Opening the tab is the page's to wire: the model lists of three tabs first."""
     group = dict(concurrency_id="generate", concurrency_limit=concurrency_limit)
     cand_inputs = candidate_inputs(ui)
@@ -203,7 +204,7 @@ def wire(ui: SimpleNamespace, demo: gr.Blocks, bind, *, concurrency_limit: int) 
         slider.input(bind(candidates_or_note), cand_inputs, ui.cand_chart, api_name=False,
                      concurrency_id="generate", trigger_mode="always_last", show_progress="hidden")
     lab_inputs = [ui.lab_temp, ui.lab_draws, ui.lab_seed]
-    demo.load(guard(sampling_lab), lab_inputs, ui.lab_chart, api_name=False)
+    # Drawn on load by the page, once the session's language is known (app.py's redraw).
     ui.lab_temp.input(guard(sampling_lab), lab_inputs, ui.lab_chart, api_name="sampling_lab",
                       trigger_mode="always_last", show_progress="hidden")
     for box in (ui.lab_draws, ui.lab_seed):

@@ -293,6 +293,14 @@ def loss_chart(ws: Workspace):
     return figure(ws)
 
 
+def redraw(ws: Workspace):
+    """(progress, chart, Train button) in the session's language, on load and on a language
+    switch; a run going on keeps its own progress and button (its next view redraws them)."""
+    if ws.busy:
+        return gr.update(), figure(ws), gr.update()
+    return (progress_html(None) if ws.own is None else gr.update()), figure(ws), gr.update(value=tr("Train"))
+
+
 def model_dropdowns(ws: Workspace, gen_choice, a_choice, b_choice):
     """Refresh the model lists of Generate and Evaluate, keeping choices that still exist."""
     choices = models.model_choices(ws)

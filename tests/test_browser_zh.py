@@ -114,8 +114,11 @@ def found(app, browser):
         look("evaluate")
         open_tab(page, "6 · 注意力")
         page.locator("#attention-btn").click()
-        page.wait_for_function("() => { const el = document.querySelector('#attention-trained .js-plotly-plot');"
-                               " return !!(el && el.data && el.data.length); }", timeout=120_000)
+        try:
+            page.wait_for_function("() => { const el = document.querySelector('#attention-trained .js-plotly-plot');"
+                                   " return !!(el && el.data && el.data.length); }", timeout=120_000)
+        finally:  # what the tab showed, to see why when it never draws
+            page.screenshot(path=str(SHOTS / f"zh-attention-{name}.png"), full_page=True)
         look("attention")
 
         page.locator("#language").get_by_text("English").click()

@@ -6,8 +6,10 @@ template: the Chinese keeps the same names. The book's config field names (conte
 emb_dim, ...) stay in Latin letters, as in the book's code, with the Chinese term beside them.
 One module a part of the page; tests/test_i18n.py fails on a visible string missing here.
 """
-from . import compare, data, evaluate, generate, gpt2, page, teach, train
+from . import charts, compare, data, evaluate, generate, gpt2, page, teach, train
 
 ZH: dict[str, str] = {}
-for _part in (page, data, train, generate, gpt2, evaluate, teach, compare):
+for _part in (page, data, train, charts, generate, gpt2, evaluate, teach, compare):
     ZH.update(_part.ZH)
+ZH.update(charts.TR_ONLY)
+TR_ONLY = frozenset(charts.TR_ONLY)  # filled by tr() only, never matched by translate_message
