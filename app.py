@@ -17,7 +17,7 @@ from starlette.middleware import Middleware  # noqa: E402
 from gpt_core.corpus import DEFAULT_CORPUS, SAMPLE_CORPORA  # noqa: E402
 from gpt_core.plots import loss_figure  # noqa: E402
 from playground import (attention_tab, compare, data_tab, evaluate_tab, explain, generate_tab, gpt2_tab,  # noqa: E402
-                        page, replay, share, train_tab)
+                        inspector, page, replay, share, train_tab)
 from playground.common import (LIMITS, REGISTRY, SETTINGS, bind, bind_form, bind_progress, clear_on, guard,  # noqa: E402
                                explain_failures, release_session)
 from playground.files import EXPORTS, LINKS, remove_leftovers  # noqa: E402
@@ -299,15 +299,29 @@ def build_app() -> gr.Blocks:
                   (bind(gpt2_tab.import_help), None, gpt2_ui.help), (bind(gpt2_tab.sizes_table), None, gpt2_ui.sizes),
                   (bind(compare.view), None, compare_ui.outputs)]
 
-        def redrawn(event, *, fit: bool = False):
-            for fn, inputs, outputs in (fitting if fit and step[2] is estimate else step for step in redraw):
+        # A switch also redraws what the session has shown since (a load has nothing of it yet).
+        inspected = generate_ui.inspector
+        switched = [(bind(share.link_note), None, share_ui.note), (bind(train_tab.model_dropdowns), pickers, pickers),
+                    (bind(attention_tab.model_choice), [attention_ui.model, attention_ui.head],
+                     [attention_ui.model, attention_ui.head]),
+                    (bind(attention_tab.in_language), None, [attention_ui.fresh, attention_ui.trained, attention_ui.note]),
+                    (bind(generate_tab.output_in_language), None, generate_ui.output),
+                    (bind(generate_tab.candidates_or_note), generate_tab.candidate_inputs(generate_ui),
+                     generate_ui.cand_chart),
+                    (bind(inspector.after_generation), None, [inspected.tokens, inspected.summary, inspected.chart]),
+                    (bind(evaluate_tab.scores_view), None, evaluate_tab.score_outputs(evaluate_ui))]
+
+        def redrawn(event, *, fit: bool = False, switch: bool = False):
+            for fn, inputs, outputs in (fitting if fit and step[2] is estimate else step
+                                        for step in redraw + (switched if switch else [])):
                 event = event.then(fn, inputs, outputs, api_name=False, show_progress="hidden")
             return event
         # On load a shared link's settings come first: the views are then drawn of them.
         redrawn(share.restoring(demo.load(bind(set_language), language, language, js=BROWSER_LANGUAGE_JS,
                                           api_name=False), share_ui, [restored[k] for k in share.RESTORED], bind),
                 fit=True)
-        redrawn(language.input(bind(set_language), language, language, js=CHANGE_LOCALE_JS, api_name=False))
+        redrawn(language.input(bind(set_language), language, language, js=CHANGE_LOCALE_JS, api_name=False),
+                switch=True)
 
         demo.unload(release_session)
         localize_layout(demo)

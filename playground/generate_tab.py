@@ -10,7 +10,7 @@ import torch
 
 from gpt_core.generate import next_token_distribution, stream_generate
 from gpt_core.plots import candidates_figure, message_figure, sampling_lab_figure
-from gpt_core.render import generation_html, message_html
+from gpt_core.render import GENERATION_KEY, generation_html, message_html
 from gpt_core.sampling import STAGES, TOY_INVERSE_VOCAB, temperature_lab
 
 from . import inspector
@@ -27,6 +27,7 @@ from .session import Workspace
 # Browsers redraw text ~20 times a second at most; more frequent updates only cost bandwidth.
 STREAM_INTERVAL_S = 0.05
 MAX_PROMPT_CHARS = 5_000
+OUTPUT_KEY = "generated"  # in ws.ui: the last generation (prompt as seen, continuation), redrawn on a language switch
 
 
 def sampling_options(temperature, top_k, top_p, seed) -> dict:
@@ -80,7 +81,13 @@ def generate_view(ws: Workspace, model_choice, prompt, max_new_tokens, temperatu
     done to the prompt (cut to the context, replaced) said above them."""
     for seen, text in _continuations(ws, model_choice, prompt, max_new_tokens, temperature, top_k, top_p, seed,
                                      stop_at_eot):
+        ws.ui[OUTPUT_KEY] = (seen, text)
         yield output_html(seen, text)
+
+
+def output_in_language(ws: Workspace) -> str:
+    """The last generation's view in the session's language (after a language switch)."""
+    return output_html(*ws.ui.get(OUTPUT_KEY, (None, "")))
 
 
 def output_html(seen: Prompt | None, continuation: str = "") -> str:
@@ -88,7 +95,8 @@ def output_html(seen: Prompt | None, continuation: str = "") -> str:
         return ("<div class='gen-text' style='color:#6b7280;padding:10px 0'>"
                 + tr("The prompt and the model's continuation appear here, told apart.") + "</div>")
     notes = "".join(message_html(n, kind="info") for n in seen.notes)
-    return notes + generation_html(seen.text, continuation, cut=seen.cut)
+    key = {part: tr(words) for part, words in GENERATION_KEY.items()}
+    return notes + generation_html(seen.text, continuation, cut=seen.cut, key=key)
 
 
 def candidates(ws: Workspace, model_choice, prompt, temperature, top_k, top_p, seed=None):

@@ -24,7 +24,7 @@ from gradio.components.api_component import Api
 
 from gpt_core.plots import wrapped
 
-from .zh import TR_ONLY, ZH
+from .zh import GRADIO_ZH, TR_ONLY, ZH
 
 LANGUAGES = {"en": "English", "zh-CN": "中文"}
 DEFAULT_LANGUAGE = "en"
@@ -32,7 +32,8 @@ TABLES = {"en": {}, "zh-CN": ZH}
 
 # Gradio's frontend picks the browser's language among the locales it was given: Chinese
 # browsers report zh-CN, zh, zh-Hans or zh-SG, which all read the simplified table.
-I18N = gr.I18n(en={}, **{"zh-CN": ZH, "zh": ZH, "zh-Hans": ZH, "zh-SG": ZH})
+BROWSER_ZH = {**ZH, **GRADIO_ZH}
+I18N = gr.I18n(en={}, **{lang: BROWSER_ZH for lang in ("zh-CN", "zh", "zh-Hans", "zh-SG")})
 
 _current = contextvars.ContextVar("playground_language", default=DEFAULT_LANGUAGE)
 

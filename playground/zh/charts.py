@@ -25,9 +25,22 @@ ZH: dict[str, str] = {
     "temperature {t}, top-k {top_k}, top-p {top_p}; {kept} tokens can be drawn":
         "温度 {t}，top-k {top_k}，top-p {top_p}；可抽取的词元有 {kept} 个",
     " = greedy": " = 贪婪解码",
+    # the key under the generated text (gpt_core/render.py)
+    "prompt": "提示词",
+    "generated": "生成的",
+    "not seen (cut to the context)": "模型没看到（超出上下文长度被截掉）",
 }
 
 TR_ONLY: dict[str, str] = {
+    # the probability view of the Evaluate tab (gpt_core/render.py PROBABILITY_WORDS)
+    "rank {rank}": "排第 {rank} 名",
+    "rank {rank} of {vocab}": "在 {vocab} 个词元中排第 {rank} 名",
+    "the model's own first guess": "正是模型自己的首选",
+    "the model's first guess was {guess}": "模型的首选是 {guess}",
+    "probability:": "概率：",
+    "The first token: nothing comes before it, so it is not predicted.": "第一个词元：它前面什么都没有，所以不预测它。",
+    ("Hover or tap a token: its probability, its rank among the model's guesses, and the model's own first "
+     "guess."): "把鼠标停在一个词元上或点一下：显示它的概率、它在模型猜测中的排名，以及模型自己的首选。",
     # the metrics under the chart (playground/train_view.py)
     "batch loss **{loss}**": "批次损失 **{loss}**",
     "{rate} tokens/s": "每秒 {rate} 个词元",
