@@ -8,6 +8,7 @@ test-artifacts/screenshots/, the timings to test-artifacts/run-timings.json.
 """
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -142,9 +143,16 @@ def run_preset(page, app, text: str, preset: str) -> None:
                                      "finished_s": round(seconds, 1), "server_cpu_s": round(cpu, 1)}
     shot(page, f"runs-{re.sub(r'[^a-z0-9]+', '-', text.lower()).strip('-')}-{preset}", phone=True)
     # On a machine others keep busy the wall clock runs long: the server's own CPU time bounds
-    # what the run takes on an idle one (it keeps at least one core busy throughout).
+    # what the run takes on an idle one (it keeps at least one core busy throughout). On an
+    # oversubscribed machine even CPU seconds stretch (cores' shared caches and memory
+    # bandwidth), so the idle promise, 2x, is judged only where the load leaves the server
+    # its cores; past that the run must still finish within 3x.
     idle = min(seconds, cpu)
-    assert idle <= 2 * stated, f"{text} / {preset}: {seconds:.1f} s ({cpu:.1f} CPU s), stated {stated:.0f} s:\n{estimate}"
+    load = os.getloadavg()[0]
+    factor = 2 if load <= os.cpu_count() else 3
+    TIMINGS[f"{text} / {preset}"]["load"] = round(load, 1)
+    assert idle <= factor * stated, (f"{text} / {preset}: {seconds:.1f} s ({cpu:.1f} CPU s), stated {stated:.0f} s "
+                                     f"(load {load:.1f} on {os.cpu_count()} cores):\n{estimate}")
 
 
 def _random_windows_show_samples_and_size_the_chart(page, start: float) -> None:

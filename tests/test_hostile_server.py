@@ -102,7 +102,7 @@ def test_a_body_over_the_cap_gets_413_and_costs_the_server_no_memory(server, cli
 def test_the_largest_legitimate_text_gets_past_the_cap_to_the_character_limit(server, client):
     # 5,000,001 CJK characters, every one \\uXXXX-escaped: the most JSON a pasted corpus can be.
     text = "字" * 5_000_001
-    body = json.dumps({"data": [text, "Characters", 32, 2, 0]}, ensure_ascii=True).encode()
+    body = json.dumps({"data": [text, "Characters", 32, 2, 0, 0]}, ensure_ascii=True).encode()
     assert len(body) > 28 * 2**20
     r = httpx.post(server.url + "gradio_api/call/use_text", content=body,
                    headers={"content-type": "application/json"}, timeout=120)
@@ -209,7 +209,7 @@ def test_upload_errors_name_no_server_folder(server, client, tmp_path):
     uploaded = _upload(server, garbage)
     messages = {
         "binary text": _call_error(server, "upload_text", [{"path": uploaded, "meta": {"_type": "gradio.FileData"}},
-                                                           "Characters", 32, 2, 0]),
+                                                           "Characters", 32, 2, 0, 0]),
         "a broken checkpoint": _call_error(server, "upload_checkpoint",
                                            [{"path": _upload(server, broken), "meta": {"_type": "gradio.FileData"}}]),
     }
