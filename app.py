@@ -295,12 +295,12 @@ def build_app() -> gr.Blocks:
                   (bind(data_tab.view), data_inputs, data_outputs),
                   (bind_form(train_tab.estimate, FORM_FIELDS, ["start_from"]), estimate_inputs, estimate),
                   (bind(replay.redraw), None, replay_ui.outputs),
-                  (bind(train_tab.redraw), None, [progress, chart, train_btn]),
+                  (bind(train_tab.redraw), None, [progress, chart, metrics, train_btn]),
                   (bind(gpt2_tab.import_help), None, gpt2_ui.help), (bind(gpt2_tab.sizes_table), None, gpt2_ui.sizes),
                   (bind(compare.view), None, compare_ui.outputs)]
 
         # A switch also redraws what the session has shown since (a load has nothing of it yet).
-        inspected = generate_ui.inspector
+        inspected, uploads = generate_ui.inspector, [upload, upload_ckpt, gpt2_ui.files]
         switched = [(bind(share.link_note), None, share_ui.note), (bind(train_tab.model_dropdowns), pickers, pickers),
                     (bind(attention_tab.model_choice), [attention_ui.model, attention_ui.head],
                      [attention_ui.model, attention_ui.head]),
@@ -309,7 +309,10 @@ def build_app() -> gr.Blocks:
                     (bind(generate_tab.candidates_or_note), generate_tab.candidate_inputs(generate_ui),
                      generate_ui.cand_chart),
                     (bind(inspector.after_generation), None, [inspected.tokens, inspected.summary, inspected.chart]),
-                    (bind(evaluate_tab.scores_view), None, evaluate_tab.score_outputs(evaluate_ui))]
+                    (bind(evaluate_tab.scores_view), None, evaluate_tab.score_outputs(evaluate_ui)),
+                    # Gradio words an upload box once, when it is drawn: drawn again, it speaks the new language.
+                    (lambda: tuple(gr.update(visible=False) for _ in uploads), None, uploads),
+                    (lambda: tuple(gr.update(visible=True) for _ in uploads), None, uploads)]
 
         def redrawn(event, *, fit: bool = False, switch: bool = False):
             for fn, inputs, outputs in (fitting if fit and step[2] is estimate else step

@@ -27,7 +27,7 @@ from .session import Workspace, WorkspaceError
 from .share import start_id
 from .train_estimate import check_startable, estimate, fit, gpt2_base, measure, spec_of
 from .train_queue import Turn
-from .train_view import View, duration, figure, progress_html, record_run
+from .train_view import METRICS_KEY, View, duration, figure, metrics, progress_html, record_run, where_the_run_is
 
 __all__ = ["PRESET_FILLS", "apply_preset", "estimate", "fit", "mark_custom", "measure", "progress_html", "train",
            "resume", "request_stop", "after_stop", "stop", "prepare_download", "upload_checkpoint", "model_dropdowns",
@@ -294,11 +294,16 @@ def loss_chart(ws: Workspace):
 
 
 def redraw(ws: Workspace):
-    """(progress, chart, Train button) in the session's language, on load and on a language
-    switch; a run going on keeps its own progress and button (its next view redraws them)."""
+    """(progress, chart, metrics, Train button) in the session's language, on load and on a
+    language switch; a run going on keeps its own progress and button (its next view redraws them)."""
+    shown = ws.ui.get(METRICS_KEY)
+    said = metrics(ws, *shown) if shown else gr.update()
     if ws.busy:
-        return gr.update(), figure(ws), gr.update()
-    return (progress_html(None) if ws.own is None else gr.update()), figure(ws), gr.update(value=tr("Train"))
+        return gr.update(), figure(ws), said, gr.update()
+    trainer = ws.own.trainer if ws.own is not None else None
+    progress = (progress_html(None) if ws.own is None else gr.update() if trainer is None else
+                progress_html(where_the_run_is(trainer, "done" if trainer.finished else "stopped")))
+    return progress, figure(ws), said, gr.update(value=tr("Train"))
 
 
 def model_dropdowns(ws: Workspace, gen_choice, a_choice, b_choice):

@@ -19,6 +19,7 @@ from .i18n import tr, translate_message
 from .session import Workspace
 from .train_queue import Place
 
+METRICS_KEY = "train_metrics"  # in ws.ui: the last step and evaluation the metrics line showed
 PROGRESS_COLORS = {"waiting": "#9ca3af", "running": "#2563eb", "done": "#16a34a", "stopped": "#d97706",
                    "error": "#dc2626", "loaded": "#6b7280"}
 
@@ -186,6 +187,7 @@ class View:
         download_update = (gr.update(value=LINKS.url(self.ws, download)) if download
                            else gr.update(value="") if running else gr.update())
         status = self.status + (f"  \n{self.note}" if self.note else "")
+        self.ws.ui[METRICS_KEY] = (self.last_step, self.last_eval)  # said again on a language switch
         return (status, progress_html(self.progress), figure(self.ws),
                 metrics(self.ws, self.last_step, self.last_eval), self.ws.history.sample_log(),
                 download_update, *_buttons(idle=not running, resumable=resumable))
