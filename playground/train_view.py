@@ -29,7 +29,7 @@ def duration(seconds: float | None) -> str:
         return "?"
     seconds = int(round(seconds))
     if seconds < 60:
-        return f"{seconds} s"
+        return tr("{n} s", n=seconds)
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
