@@ -16,14 +16,16 @@ from starlette.middleware import Middleware  # noqa: E402
 
 from gpt_core.corpus import DEFAULT_CORPUS, SAMPLE_CORPORA  # noqa: E402
 from gpt_core.plots import loss_figure  # noqa: E402
-from playground import (attention_tab, compare, data_tab, evaluate_tab, generate_tab, gpt2_tab,  # noqa: E402
-                        page, replay, share, train_tab)
-from playground.common import (LIMITS, REGISTRY, SETTINGS, bind, bind_form, bind_progress, clear_on,  # noqa: E402
+from playground import (attention_tab, compare, data_tab, evaluate_tab, explain, generate_tab, gpt2_tab,  # noqa: E402
+                        inspector, page, replay, share, train_tab)
+from playground.common import (LIMITS, REGISTRY, SETTINGS, bind, bind_form, bind_progress, clear_on, guard,  # noqa: E402
                                explain_failures, release_session)
 from playground.files import EXPORTS, LINKS, remove_leftovers  # noqa: E402
 from playground.chart_zoom import KEEP_ZOOM_HEAD  # noqa: E402
 from playground.http_limits import BodyLimit  # noqa: E402
-from playground.i18n import BROWSER_LANGUAGE_JS, CHANGE_LOCALE_JS, I18N, LANGUAGES, localize_layout, relabel, set_language  # noqa: E402
+from playground.link_language import LinkLanguage  # noqa: E402
+from playground.i18n import (BROWSER_LANGUAGE_JS, CHANGE_LOCALE_JS, I18N, LANGUAGES,  # noqa: E402
+                             localize_layout, relabel, set_language)
 from playground.memory import return_freed_memory_promptly  # noqa: E402
 from playground.notices import message_area  # noqa: E402
 from playground.options import (DEFAULT_PRESET_LABEL, FORM_FIELDS, MODEL_FIELDS, PRESET_CHOICES,  # noqa: E402
@@ -79,6 +81,7 @@ def build_app() -> gr.Blocks:
                                                   label="Tokenizer to show (the Train tab uses the same)")
                     with gr.Column(scale=2):
                         summary = gr.Markdown(elem_id="data-summary")
+                        explain.numbers_note(explain.DATA_NUMBERS, "data-numbers")
                         data_warnings = gr.HTML(elem_id="data-warnings")
                         gr.Markdown("**The first tokens, as the model sees them** (hover a token for its id)")
                         token_view = gr.HTML()
@@ -147,6 +150,7 @@ def build_app() -> gr.Blocks:
                         chart = gr.Plot(loss_figure(), label="Loss", show_label=False, elem_id="loss-chart")
                         replay_ui = replay.layout()  # the run replayed under its curve
                         metrics = gr.Markdown(elem_id="train-metrics")
+                        explain.numbers_note(explain.NUMBERS, "train-numbers")
                         samples = gr.Textbox(label="Samples after each epoch (random windows: at each evaluation), "
                                                    "newest first (greedy, from the start context)",
                                              lines=8, max_lines=14, interactive=False, elem_id="sample-log",
@@ -169,6 +173,8 @@ def build_app() -> gr.Blocks:
                     warmup_steps=warmup_steps, cosine=cosine, grad_clip=grad_clip,
                     label_smoothing=label_smoothing, seed=seed, start_context=start_context, stride=stride,
                     iterations=iterations, precision=precision)
+        for name, field in form.items():  # what each field means, under it (playground/explain.py)
+            field.info = explain.INFO.get(name, field.info)
         spec_inputs = [form[k] for k in FORM_FIELDS]
         estimate_inputs = [*spec_inputs, start_from]
         preset_fills = [form[k] for k in train_tab.PRESET_FILLS]
@@ -259,7 +265,7 @@ def build_app() -> gr.Blocks:
         generate_ui.tab.select(bind(train_tab.model_dropdowns), pickers, pickers, api_name=False).then(
             bind(generate_tab.candidates_or_note), generate_tab.candidate_inputs(generate_ui), generate_ui.cand_chart,
             api_name=False, show_progress="hidden")
-        generate_tab.wire(generate_ui, demo, bind, concurrency_limit=SETTINGS.generate_concurrency)
+        generate_tab.wire(generate_ui, bind, concurrency_limit=SETTINGS.generate_concurrency)
         gpt2_tab.wire(gpt2_ui, bind_progress)
 
         # A message stays until its tab's input changes or a new try begins; a new text or
@@ -279,24 +285,46 @@ def build_app() -> gr.Blocks:
         # On load the preset is fitted to the text (a link's own values stay: train_tab.fit); on a
         # language switch the estimate is only redrawn.
         fitting = (bind_form(train_tab.fit, FORM_FIELDS, ["start_from"]), estimate_inputs, fit_outputs)
-        redraw = [(bind(data_tab.view), data_inputs, data_outputs),
+        # Tabs not yet opened and upload boxes keep the words of the language they were first drawn in
+        # (Gradio translates them once): they are redrawn in the page's language on load and on a switch.
+        relabelled = [data_tab_ui, train_tab_ui, generate_ui.tab, gpt2_ui.tab, evaluate_ui.tab, attention_ui.tab,
+                      upload, upload_ckpt, gpt2_ui.files]
+        redraw = [(bind(relabel([c.label for c in relabelled])), None, relabelled),
+                  (guard(generate_tab.sampling_lab), [generate_ui.lab_temp, generate_ui.lab_draws, generate_ui.lab_seed],
+                   generate_ui.lab_chart),
+                  (bind(data_tab.view), data_inputs, data_outputs),
                   (bind_form(train_tab.estimate, FORM_FIELDS, ["start_from"]), estimate_inputs, estimate),
                   (bind(replay.redraw), None, replay_ui.outputs),
+                  (bind(train_tab.redraw), None, [progress, chart, metrics, train_btn]),
                   (bind(gpt2_tab.import_help), None, gpt2_ui.help), (bind(gpt2_tab.sizes_table), None, gpt2_ui.sizes),
                   (bind(compare.view), None, compare_ui.outputs)]
 
-        def redrawn(event, *, fit: bool = False):
-            for fn, inputs, outputs in (fitting if fit and step[2] is estimate else step for step in redraw):
+        # A switch also redraws what the session has shown since (a load has nothing of it yet).
+        inspected, uploads = generate_ui.inspector, [upload, upload_ckpt, gpt2_ui.files]
+        switched = [(bind(share.link_note), None, share_ui.note), (bind(train_tab.model_dropdowns), pickers, pickers),
+                    (bind(attention_tab.model_choice), [attention_ui.model, attention_ui.head],
+                     [attention_ui.model, attention_ui.head]),
+                    (bind(attention_tab.in_language), None, [attention_ui.fresh, attention_ui.trained, attention_ui.note]),
+                    (bind(generate_tab.output_in_language), None, generate_ui.output),
+                    (bind(generate_tab.candidates_or_note), generate_tab.candidate_inputs(generate_ui),
+                     generate_ui.cand_chart),
+                    (bind(inspector.after_generation), None, [inspected.tokens, inspected.summary, inspected.chart]),
+                    (bind(evaluate_tab.scores_view), None, evaluate_tab.score_outputs(evaluate_ui)),
+                    # Gradio words an upload box once, when it is drawn: drawn again, it speaks the new language.
+                    (lambda: tuple(gr.update(visible=False) for _ in uploads), None, uploads),
+                    (lambda: tuple(gr.update(visible=True) for _ in uploads), None, uploads)]
+
+        def redrawn(event, *, fit: bool = False, switch: bool = False):
+            for fn, inputs, outputs in (fitting if fit and step[2] is estimate else step
+                                        for step in redraw + (switched if switch else [])):
                 event = event.then(fn, inputs, outputs, api_name=False, show_progress="hidden")
             return event
         # On load a shared link's settings come first: the views are then drawn of them.
         redrawn(share.restoring(demo.load(bind(set_language), language, language, js=BROWSER_LANGUAGE_JS,
                                           api_name=False), share_ui, [restored[k] for k in share.RESTORED], bind),
                 fit=True)
-        # Tabs not yet opened keep the label of the language they were first drawn in: relabel them.
-        tab_labels = [data_tab_ui, train_tab_ui, generate_ui.tab, gpt2_ui.tab, evaluate_ui.tab, attention_ui.tab]
-        redrawn(language.input(bind(set_language), language, language, js=CHANGE_LOCALE_JS, api_name=False)
-                .then(bind(relabel([tab.label for tab in tab_labels])), None, tab_labels, api_name=False, show_progress="hidden"))
+        redrawn(language.input(bind(set_language), language, language, js=CHANGE_LOCALE_JS, api_name=False),
+                switch=True)
 
         demo.unload(release_session)
         localize_layout(demo)
@@ -311,7 +339,8 @@ def launch_options() -> dict:
     blocked = [p for p in os.environ.get("GRADIO_BLOCKED_PATHS", "").split(",") if p.strip()]
     return dict(max_file_size=f"{SETTINGS.max_upload_mb}mb", i18n=I18N,
                 blocked_paths=[*blocked, str(REGISTRY.files_root.resolve())],
-                app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=SETTINGS.max_request_mb * 2**20)],
+                app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=SETTINGS.max_request_mb * 2**20),
+                                           Middleware(LinkLanguage)],
                             "routes": [LINKS.route(), EXPORTS.route()]})
 
 

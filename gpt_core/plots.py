@@ -31,10 +31,24 @@ def _layout(fig: "go.Figure", *, title: str, height: int) -> None:
 
 def wrapped(text: str, width: int = 34) -> str:
     """`text` broken into lines of about `width` characters (Plotly's <br>): an annotation does
-    not wrap by itself, and on a phone a long one runs out of the chart."""
+    not wrap by itself, and on a phone a long one runs out of the chart. Chinese or Japanese
+    text has no spaces to break at: it breaks between any two characters, each counting two
+    columns, never before a closing punctuation mark."""
     import textwrap
+    import unicodedata
 
-    return "<br>".join(textwrap.wrap(text, width)) or text
+    def columns(ch: str) -> int:
+        return 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+
+    if all(columns(ch) == 1 for ch in text):
+        return "<br>".join(textwrap.wrap(text, width)) or text
+    lines, line = [], ""
+    for ch in text:
+        if line and sum(map(columns, line)) + columns(ch) > width and ch not in "，。：；、）」！？,.:;)":
+            lines.append(line.strip())
+            line = ""
+        line += ch
+    return "<br>".join([*lines, line.strip()])
 
 
 def decimate(xs: Sequence[float], ys: Sequence[float], max_points: int = MAX_POINTS_PER_TRACE

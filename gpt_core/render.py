@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 # Light, distinct backgrounds so neighbouring tokens are told apart (BPE splits show).
 TOKEN_COLORS = ("#dbeafe", "#fde68a", "#bbf7d0", "#fbcfe8", "#ddd6fe", "#fed7aa")
@@ -25,11 +25,22 @@ def _breaks(piece: str) -> str:
     return "<br>" * piece.count("\n")
 
 
+MORE_NOTE = "... and {more} more tokens"
+
+
+def _more_tail(more: int, note: str) -> str:
+    """The closing note under a token view that shows only its first tokens: `note` (a
+    template with {more}, the caller's words and language) or nothing."""
+    if more <= 0:
+        return ""
+    return f"<div style='color:#6b7280;margin-top:6px'>{html.escape(note.format(more=f'{more:,}'))}</div>"
+
+
 def tokens_html(pieces: Sequence[str], ids: Sequence[int], *, show_ids: bool = True,
-                more: int = 0) -> str:
+                more: int = 0, more_note: str = MORE_NOTE) -> str:
     """Each token on its own background colour, its id underneath (hover shows it too).
 
-    `more` says how many further tokens were left out, for a closing note.
+    `more` says how many further tokens were left out, for a closing note (`more_note`).
     """
     spans = []
     for i, (piece, tid) in enumerate(zip(pieces, ids)):
@@ -38,8 +49,7 @@ def tokens_html(pieces: Sequence[str], ids: Sequence[int], *, show_ids: bool = T
                    if show_ids else "")
         spans.append(f"<span title='id {int(tid)}' style='{_BOX}background:{color}'>"
                      f"{_show_whitespace(piece)}{id_html}</span>{_breaks(piece)}")
-    tail = (f"<div style='color:#6b7280;margin-top:6px'>... and {more:,} more tokens</div>"
-            if more > 0 else "")
+    tail = _more_tail(more, more_note)
     return ("<div class='token-view' style='font-family:ui-monospace,monospace;font-size:14px'>"
             + "".join(spans) + "</div>" + tail)
 
@@ -79,20 +89,33 @@ def format_probability(p: float) -> str:
     return f"{p:.1%}" if p >= 0.01 else f"{p:.2%}" if p >= 0.001 else f"{p:.1e}"
 
 
-def _details(piece: str, p: float, rank: int | None, vocab: int | None, guess: str | None) -> str:
+# The words of a probability view; a caller passes its own (same keys and {names}) for its language.
+PROBABILITY_WORDS = {
+    "rank": "rank {rank}", "rank_of": "rank {rank} of {vocab}", "own_guess": "the model's own first guess",
+    "guess": "the model's first guess was {guess}", "legend": "probability:",
+    "first": "The first token: nothing comes before it, so it is not predicted.",
+    "hint": "Hover or tap a token: its probability, its rank among the model's guesses, and the model's own first guess.",
+}
+
+
+def _details(piece: str, p: float, rank: int | None, vocab: int | None, guess: str | None,
+             words: Mapping[str, str]) -> str:
     parts = [f"<b>“{_show_whitespace(piece)}”</b>: p = {format_probability(p)}"]
     if rank is not None:
-        parts.append(f"rank {rank:,}" + (f" of {vocab:,}" if vocab else ""))
+        parts.append(html.escape(words["rank_of"] if vocab else words["rank"]).format(rank=f"{rank:,}",
+                                                                                      vocab=f"{vocab or 0:,}"))
     if guess is not None:
-        parts.append("the model's own first guess" if rank == 1 else
-                     f"the model's first guess was <b>“{_show_whitespace(guess)}”</b>")
+        parts.append(html.escape(words["own_guess"]) if rank == 1 else
+                     html.escape(words["guess"]).format(guess=f"<b>“{_show_whitespace(guess)}”</b>"))
     return " · ".join(parts)
 
 
 def probability_html(pieces: Sequence[str], probabilities: Sequence[float], *,
                      first_unscored: int = 0, more: int = 0, ranks: Sequence[int] | None = None,
-                     guesses: Sequence[str] | None = None, vocab_size: int | None = None) -> str:
-    """A text with each token coloured by the probability the model gave it.
+                     guesses: Sequence[str] | None = None, vocab_size: int | None = None,
+                     more_note: str = MORE_NOTE, words: Mapping[str, str] = PROBABILITY_WORDS) -> str:
+    """A text with each token coloured by the probability the model gave it (`words`: the
+    view's own words, PROBABILITY_WORDS in the caller's language).
 
     The first `first_unscored` pieces have no prediction (nothing comes before them) and are
     shown grey; `probabilities` covers the rest, in order, and so do `ranks` (1 = the model's
@@ -103,29 +126,28 @@ def probability_html(pieces: Sequence[str], probabilities: Sequence[float], *,
     for i, piece in enumerate(pieces):
         if i < first_unscored:
             spans.append(f"<span class='tok' tabindex='0' style='{_BOX}background:#e5e7eb'>"
-                         f"{_show_whitespace(piece)}<span class='tok-tip'>The first token: nothing comes "
-                         f"before it, so it is not predicted.</span></span>{_breaks(piece)}")
+                         f"{_show_whitespace(piece)}<span class='tok-tip'>{html.escape(words['first'])}"
+                         f"</span></span>{_breaks(piece)}")
             continue
         j = i - first_unscored
         p = float(probabilities[j])
         tip = _details(piece, p, int(ranks[j]) if ranks is not None else None, vocab_size,
-                       guesses[j] if guesses is not None else None)
+                       guesses[j] if guesses is not None else None, words)
         spans.append(f"<span class='tok' tabindex='0' style='{_BOX}background:{probability_color(p)}'>"
                      f"{_show_whitespace(piece)}<span class='tok-tip'>{tip}</span></span>{_breaks(piece)}")
-    tail = (f"<div style='color:#6b7280;margin-top:6px'>... and {more:,} more tokens</div>"
-            if more > 0 else "")
+    tail = _more_tail(more, more_note)
     return (_PROB_STYLE + "<div class='prob-view'>"
             "<div class='token-view' style='font-family:ui-monospace,monospace;font-size:14px'>"
             + "".join(spans) + "</div>"
-            "<div class='tok-hint'>Hover or tap a token: its probability, its rank among the model's "
-            "guesses, and the model's own first guess.</div></div>" + tail + probability_legend())
+            f"<div class='tok-hint'>{html.escape(words['hint'])}</div></div>" + tail
+            + probability_legend(words["legend"]))
 
 
-def probability_legend() -> str:
+def probability_legend(label: str = PROBABILITY_WORDS["legend"]) -> str:
     stops = [(1.0, "1"), (0.1, "0.1"), (0.01, "0.01"), (0.001, "0.001"), (0.0001, "\u2264 0.0001")]
-    items = "".join(f"<span style='{_BOX}background:{probability_color(p)}'>{label}</span>"
-                    for p, label in stops)
-    return f"<div style='margin-top:8px;font-size:12px;color:#374151'>probability: {items}</div>"
+    items = "".join(f"<span style='{_BOX}background:{probability_color(p)}'>{stop}</span>"
+                    for p, stop in stops)
+    return f"<div style='margin-top:8px;font-size:12px;color:#374151'>{html.escape(label)} {items}</div>"
 
 
 def message_html(text: str, *, kind: str = "info") -> str:
@@ -137,10 +159,15 @@ def message_html(text: str, *, kind: str = "info") -> str:
             f"border:1px solid {fg}33'>{html.escape(text)}</div>")
 
 
-def generation_html(prompt: str, continuation: str, *, cut: str = "") -> str:
+GENERATION_KEY = {"prompt": "prompt", "generated": "generated", "cut": "not seen (cut to the context)"}
+
+
+def generation_html(prompt: str, continuation: str, *, cut: str = "", key: Mapping[str, str] = GENERATION_KEY
+                    ) -> str:
     """A prompt and the model's continuation, told apart: the prompt on grey, the generated text
     on blue, and `cut` (a start the model did not see: the prompt is longer than its context)
-    struck out before them. A key under the text says which is which."""
+    struck out before them. A key under the text says which is which (`key`: the caller's words
+    for GENERATION_KEY's, in its language)."""
     text_style = ("white-space:pre-wrap;word-break:break-word;line-height:1.7;font-size:15px;"
                   "padding:10px 12px;border:1px solid #e5e7eb;border-radius:8px;min-height:3em")
     cut_html = (f"<span class='gen-cut' style='color:#9ca3af;text-decoration:line-through'>{html.escape(cut)}</span>"
@@ -151,7 +178,7 @@ def generation_html(prompt: str, continuation: str, *, cut: str = "") -> str:
             f"<span class='gen-new' style='background:#dbeafe;color:#1e3a8a;border-radius:3px'>"
             f"{html.escape(continuation)}</span></div>"
             "<div class='gen-key' style='margin-top:6px;font-size:12px;color:#374151'>"
-            f"<span style='{_BOX}background:#e5e7eb'>prompt</span> "
-            f"<span style='{_BOX}background:#dbeafe'>generated</span>"
-            + (f" <span style='{_BOX}color:#9ca3af;text-decoration:line-through'>not seen (cut to the "
-               "context)</span>" if cut else "") + "</div>")
+            f"<span style='{_BOX}background:#e5e7eb'>{html.escape(key['prompt'])}</span> "
+            f"<span style='{_BOX}background:#dbeafe'>{html.escape(key['generated'])}</span>"
+            + (f" <span style='{_BOX}color:#9ca3af;text-decoration:line-through'>{html.escape(key['cut'])}</span>"
+               if cut else "") + "</div>")

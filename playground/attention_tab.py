@@ -145,15 +145,30 @@ def show(ws: Workspace, model_choice, text, layer, head, compare):
     layer_n = min(layer_n, cfg.n_layers)
     head_i = _parse_head(head, cfg.n_heads) if head in head_choices(cfg.n_heads) else None
     fresh_fig, trained_fig = _figures(ws, layer_n, head_i)
-    shape = tr(TEXT["shape"], layers=cfg.n_layers, width=cfg.emb_dim)
-    note = (tr(TEXT["note"], n=len(ids), layers=cfg.n_layers, heads=cfg.n_heads, config=shape, seed=seed)
-            if compare else tr(TEXT["note_alone"], n=len(ids), layers=cfg.n_layers, heads=cfg.n_heads))
-    if unknown:
-        note += " " + unknown
+    ws.ui[CACHE_KEY].update(note=(compare, dict(n=len(ids), layers=cfg.n_layers, heads=cfg.n_heads,
+                                               width=cfg.emb_dim, seed=seed), unknown), layer_n=layer_n, head_i=head_i)
+    note = _note(ws.ui[CACHE_KEY]["note"])
     return (fresh_fig, trained_fig, note,
             # A slider needs two ends: a one-layer model's stands still at 1 of 2.
             gr.update(minimum=1, maximum=max(2, cfg.n_layers), value=layer_n, interactive=cfg.n_layers > 1),
             gr.update(choices=_shown_heads(cfg.n_heads), value=_head_label(head_i)))
+
+
+def _note(parts) -> str:
+    compare, v, unknown = parts
+    shape = tr(TEXT["shape"], layers=v["layers"], width=v["width"])
+    note = (tr(TEXT["note"], n=v["n"], layers=v["layers"], heads=v["heads"], config=shape, seed=v["seed"])
+            if compare else tr(TEXT["note_alone"], n=v["n"], layers=v["layers"], heads=v["heads"]))
+    return note + (" " + unknown if unknown else "")
+
+
+def in_language(ws: Workspace):
+    """(fresh chart, trained chart, note) of the maps shown last, in the session's language
+    (after a language switch); unchanged before any."""
+    cached = ws.ui.get(CACHE_KEY)
+    if cached is None or "note" not in cached:
+        return gr.update(), gr.update(), gr.update()
+    return (*_figures(ws, cached["layer_n"], cached["head_i"]), _note(cached["note"]))
 
 
 def _figures(ws: Workspace, layer: int, head: int | None):
@@ -180,14 +195,19 @@ def redraw(ws: Workspace, layer, head):
         return (message_figure(tr(TEXT["press"]), title=tr(TEXT["fresh"])),
                 message_figure(tr(TEXT["press"]), title=tr(TEXT["trained"])))
     layer_n = form_number(layer, tr(TEXT["layer"]), 1, cached["layers"], whole=True)
-    return _figures(ws, layer_n, _parse_head(head, cached["heads"]))
+    cached.update(layer_n=layer_n, head_i=_parse_head(head, cached["heads"]))
+    return _figures(ws, layer_n, cached["head_i"])
 
 
-def model_choice(ws: Workspace, current):
-    """The model list when the tab opens, keeping a choice that still exists."""
+def model_choice(ws: Workspace, current, head):
+    """The model list when the tab opens, keeping a choice that still exists, and the head list
+    in the session's language (shown translated, sent in English)."""
     choices = models.model_choices(ws)
     value = current if current in choices else (choices[0] if choices else None)
-    return gr.update(choices=shown_as(choices), value=value)
+    cached = ws.ui.get(CACHE_KEY)
+    heads = cached["heads"] if cached is not None else 0
+    return (gr.update(choices=shown_as(choices), value=value),
+            gr.update(choices=_shown_heads(heads), value=head if head in head_choices(heads) else _head_label(None)))
 
 
 def layout() -> SimpleNamespace:
@@ -200,8 +220,9 @@ def layout() -> SimpleNamespace:
                 model = gr.Dropdown([], label=TEXT["model"], allow_custom_value=True, elem_id="attention-model")
                 text = gr.Textbox("Every effort moves you", label=TEXT["text"], lines=2, elem_id="attention-text")
                 layer = gr.Slider(1, 2, value=1, step=1, interactive=False, label=TEXT["layer"], elem_id="attention-layer")
-                head = gr.Dropdown([TEXT["average"]], value=TEXT["average"], label=TEXT["head"],
-                                   elem_id="attention-head")
+                # Filled when the tab opens, in the session's language: choices of the layout are
+                # translated by the browser, which then sends the translation back as the value.
+                head = gr.Dropdown([], value=None, label=TEXT["head"], elem_id="attention-head")
                 compare = gr.Checkbox(True, label=TEXT["compare"], elem_id="attention-compare")
                 button = gr.Button(TEXT["show"], variant="primary", elem_id="attention-btn")
                 note = gr.Markdown(elem_id="attention-note")
@@ -215,7 +236,7 @@ def layout() -> SimpleNamespace:
 
 def wire(ui: SimpleNamespace, bind, *, concurrency_id: str, concurrency_limit: int) -> None:
     """The tab's events: the model list on opening, Show, and redraws when layer or head move."""
-    ui.tab.select(bind(model_choice), ui.model, ui.model, api_name=False)
+    ui.tab.select(bind(model_choice), [ui.model, ui.head], [ui.model, ui.head], api_name=False)
     ui.button.click(bind(show), [ui.model, ui.text, ui.layer, ui.head, ui.compare],
                     [ui.fresh, ui.trained, ui.note, ui.layer, ui.head], api_name="attention",
                     concurrency_id=concurrency_id, concurrency_limit=concurrency_limit)

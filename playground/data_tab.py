@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import os
 
-from gpt_core.render import message_html, tokens_html
+from gpt_core.render import MORE_NOTE, message_html, tokens_html
 from gpt_core.tokenizers import byte_piece_share
 from .fields import form_number
 from .formatting import format_count
-from .i18n import tr
+from .i18n import tr, translate_message
 from .run_plan import size_from_stats, window_problems
 from .session import Workspace
 
@@ -53,17 +53,24 @@ def view(ws: Workspace, tokenizer_label: str, context_length, batch_size, stride
     text = ws.text
     vocab = tok.n_vocab
     summary = "\n".join([
-        f"Active text: **{ws.corpus_name}** (read as {ws.encoding_note})",
+        tr("Active text: **{name}** (read as {encoding})", name=translate_message(ws.corpus_name),
+           encoding=ws.encoding_note),
         "",
-        "| What the model sees | |",
+        f"| {tr('What the model sees')} | |",
         "|---|---|",
-        f"| Characters | {stats.characters:,} ({stats.unique_characters:,} different) |",
-        f"| Tokens ({tokenizer_label}) | {stats.tokens:,} |",
-        f"| Vocabulary size | {vocab:,} |",
-        f"| Training part (90%) | {stats.train_tokens:,} tokens, {stats.train_windows:,} windows |",
-        f"| Validation part (10%) | {stats.val_tokens:,} tokens, {stats.val_windows:,} windows |",
-        f"| Batches per epoch | {stats.train_batches:,} of {batch_size} x {context_length} tokens |",
-        f"| Characters per token | {stats.characters / max(1, stats.tokens):.2f} |",
+        f"| {tr('Characters')} | " + tr("{count} ({unique} different)", count=f"{stats.characters:,}",
+                                        unique=f"{stats.unique_characters:,}") + " |",
+        f"| {tr('Tokens ({tokenizer})', tokenizer=tr(tokenizer_label))} | {stats.tokens:,} |",
+        f"| {tr('Vocabulary size')} | {vocab:,} |",
+        f"| {tr('Training part (90%)')} | "
+        + tr("{tokens} tokens, {windows} windows", tokens=f"{stats.train_tokens:,}",
+             windows=f"{stats.train_windows:,}") + " |",
+        f"| {tr('Validation part (10%)')} | "
+        + tr("{tokens} tokens, {windows} windows", tokens=f"{stats.val_tokens:,}",
+             windows=f"{stats.val_windows:,}") + " |",
+        f"| {tr('Batches per epoch')} | " + tr("{batches} of {size} x {context} tokens", batches=f"{stats.train_batches:,}",
+                                            size=batch_size, context=context_length) + " |",
+        f"| {tr('Characters per token')} | {stats.characters / max(1, stats.tokens):.2f} |",
     ])
     hint = tokenizer_hint(ws, kind)
     problems = window_problems(size_from_stats(stats, random_windows=random_windows), context_length=context_length,
@@ -74,7 +81,7 @@ def view(ws: Workspace, tokenizer_label: str, context_length, batch_size, stride
     head = text[:20_000]  # enough characters for SHOW_TOKENS tokens of any tokenizer
     ids = tok.encode(head)[:SHOW_TOKENS]
     pieces = tok.token_strings(ids)
-    token_view = tokens_html(pieces, ids, more=max(0, stats.tokens - len(ids)))
+    token_view = tokens_html(pieces, ids, more=max(0, stats.tokens - len(ids)), more_note=tr(MORE_NOTE))
     preview = text[:PREVIEW_CHARS] + ("\n..." if len(text) > PREVIEW_CHARS else "")
     return summary, warnings, token_view, preview
 

@@ -1,9 +1,12 @@
 """What each number on the page means and what a good value looks like, said where it stands.
 
-`INFO[name]` is the short line under a field of the form (Gradio's `info=`); `NUMBERS` is the
-"What these numbers mean" note beside the training's metrics. English here, Chinese in
-playground/zh/ like every other word of the page.
+`INFO[name]` is the short line under a field of the form (Gradio's `info=`); `NUMBERS`,
+`DATA_NUMBERS` and `EVALUATE_NUMBERS` are the notes titled `TITLE` beside the training's metrics,
+the Data tab's summary and the Evaluate tab's scores. English here, Chinese in playground/zh/page.py
+like every other word of the page.
 """
+import gradio as gr
+
 
 INFO = {
     # the model (the book's GPT_CONFIG)
@@ -35,8 +38,9 @@ INFO = {
     "top_p": "Draw only among the most likely tokens whose probabilities add up to p (nucleus sampling). 1 = all.",
 }
 
-NUMBERS = """**What these numbers mean**
-- **Loss**: the cross-entropy of the next token, averaged. A model that guesses uniformly
+TITLE = "What these numbers mean"
+
+NUMBERS = """- **Loss**: the cross-entropy of the next token, averaged. A model that guesses uniformly
   among 50,257 tokens scores ln(50257) ≈ 10.8; the book's 124M reaches about 0.8 on the
   training part of The Verdict after 10 epochs.
 - **Perplexity** = e^loss: how many equally likely tokens the model is choosing among.
@@ -46,3 +50,30 @@ NUMBERS = """**What these numbers mean**
   while training loss falls is overfitting: the model memorises instead of generalising.
 - **Tokens/s**: tokens of training text processed per second, forward and backward.
 - **Tokens seen**: how much text the model has trained on so far."""
+
+DATA_NUMBERS = """- **Tokens**: the pieces the model reads and predicts one at a time. GPT-2's BPE knows 50,257
+  of them (an English word is one to three); the Characters tokenizer makes one per different
+  character of the text.
+- **Training / validation part**: the first 90% of the text trains the model, the last 10%
+  only measures it (the book's split, by characters).
+- **Windows**: stretches of context_length tokens; each one's targets are the same tokens
+  shifted by one. Stride apart, so the stride sets how many there are.
+- **Batches per epoch**: optimizer steps in one pass over the training part (windows / batch size).
+- **Characters per token**: about 4 for English under BPE, 1 with the Characters tokenizer."""
+
+EVALUATE_NUMBERS = """- **Loss (cross-entropy)**: how surprised the model is by each next token of the text, averaged;
+  lower is better. Guessing uniformly scores ln(vocabulary size): 10.8 for GPT-2's 50,257 tokens.
+- **Perplexity** = e^loss: perplexity 20 ≈ hesitating between 20 equally likely tokens at each step.
+- **Bits per character**: the same surprise spread over the text's characters: it compares models
+  with different tokenizers, which loss and perplexity do not.
+- **Tokens given p > 0.5**: the share of the text's tokens the model found more likely than not.
+- **The coloured tokens**: each token's probability under the model; hover or tap one for its
+  rank and the model's own first guess."""
+
+
+def numbers_note(text: str, elem_id: str) -> gr.Accordion:
+    """`text` under a closed "What these numbers mean", made where it is called (in a layout):
+    one click away, so the numbers themselves stay in view."""
+    with gr.Accordion(TITLE, open=False, elem_id=elem_id) as note:
+        gr.Markdown(text)
+    return note

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from gpt_core.units import format_bytes  # the engine's, so its refusals and the page say sizes alike
 
+from .i18n import tr
+
 __all__ = ["format_bytes", "format_count"]
 
 
@@ -18,5 +20,6 @@ def format_count(n: int) -> str:
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
-    """`n` and its noun, singular for one: counted(1, "step") is "1 step", counted(2, "batch", "batches")."""
-    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+    """`n` and its noun, singular for one: counted(1, "step") is "1 step", counted(2, "batch", "batches").
+    In the session's language: "{n} step" and "{n} steps" are entries of the table (playground/zh/train.py)."""
+    return tr("{n} " + (noun if n == 1 else plural or noun + "s"), n=f"{n:,}")

@@ -10,11 +10,12 @@ import torch
 
 from gpt_core.generate import next_token_distribution, stream_generate
 from gpt_core.plots import candidates_figure, message_figure, sampling_lab_figure
-from gpt_core.render import generation_html, message_html
+from gpt_core.render import GENERATION_KEY, generation_html, message_html
 from gpt_core.sampling import STAGES, TOY_INVERSE_VOCAB, temperature_lab
 
 from . import inspector
 from .common import LIMITS, clear_on, explain_failures, guard
+from .explain import INFO
 from .fields import form_number
 from .i18n import tr
 from .inspector import new_trace
@@ -26,6 +27,7 @@ from .session import Workspace
 # Browsers redraw text ~20 times a second at most; more frequent updates only cost bandwidth.
 STREAM_INTERVAL_S = 0.05
 MAX_PROMPT_CHARS = 5_000
+OUTPUT_KEY = "generated"  # in ws.ui: the last generation (prompt as seen, continuation), redrawn on a language switch
 
 
 def sampling_options(temperature, top_k, top_p, seed) -> dict:
@@ -79,7 +81,13 @@ def generate_view(ws: Workspace, model_choice, prompt, max_new_tokens, temperatu
     done to the prompt (cut to the context, replaced) said above them."""
     for seen, text in _continuations(ws, model_choice, prompt, max_new_tokens, temperature, top_k, top_p, seed,
                                      stop_at_eot):
+        ws.ui[OUTPUT_KEY] = (seen, text)
         yield output_html(seen, text)
+
+
+def output_in_language(ws: Workspace) -> str:
+    """The last generation's view in the session's language (after a language switch)."""
+    return output_html(*ws.ui.get(OUTPUT_KEY, (None, "")))
 
 
 def output_html(seen: Prompt | None, continuation: str = "") -> str:
@@ -87,7 +95,8 @@ def output_html(seen: Prompt | None, continuation: str = "") -> str:
         return ("<div class='gen-text' style='color:#6b7280;padding:10px 0'>"
                 + tr("The prompt and the model's continuation appear here, told apart.") + "</div>")
     notes = "".join(message_html(n, kind="info") for n in seen.notes)
-    return notes + generation_html(seen.text, continuation, cut=seen.cut)
+    key = {part: tr(words) for part, words in GENERATION_KEY.items()}
+    return notes + generation_html(seen.text, continuation, cut=seen.cut, key=key)
 
 
 def candidates(ws: Workspace, model_choice, prompt, temperature, top_k, top_p, seed=None):
@@ -104,9 +113,10 @@ def candidates(ws: Workspace, model_choice, prompt, temperature, top_k, top_p, s
         stages.pop("top_k")
     if options["top_p"] is None:
         stages.pop("top_p")
-    settings = (f"temperature {options['temperature']:g}" + ("" if options["temperature"] else " = greedy")
-                + f", top-k {options['top_k'] or 'off'}, top-p {options['top_p'] or 'off'}; "
-                + f"{dist.kept.get('top_p', dist.kept.get('temperature', 0)):,} tokens can be drawn")
+    settings = tr("temperature {t}, top-k {top_k}, top-p {top_p}; {kept} tokens can be drawn",
+                  t=f"{options['temperature']:g}" + ("" if options["temperature"] else tr(" = greedy")),
+                  top_k=options["top_k"] or tr("off"), top_p=options["top_p"] or tr("off"),
+                  kept=f"{dist.kept.get('top_p', dist.kept.get('temperature', 0)):,}")
     return candidates_figure(labels, stages, settings=settings)
 
 
@@ -140,11 +150,13 @@ def layout() -> SimpleNamespace:
                 model = gr.Dropdown([], label="Model", allow_custom_value=True)
                 prompt = gr.Textbox("Every effort moves you", label="Prompt", lines=3)
                 max_new = gr.Slider(1, LIMITS.max_new_tokens, value=50, step=1, label="Max new tokens",
-                                    elem_id="max-new")
+                                    info=INFO["max_new"], elem_id="max-new")
                 temperature = gr.Slider(0, 2, value=1.0, step=0.05, label="Temperature (0 = greedy)",
-                                        elem_id="temperature")
-                top_k = gr.Slider(0, 200, value=25, step=1, label="Top-k (0 = off)", elem_id="top-k")
-                top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p (1 = off)", elem_id="top-p")
+                                        info=INFO["temperature"], elem_id="temperature")
+                top_k = gr.Slider(0, 200, value=25, step=1, label="Top-k (0 = off)", info=INFO["top_k"],
+                                  elem_id="top-k")
+                top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p (1 = off)", info=INFO["top_p"],
+                                  elem_id="top-p")
                 with gr.Row():
                     seed = gr.Number(123, label="Seed (empty = random)", precision=0)
                     stop_eot = gr.Checkbox(True, label="Stop at end-of-text")
@@ -179,9 +191,9 @@ def candidate_inputs(ui: SimpleNamespace) -> list:
     return [ui.model, ui.prompt, ui.temperature, ui.top_k, ui.top_p]
 
 
-def wire(ui: SimpleNamespace, demo: gr.Blocks, bind, *, concurrency_limit: int) -> None:
+def wire(ui: SimpleNamespace, bind, *, concurrency_limit: int) -> None:
     """Generate (streamed), Stop, the candidates chart (redrawn as the sampling sliders move),
-    the inspector, and the sampling lab drawn on load. Everything that runs a model shares the
+    the inspector, and the sampling lab. Everything that runs a model shares the
     "generate" group. Opening the tab is the page's to wire: the model lists of three tabs first."""
     group = dict(concurrency_id="generate", concurrency_limit=concurrency_limit)
     cand_inputs = candidate_inputs(ui)
@@ -200,7 +212,7 @@ def wire(ui: SimpleNamespace, demo: gr.Blocks, bind, *, concurrency_limit: int) 
         slider.input(bind(candidates_or_note), cand_inputs, ui.cand_chart, api_name=False,
                      concurrency_id="generate", trigger_mode="always_last", show_progress="hidden")
     lab_inputs = [ui.lab_temp, ui.lab_draws, ui.lab_seed]
-    demo.load(guard(sampling_lab), lab_inputs, ui.lab_chart, api_name=False)
+    # Drawn on load by the page, once the session's language is known (app.py's redraw).
     ui.lab_temp.input(guard(sampling_lab), lab_inputs, ui.lab_chart, api_name="sampling_lab",
                       trigger_mode="always_last", show_progress="hidden")
     for box in (ui.lab_draws, ui.lab_seed):

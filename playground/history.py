@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from gpt_core.config import TrainConfig
 
+from .i18n import tr
+
 
 @dataclass
 class RunHistory:
@@ -74,5 +76,5 @@ class RunHistory:
         """The trainer's overfitting flag in words, for the chart and the metrics."""
         if not self.overfitting:
             return None
-        return (f"Overfitting: validation loss rose at each of the last {max(2, self.overfit_patience)} "
-                f"evaluations while training loss kept falling.")
+        return tr("Overfitting: validation loss rose at each of the last {n} evaluations while training loss "
+                  "kept falling.", n=max(2, self.overfit_patience))

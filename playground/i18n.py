@@ -22,7 +22,9 @@ import gradio as gr
 import plotly.graph_objects as go
 from gradio.components.api_component import Api
 
-from .zh import ZH
+from gpt_core.plots import wrapped
+
+from .zh import GRADIO_ZH, TR_ONLY, ZH
 
 LANGUAGES = {"en": "English", "zh-CN": "中文"}
 DEFAULT_LANGUAGE = "en"
@@ -30,7 +32,8 @@ TABLES = {"en": {}, "zh-CN": ZH}
 
 # Gradio's frontend picks the browser's language among the locales it was given: Chinese
 # browsers report zh-CN, zh, zh-Hans or zh-SG, which all read the simplified table.
-I18N = gr.I18n(en={}, **{"zh-CN": ZH, "zh": ZH, "zh-Hans": ZH, "zh-SG": ZH})
+BROWSER_ZH = {**ZH, **GRADIO_ZH}
+I18N = gr.I18n(en={}, **{lang: BROWSER_ZH for lang in ("zh-CN", "zh", "zh-Hans", "zh-SG")})
 
 _current = contextvars.ContextVar("playground_language", default=DEFAULT_LANGUAGE)
 
@@ -105,7 +108,7 @@ def _templates() -> list[tuple[re.Pattern, str]]:
     specific template wins)."""
     out = []
     for en, zh in ZH.items():
-        if "{" not in en:
+        if "{" not in en or en in TR_ONLY:
             continue
         parts = re.split(r"\{(\w+)\}", en)
         pattern = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>.+?)" for i, p in enumerate(parts))
@@ -181,24 +184,53 @@ def choices(values) -> list[tuple[str, str]]:
     return [(tr(v), v) for v in values]
 
 
+def _figure_text(text: str) -> str:
+    """A figure's words in the current language: a sentence gpt_core wrapped into lines
+    (plots.wrapped) is translated whole and wrapped again; a title over lines of its own
+    (its settings in a <span>) line by line."""
+    if "<br>" not in text:
+        span = re.fullmatch(r"(<span[^>]*>)(.*)(</span>)", text, re.S)
+        return f"{span[1]}{translate_message(span[2])}{span[3]}" if span else translate_message(text)
+    joined = text.replace("<br>", " ")
+    whole = translate_message(joined)
+    if whole != joined:
+        return wrapped(whole)
+    return "<br>".join(_figure_text(part) for part in text.split("<br>"))
+
+
+def _hover_text(template: str) -> str:
+    """A hover template's words translated, its %{placeholders} and tags kept."""
+    parts = re.split(r"(%\{[^}]*\}|</?extra>|<br>|: | → )", template)
+    return "".join(p if i % 2 else translate_message(p) for i, p in enumerate(parts))
+
+
 def localize_figure(fig):
-    """A Plotly figure from gpt_core with its titles, axis titles, trace names and notes in
-    the current language."""
+    """A Plotly figure from gpt_core with its words in the current language: titles and
+    subtitles, axis and colour-bar titles, trace names, hover labels, legend title, notes."""
     if fig is None or current_language() == DEFAULT_LANGUAGE:
         return fig
     fig = go.Figure(fig)  # a copy: a figure kept for later must stay English
     layout = fig.layout
     if layout.title and layout.title.text:
-        layout.title.text = translate_message(layout.title.text)
+        layout.title.text = _figure_text(layout.title.text)
+    if layout.title and layout.title.subtitle and layout.title.subtitle.text:
+        layout.title.subtitle.text = _figure_text(layout.title.subtitle.text)
+    if layout.legend and layout.legend.title and layout.legend.title.text:
+        layout.legend.title.text = _figure_text(layout.legend.title.text)
     for name in layout.to_plotly_json():
         if name.startswith(("xaxis", "yaxis")):
             axis = getattr(layout, name, None)
             if axis is not None and getattr(axis, "title", None) is not None and axis.title.text:
-                axis.title.text = translate_message(axis.title.text)
+                axis.title.text = _figure_text(axis.title.text)
     for note in layout.annotations or ():
         if note.text:
-            note.text = translate_message(note.text)
+            note.text = _figure_text(note.text)
     for trace in fig.data:
         if getattr(trace, "name", None):
             trace.name = translate_message(trace.name)
+        if getattr(trace, "hovertemplate", None):
+            trace.hovertemplate = _hover_text(trace.hovertemplate)
+        bar = getattr(trace, "colorbar", None)
+        if bar is not None and bar.title and bar.title.text:
+            bar.title.text = translate_message(bar.title.text)
     return fig

@@ -80,13 +80,15 @@ def fit_preset(form: dict, spec_of: Callable[[dict], Any], size_of: Callable[[An
             values.update(_fit_epochs(spec, size, costs, budget_s, defaults, reasons))
     if values["iterations"] == 0 and size.val_batches < values["eval_iter"]:
         values["eval_iter"] = size.val_batches
-        reasons["eval_iter"] = (f"{counted(size.val_batches, 'evaluation batch', 'evaluation batches')}: all "
-                                f"the validation part has (the preset's {defaults['eval_iter']:,})")
+        reasons["eval_iter"] = tr("{batches}: all the validation part has (the preset's {preset})",
+                                  batches=counted(size.val_batches, "evaluation batch", "evaluation batches"),
+                                  preset=f"{defaults['eval_iter']:,}")
     steps = plan_run(spec_of({**form, **values}).train, size).steps
     warmup = min(values["warmup_steps"], int(steps * WARMUP_SHARE))
     if warmup != values["warmup_steps"]:
-        reasons["warmup_steps"] = (f"{counted(warmup, 'warmup step')} (the preset's {values['warmup_steps']:,}): warmup "
-                                   f"stays within the first fifth of the run's {steps:,} steps")
+        reasons["warmup_steps"] = tr("{warmup} (the preset's {preset}): warmup stays within the first fifth of the "
+                                     "run's {steps} steps", warmup=counted(warmup, "warmup step"),
+                                     preset=f"{values['warmup_steps']:,}", steps=f"{steps:,}")
         values["warmup_steps"] = warmup
     return Fit(values, reasons)
 
@@ -104,23 +106,26 @@ def _fit_epochs(spec, size, costs, budget_s, defaults, reasons) -> dict[str, Any
     if _seconds(spec, size, costs, num_epochs=epochs) <= budget_s:
         if epochs != defaults["num_epochs"]:
             per_epoch = _seconds(spec, size, costs, num_epochs=2) - _seconds(spec, size, costs, num_epochs=1)
-            reasons["num_epochs"] = (f"{counted(epochs, 'epoch')} (the preset's {defaults['num_epochs']:,}) to stay within "
-                                     f"the time budget of {duration_words(budget_s)}: an epoch of this text takes "
-                                     f"{about(per_epoch)} here")
+            reasons["num_epochs"] = tr("{epochs} (the preset's {preset}) to stay within the time budget of {budget}: "
+                                       "an epoch of this text takes {per_epoch} here", epochs=counted(epochs, "epoch"),
+                                       preset=f"{defaults['num_epochs']:,}", budget=duration_words(budget_s),
+                                       per_epoch=about(per_epoch))
         return {"num_epochs": epochs}
     one = _seconds(spec, size, costs, num_epochs=1)
     if one <= 2 * budget_s:  # a little over: one epoch is still the shortest run of the book's kind
-        reasons["num_epochs"] = (f"1 epoch (the preset's {defaults['num_epochs']:,}): an epoch of this text takes "
-                                 f"{about(one)} here, a little over the time budget of {duration_words(budget_s)}")
+        reasons["num_epochs"] = tr("{epochs} (the preset's {preset}): an epoch of this text takes {one} here, a "
+                                   "little over the time budget of {budget}", epochs=counted(1, "epoch"),
+                                   preset=f"{defaults['num_epochs']:,}", one=about(one), budget=duration_words(budget_s))
         return {"num_epochs": 1}
     # As the form makes a run of random windows (options.build_spec): the notebook's 80/20 split.
     windows = spec.train.replace(batching="random_windows", max_steps=1, train_ratio=BABYGPT_TRAIN_RATIO)
     values = _fit_iterations(dataclasses.replace(spec, train=windows),
                              size.as_random_windows(BABYGPT_TRAIN_RATIO), costs, budget_s, defaults, reasons,
                              cap=None)
-    reasons["iterations"] = (f"{counted(values['iterations'], 'iteration')} over random windows instead of epochs: one epoch "
-                             f"of this text is {size.train_batches:,} steps, {about(one)} here, longer than the "
-                             f"time budget of {duration_words(budget_s)}")
+    reasons["iterations"] = tr("{iterations} over random windows instead of epochs: one epoch of this text is {steps} "
+                               "steps, {one} here, longer than the time budget of {budget}",
+                               iterations=counted(values["iterations"], "iteration"), steps=f"{size.train_batches:,}",
+                               one=about(one), budget=duration_words(budget_s))
     return values
 
 
@@ -158,19 +163,24 @@ def _fit_iterations(spec, size, costs, budget_s, defaults, reasons, *, cap: int 
         iterations = max(1, int(iterations * 0.9))
         freq = max(1, math.ceil(iterations / max(1, evals - 1)))
     if batches != defaults["eval_iter"]:
-        why = ("to keep evaluating within a third of the time budget" if fewer else
-               f"about the {size.val_tokens:,} tokens of the validation part once")
-        reasons["eval_iter"] = f"{counted(batches, 'random batch', 'random batches')} an evaluation (the preset's {defaults['eval_iter']:,}): {why}"
+        why = (tr("to keep evaluating within a third of the time budget") if fewer else
+               tr("about the {tokens} tokens of the validation part once", tokens=f"{size.val_tokens:,}"))
+        reasons["eval_iter"] = tr("{batches} an evaluation (the preset's {preset}): {why}", why=why,
+                                  batches=counted(batches, "random batch", "random batches"),
+                                  preset=f"{defaults['eval_iter']:,}")
     if cap and iterations != cap:
-        reasons["iterations"] = (f"{counted(iterations, 'iteration')} (the preset's {cap:,}) to stay within the time budget "
-                                 f"of {duration_words(budget_s)}: a step of {tc.batch_size:,} windows takes "
-                                 f"{costs.train_step * 1000:,.0f} ms here")
+        reasons["iterations"] = tr("{iterations} (the preset's {preset}) to stay within the time budget of {budget}: "
+                                   "a step of {windows} windows takes {ms} ms here",
+                                   iterations=counted(iterations, "iteration"), preset=f"{cap:,}",
+                                   budget=duration_words(budget_s), windows=f"{tc.batch_size:,}",
+                                   ms=f"{costs.train_step * 1000:,.0f}")
     if freq != defaults["eval_freq"]:
         n = min(iterations, _evaluations(iterations, freq))
-        sample = f"{per_sample:,.1f} s" if per_sample >= 1 else "a moment"
-        reasons["eval_freq"] = (f"an evaluation every {counted(freq, 'iteration')} (the preset's {defaults['eval_freq']:,}): "
-                                f"{n} in the run, each with a sample ({sample} each)"
-                                + (", fewer to keep within a third of the time budget" if "evaluations" in fewer else ""))
+        sample = tr("{n} s", n=f"{per_sample:,.1f}") if per_sample >= 1 else tr("a moment")
+        reasons["eval_freq"] = (tr("an evaluation every {every} (the preset's {preset}): {n} in the run, each with a "
+                                   "sample ({sample} each)", every=counted(freq, "iteration"),
+                                   preset=f"{defaults['eval_freq']:,}", n=n, sample=sample)
+                                + (tr(", fewer to keep within a third of the time budget") if "evaluations" in fewer else ""))
     return {"iterations": iterations, "eval_freq": freq, "eval_iter": batches}
 
 

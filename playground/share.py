@@ -188,6 +188,20 @@ def _vocab_size(ws) -> Callable[[str], int]:
     return lambda kind: ws.tokenizer(kind).n_vocab
 
 
+NOTE_KEY = "link_note"  # in ws.ui: what the link's note said, to say it again in another language
+
+
+def link_note(ws):
+    """The note a link's settings left (applied, or refused and why) in the session's language;
+    gr.update() when the page came without a link."""
+    said = ws.ui.get(NOTE_KEY)
+    if said is None:
+        return gr.update()
+    kind, reason = said
+    # The form's rules speak English; the table has them.
+    return tr(TEXT["refused"], reason=translate_message(reason)) if kind == "refused" else tr(TEXT["applied"])
+
+
 def restore(ws, search: str):
     """On page load: the form from the URL's query (`location.search`), checked first; a bad
     link changes nothing and says why. Outputs: `RESTORED`."""
@@ -199,13 +213,14 @@ def restore(ws, search: str):
             ws.require_idle("change the text")
             ws.load_sample(settings["text"])
     except ValueError as e:
-        reason = translate_message(str(e))  # the form's rules speak English; the table has them
-        return (gr.update(value=tr(TEXT["refused"], reason=reason), visible=True), *keep)
+        ws.ui[NOTE_KEY] = ("refused", str(e))
+        return (gr.update(value=link_note(ws), visible=True), *keep)
     presenter = gr.update() if present is None else present
     if settings is None:
         return (gr.update(), *keep[:-1], presenter)
     tokenizer = TOKENIZER_LABELS[settings["tokenizer"]]
-    return (gr.update(value=tr(TEXT["applied"]), visible=True), PRESET_LABELS[settings["preset"]], tokenizer, tokenizer,
+    ws.ui[NOTE_KEY] = ("applied", "")
+    return (gr.update(value=link_note(ws), visible=True), PRESET_LABELS[settings["preset"]], tokenizer, tokenizer,
             *(settings[k] for k in (*MODEL_FIELDS, *TRAIN_FIELDS)), start_label(settings["start"]),
             settings["text"], presenter)
 

@@ -19,7 +19,7 @@ from .common import SETTINGS, SHARED
 from .data_tab import tokenizer_hint, tokenizer_kind
 from .errors import WorkspaceError
 from .formatting import counted, format_bytes, format_count
-from .i18n import tr
+from .i18n import tr, translate_message
 from .memory import MemoryBudgetError
 from .options import PRESET_FILLS, START_FROM, build_spec, precision_sentence, preset_fields, preset_name
 from .share import start_id
@@ -149,12 +149,15 @@ def costs_for(ws: Workspace, config: Any, tc: Any):
 
 def _plan_line(tc, size: TextSize, plan: RunPlan) -> str:
     if plan.random_windows:  # the BabyGPT notebook: one pass of iterations, no epochs
-        return (f"{counted(tc.max_steps, 'iteration')}, each over {tc.batch_size} windows at random starts "
-                f"(80/20 split of the tokens); loss estimated every {counted(tc.eval_freq, 'iteration')} over "
-                f"{counted(tc.eval_iter, 'random batch', 'random batches')} of each split, with a sample each time")
-    return (f"{counted(size.train_batches, 'batch', 'batches')} per epoch × {counted(tc.num_epochs, 'epoch')} = "
-            f"{counted(plan.steps, 'step')}; loss estimated every {counted(tc.eval_freq, 'step')} over "
-            f"{counted(plan.eval_batches, 'batch', 'batches')} of the two splits")
+        return tr("{iterations}, each over {windows} windows at random starts (80/20 split of the tokens); loss "
+                  "estimated every {every} over {batches} of each split, with a sample each time",
+                  iterations=counted(tc.max_steps, "iteration"), windows=tc.batch_size,
+                  every=counted(tc.eval_freq, "iteration"),
+                  batches=counted(tc.eval_iter, "random batch", "random batches"))
+    return tr("{batches} per epoch × {epochs} = {steps}; loss estimated every {every} over {eval_batches} of the "
+              "two splits", batches=counted(size.train_batches, "batch", "batches"),
+              epochs=counted(tc.num_epochs, "epoch"), steps=counted(plan.steps, "step"),
+              every=counted(tc.eval_freq, "step"), eval_batches=counted(plan.eval_batches, "batch", "batches"))
 
 
 def _time_line(plan: RunPlan, costs, saved: bool) -> str:
@@ -162,27 +165,29 @@ def _time_line(plan: RunPlan, costs, saved: bool) -> str:
         return tr("Time: press *Measure speed* (times the parts of a run of this model here).")
     total = plan.seconds(costs, saved=saved)
     samples = plan.evaluations if plan.random_windows else plan.samples  # (random windows: one each evaluation)
-    per_epoch = "" if plan.random_windows else f", {duration_words((total - costs.build) / plan.samples)} per epoch"
+    per_epoch = ("" if plan.random_windows else
+                 tr(", {duration} per epoch", duration=duration_words((total - costs.build) / plan.samples)))
     return tr("Measured here: {step} ms a step, {batch} ms an evaluation batch → **{total}** on this machine "
               "({parts})", step=f"{costs.train_step * 1000:,.0f}", batch=f"{costs.eval_batch * 1000:,.0f}",
-              total=about(total), parts=f"{counted(plan.steps, 'step')}, {counted(plan.evaluations, 'evaluation')}, "
-                                        f"{counted(samples, 'sample')}{per_epoch}")
+              total=about(total), parts=tr("{steps}, {evaluations}, {samples}", steps=counted(plan.steps, "step"),
+                                           evaluations=counted(plan.evaluations, "evaluation"),
+                                           samples=counted(samples, "sample")) + per_epoch)
 
 
 def _passes_warning(tc, size: TextSize, context_length: int) -> str:
     passes = tc.max_steps * tc.batch_size * context_length / max(1, size.train_tokens)
     if passes < MANY_PASSES:
-        return f"The iterations read the training part about {passes:,.1f} times over"
-    return (f"⚠️ The iterations read the training part about **{passes:,.0f} times over**: expect the model "
-            "to memorise this text (the validation loss turns up early). Fewer iterations, dropout or a "
-            "longer text keep it learning.")
+        return tr("The iterations read the training part about {passes} times over", passes=f"{passes:,.1f}")
+    return tr("⚠️ The iterations read the training part about **{passes} times over**: expect the model to "
+              "memorise this text (the validation loss turns up early). Fewer iterations, dropout or a longer "
+              "text keep it learning.", passes=f"{passes:,.0f}")
 
 
 # How each fitted field reads in the estimate's one-line summary of the fit.
 FITTED_WORDS = {"num_epochs": lambda n: counted(n, "epoch"), "iterations": lambda n: counted(n, "iteration"),
                 "warmup_steps": lambda n: counted(n, "warmup step"),
-                "eval_iter": lambda n: counted(n, "batch", "batches") + " an evaluation",
-                "eval_freq": lambda n: f"an evaluation every {counted(n, 'iteration')}"}  # (fitted for random windows)
+                "eval_iter": lambda n: tr("{batches} an evaluation", batches=counted(n, "batch", "batches")),
+                "eval_freq": lambda n: tr("an evaluation every {every}", every=counted(n, "iteration"))}  # (fitted for random windows)
 
 
 def _fit_reasons(ws: Workspace, form: dict) -> list[str]:
@@ -194,7 +199,7 @@ def _fit_reasons(ws: Workspace, form: dict) -> list[str]:
     kept = {name: reason for name, reason in fit.reasons.items() if _same(form.get(name), fit.values[name])}
     if not kept:
         return []
-    chosen = ", ".join(FITTED_WORDS[name](int(fit.values[name])) for name in kept)
+    chosen = tr(", ").join(FITTED_WORDS[name](int(fit.values[name])) for name in kept)
     items = "".join(f"<li>{html.escape(reason)}</li>" for reason in kept.values())
     if {"num_epochs", "iterations"} & set(kept):  # the time budget had its say
         summary = tr("Fitted to <i>{text}</i> and the time budget of {budget}: {chosen} (why?)",
@@ -223,15 +228,16 @@ def estimate(ws: Workspace, form: dict, start_label: str = START_FROM[0]) -> str
     plan = plan_run(tc, size)
     params = config.num_parameters()
     lines = [
-        f"**{format_count(params)} parameters** ({params:,}) · weights {format_bytes(config.memory_bytes())} · "
-        f"training needs about {format_bytes(config.training_memory_bytes(tc.batch_size, config.context_length))}",
+        tr("**{count} parameters** ({exact}) · weights {weights} · training needs about {training}",
+           count=format_count(params), exact=f"{params:,}", weights=format_bytes(config.memory_bytes()),
+           training=format_bytes(config.training_memory_bytes(tc.batch_size, config.context_length))),
         _plan_line(tc, size, plan),
         _time_line(plan, costs_for(ws, config, tc), params <= AUTOSAVE_MAX_PARAMETERS),
     ]
     lines.append(precision_sentence(precision_for(tc.precision, select_device(tc.device))))
     if plan.random_windows:
         lines.append(_passes_warning(tc, size, config.context_length))
-    lines += [f"⚠️ {html.escape(p)}" for p in run_problems(ws, tc, config, size)]
+    lines += [f"⚠️ {html.escape(translate_message(p))}" for p in run_problems(ws, tc, config, size)]
     hint = tokenizer_hint(ws, spec.tokenizer)
     if hint:
         lines.append(f"💡 {html.escape(hint)}")

@@ -19,7 +19,7 @@ from .common import TRAIN_QUEUE
 from .data_tab import TOKENIZER_LABELS
 from .files import LINKS
 from .formatting import format_count
-from .i18n import tr
+from .i18n import tr, translate_message
 from .options import PRESET_FILLS, PRESET_LABELS, precision_sentence, preset_fields, preset_name
 from .prompts import readable_run_start
 from .run_plan import AUTOSAVE_MAX_PARAMETERS
@@ -27,7 +27,7 @@ from .session import Workspace, WorkspaceError
 from .share import start_id
 from .train_estimate import check_startable, estimate, fit, gpt2_base, measure, spec_of
 from .train_queue import Turn
-from .train_view import View, duration, figure, progress_html, record_run
+from .train_view import METRICS_KEY, View, duration, figure, metrics, progress_html, record_run, where_the_run_is
 
 __all__ = ["PRESET_FILLS", "apply_preset", "estimate", "fit", "mark_custom", "measure", "progress_html", "train",
            "resume", "request_stop", "after_stop", "stop", "prepare_download", "upload_checkpoint", "model_dropdowns",
@@ -108,11 +108,12 @@ def _drive(ws: Workspace, turn: Turn, view: View, headline: str):
             outcome = "done"
         elif isinstance(ev, StoppedEvent) and turn.paused:
             outcome = "stopped"
-            stopped = (f"Paused after step {ev.step + 1:,} to give the next student a turn after "
-                       f"{_share(TRAIN_QUEUE.share_s)}; press **Resume** to queue again.")
+            stopped = tr("Paused after step {step} to give the next student a turn after {share}; press "
+                         "**Resume** to queue again.", step=f"{ev.step + 1:,}", share=_share(TRAIN_QUEUE.share_s))
         elif isinstance(ev, StoppedEvent):
             outcome = "stopped"
-            stopped = f"Stopped after step {ev.step + 1:,}: {ev.reason}. Press **Resume** to continue."
+            stopped = tr("Stopped after step {step}: {reason}. Press **Resume** to continue.", step=f"{ev.step + 1:,}",
+                         reason=translate_message(ev.reason))
         elif isinstance(ev, ErrorEvent):
             outcome, error = "error", ev.message
         now = time.monotonic()
@@ -122,10 +123,10 @@ def _drive(ws: Workspace, turn: Turn, view: View, headline: str):
             yield outputs
     elapsed = time.monotonic() - started
     if outcome == "done":
-        status = (f"Done: {trainer.state.step + 1:,} steps, {trainer.state.tokens_seen:,} tokens in "
-                  f"{duration(elapsed)}. Try your model in **Generate**.")
+        status = tr("Done: {steps} steps, {tokens} tokens in {time}. Try your model in **Generate**.",
+                    steps=f"{trainer.state.step + 1:,}", tokens=f"{trainer.state.tokens_seen:,}", time=duration(elapsed))
     else:
-        status = stopped if outcome == "stopped" else f"Training failed: {error}"
+        status = stopped if outcome == "stopped" else tr("Training failed: {error}", error=translate_message(error))
     record_run(ws, own, trainer)
     download = ws.save_checkpoint() if _small_enough_to_autosave(own) else None
     ws.ui["view"] = view
@@ -240,11 +241,12 @@ def after_stop(ws: Workspace):
     record_run(ws, own, own.trainer)
     download = own.checkpoint_path or (ws.save_checkpoint() if _small_enough_to_autosave(own) else None)
     if own.trainer.finished:
-        yield view.ended(own.trainer, "done", f"Done: {st.step + 1:,} steps. Try your model in **Generate**.",
-                         download)
+        yield view.ended(own.trainer, "done", tr("Done: {steps} steps. Try your model in **Generate**.",
+                                                 steps=f"{st.step + 1:,}"), download)
     else:
-        yield view.ended(own.trainer, "stopped", f"Stopped after step {st.step + 1:,} of "
-                         f"{own.trainer.total_steps:,}. Press **Resume** to continue.", download)
+        yield view.ended(own.trainer, "stopped", tr("Stopped after step {step} of {total}. Press **Resume** to continue.",
+                                                    step=f"{st.step + 1:,}", total=f"{own.trainer.total_steps:,}"),
+                         download)
 
 
 def stop(ws: Workspace) -> str:
@@ -289,6 +291,19 @@ def model_unchanged(ws: Workspace) -> str:
 def loss_chart(ws: Workspace):
     """The loss chart as it stands, with the replay's marker (redrawn when the replay moves)."""
     return figure(ws)
+
+
+def redraw(ws: Workspace):
+    """(progress, chart, metrics, Train button) in the session's language, on load and on a
+    language switch; a run going on keeps its own progress and button (its next view redraws them)."""
+    shown = ws.ui.get(METRICS_KEY)
+    said = metrics(ws, *shown) if shown else gr.update()
+    if ws.busy:
+        return gr.update(), figure(ws), said, gr.update()
+    trainer = ws.own.trainer if ws.own is not None else None
+    progress = (progress_html(None) if ws.own is None else gr.update() if trainer is None else
+                progress_html(where_the_run_is(trainer, "done" if trainer.finished else "stopped")))
+    return progress, figure(ws), said, gr.update(value=tr("Train"))
 
 
 def model_dropdowns(ws: Workspace, gen_choice, a_choice, b_choice):

@@ -19,6 +19,7 @@ from .i18n import tr, translate_message
 from .session import Workspace
 from .train_queue import Place
 
+METRICS_KEY = "train_metrics"  # in ws.ui: the last step and evaluation the metrics line showed
 PROGRESS_COLORS = {"waiting": "#9ca3af", "running": "#2563eb", "done": "#16a34a", "stopped": "#d97706",
                    "error": "#dc2626", "loaded": "#6b7280"}
 
@@ -28,7 +29,7 @@ def duration(seconds: float | None) -> str:
         return "?"
     seconds = int(round(seconds))
     if seconds < 60:
-        return f"{seconds} s"
+        return tr("{n} s", n=seconds)
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
@@ -37,8 +38,8 @@ def duration(seconds: float | None) -> str:
 def progress_html(p: dict | None) -> str:
     """A progress bar with ETA (our own: Gradio's overlay would hide the chart)."""
     if not p:
-        return ("<div class='run-progress' style='color:#6b7280;padding:8px 0'>No run yet. The demo "
-                "preset trains in seconds.</div>")
+        return ("<div class='run-progress' style='color:#6b7280;padding:8px 0'>"
+                + tr("No run yet. The demo preset trains in seconds.") + "</div>")
     frac = max(0.0, min(1.0, p.get("fraction", 0.0)))
     color = PROGRESS_COLORS[p.get("state", "running")]
     text = html.escape(p.get("text", ""))
@@ -78,20 +79,21 @@ def _ppl(x: float) -> str:
 def metrics(ws: Workspace, last_step: StepEvent | None, last_eval: EvalEvent | None) -> str:
     parts = []
     if last_step is not None:
-        parts.append(f"batch loss **{last_step.loss:.3f}**")
-        parts.append(f"{last_step.tokens_per_sec:,.0f} tokens/s")
+        parts.append(tr("batch loss **{loss}**", loss=f"{last_step.loss:.3f}"))
+        parts.append(tr("{rate} tokens/s", rate=f"{last_step.tokens_per_sec:,.0f}"))
         if format_utilisation(last_step):  # achieved FLOP/s against this server's measured peak
             parts.append(translate_message(format_utilisation(last_step)))
-        parts.append(f"lr {last_step.lr:.2e}")
+        parts.append(tr("lr {lr}", lr=f"{last_step.lr:.2e}"))
     if last_eval is not None:
-        parts.append(f"train loss **{last_eval.train_loss:.3f}** (perplexity {_ppl(last_eval.train_ppl)})")
-        val = (f"val loss **{last_eval.val_loss:.3f}** (perplexity {_ppl(last_eval.val_ppl)})"
-               if math.isfinite(last_eval.val_loss) else "val loss n/a (validation text too short)")
+        parts.append(tr("train loss **{loss}** (perplexity {ppl})", loss=f"{last_eval.train_loss:.3f}",
+                        ppl=_ppl(last_eval.train_ppl)))
+        val = (tr("val loss **{loss}** (perplexity {ppl})", loss=f"{last_eval.val_loss:.3f}", ppl=_ppl(last_eval.val_ppl))
+               if math.isfinite(last_eval.val_loss) else tr("val loss n/a (validation text too short)"))
         parts.append(val)
     hint = ws.history.overfitting_hint()
     text = " · ".join(parts) + _runs_compared(ws)
     if hint:
-        text += f"\n\n⚠️ **{hint}** Stop here, or add data, dropout or weight decay."
+        text += "\n\n⚠️ " + tr("**{hint}** Stop here, or add data, dropout or weight decay.", hint=hint)
     return text
 
 
@@ -113,14 +115,15 @@ def _runs_compared(ws: Workspace) -> str:
         return ""
     # The best beside the last: on a small text both models overfit, and the best loss is
     # what each could learn before memorising it.
-    return "\n\nRuns on this text, last validation loss (best): " + " · ".join(
-        f"{html.escape(label)} **{val:.3f}** ({best:.3f} at step {best_step:,} of {steps:,})"
+    return "\n\n" + tr("Runs on this text, last validation loss (best): ") + " · ".join(
+        tr("{label} **{val}** ({best} at step {best_step} of {steps})", label=html.escape(tr(label)), val=f"{val:.3f}",
+           best=f"{best:.3f}", best_step=f"{best_step:,}", steps=f"{steps:,}")
         for label, _, steps, val, best, best_step in runs)
 
 
-def _buttons(*, train: str = "Train", idle: bool, resumable: bool = False):
+def _buttons(*, train: str | None = None, idle: bool, resumable: bool = False):
     """Train, Resume, Stop: Stop is live (and red) only while there is something to stop."""
-    return (gr.update(value=train, interactive=idle), gr.update(interactive=idle and resumable),
+    return (gr.update(value=train or tr("Train"), interactive=idle), gr.update(interactive=idle and resumable),
             gr.update(interactive=not idle, variant="secondary" if idle else "stop"))
 
 
@@ -129,16 +132,16 @@ class View:
 
     def __init__(self, ws: Workspace):
         self.ws = ws
-        self.status = "Starting..."
-        self.progress: dict = {"fraction": 0.0, "text": "preparing data and model", "state": "running"}
+        self.status = tr("Starting...")
+        self.progress: dict = {"fraction": 0.0, "text": tr("preparing data and model"), "state": "running"}
         self.last_step: StepEvent | None = None
         self.last_eval: EvalEvent | None = None
         self.note = ""  # what was changed for the run (a start context the model cannot read)
 
     def preparing(self, what: str):
         """Before the trainer exists: an empty chart, Train and Resume disabled, Stop live."""
-        self.status = what
-        self.progress = {"fraction": 0.0, "text": "preparing data and model", "state": "running"}
+        self.status = tr(what)
+        self.progress = {"fraction": 0.0, "text": tr("preparing data and model"), "state": "running"}
         return (self.status, progress_html(self.progress), loss_figure(), "", "", gr.update(value=""),
                 *_buttons(idle=False))
 
@@ -175,7 +178,7 @@ class View:
             self.progress = where_the_run_is(own.trainer, "loaded")
         else:
             self.progress = {"fraction": 0.0, "state": "loaded",
-                             "text": "an uploaded model, no run of its own: train it further with Start from: your model"}
+                             "text": tr("an uploaded model, no run of its own: train it further with Start from: your model")}
         return self.outputs(running=False)
 
     def outputs(self, *, running: bool, download: str | None = None):
@@ -184,6 +187,7 @@ class View:
         download_update = (gr.update(value=LINKS.url(self.ws, download)) if download
                            else gr.update(value="") if running else gr.update())
         status = self.status + (f"  \n{self.note}" if self.note else "")
+        self.ws.ui[METRICS_KEY] = (self.last_step, self.last_eval)  # said again on a language switch
         return (status, progress_html(self.progress), figure(self.ws),
                 metrics(self.ws, self.last_step, self.last_eval), self.ws.history.sample_log(),
                 download_update, *_buttons(idle=not running, resumable=resumable))

@@ -162,4 +162,13 @@ def test_figures_are_worded_in_the_language_and_the_original_kept():
 
 def test_the_browser_gets_both_tables():
     tables = I18N.translations_dict
-    assert tables["zh-CN"] is ZH and tables["zh"] is ZH
+    assert tables["zh-CN"] is tables["zh"] and ZH.items() <= tables["zh-CN"].items()
+    assert tables["zh-CN"]["common.runs"] == "运行记录"  # a word of Gradio's footer its own table lacks
+
+
+def test_the_engines_words_on_the_page_have_their_chinese():
+    """gpt_core's HTML views take their words from the caller: the tables the page passes them."""
+    from gpt_core.render import GENERATION_KEY, MORE_NOTE, PROBABILITY_WORDS
+    words = [*GENERATION_KEY.values(), *PROBABILITY_WORDS.values(), MORE_NOTE]
+    assert [w for w in words if w not in ZH] == []
+    assert [w for w in PROBABILITY_WORDS.values() if _fields(w) != _fields(ZH[w])] == []

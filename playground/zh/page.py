@@ -1,4 +1,5 @@
 """Chinese for the page's frame and the layout's fixed words (see __init__.py)."""
+from ..explain import DATA_NUMBERS, EVALUATE_NUMBERS, NUMBERS, TITLE
 
 ZH: dict[str, str] = {
     # --- the page ------------------------------------------------------------------------
@@ -164,19 +165,29 @@ ZH: dict[str, str] = {
         "只在最可能的 k 个词元中抽样（top-k 采样，书中用 25）。0 = 全部词元。",
     "Draw only among the most likely tokens whose probabilities add up to p (nucleus sampling). 1 = all.":
         "只在概率加起来达到 p 的那些最可能的词元中抽样（top-p（核）采样）。1 = 全部词元。",
-    ("**What these numbers mean**\n- **Loss**: the cross-entropy of the next token, averaged. A model that guesses uniformly\n"
-     "  among 50,257 tokens scores ln(50257) ≈ 10.8; the book's 124M reaches about 0.8 on the\n"
-     "  training part of The Verdict after 10 epochs.\n- **Perplexity** = e^loss: how many equally likely tokens the model is choosing among.\n"
-     "  Perplexity 420 ≈ choosing among 420 tokens; 1 would be certainty.\n- **Training / validation loss**: the training part is what the model learns from; the\n"
-     "  validation part (the text's last 10%) it never trains on. Validation loss that rises\n"
-     "  while training loss falls is overfitting: the model memorises instead of generalising.\n"
-     "- **Tokens/s**: tokens of training text processed per second, forward and backward.\n"
-     "- **Tokens seen**: how much text the model has trained on so far."):
-        ("**这些数字是什么意思**\n- **损失**：下一个词元的交叉熵的平均值。在 50,257 个词元中均匀乱猜的模型得到 "
+    NUMBERS:
+        ("- **损失**：下一个词元的交叉熵的平均值。在 50,257 个词元中均匀乱猜的模型得到 "
          "ln(50257) ≈ 10.8；书中的 124M 模型在 The Verdict 的训练集上训练 10 个轮次后约为 0.8。\n"
          "- **困惑度** = e^损失：模型相当于在多少个同样可能的词元中做选择。困惑度 420 ≈ 在 420 个词元中挑一个；1 表示完全确定。越低越好。\n"
          "- **训练集损失 / 验证集损失**：模型从训练集学习；验证集（文本最后的 10%）从不参与训练。"
          "训练集损失下降而验证集损失上升，就是过拟合：模型在死记硬背，而不是学会规律。\n"
          "- **每秒词元数**：每秒处理（前向和反向传播）的训练文本词元数。\n"
          "- **已见词元数**：模型到目前为止训练过的文本量。"),
+    TITLE: "这些数字是什么意思",
+    DATA_NUMBERS:
+        ("- **词元**：模型一次读入并预测的单位。GPT-2 的 BPE 有 50,257 个词元（一个英文单词是一到三个）；"
+         "字符级分词器为文本中每个不同的字符建一个词元。\n"
+         "- **训练集 / 验证集**：文本的前 90% 用来训练模型，最后 10% 只用来衡量它（书中按字符划分）。\n"
+         "- **窗口**：长度为 context_length 的一段词元；它的目标是同样的词元右移一位。相邻窗口相隔一个步幅，"
+         "所以步幅决定窗口的数量。\n"
+         "- **每个训练轮次的批次数**：遍历一次训练集要做的优化器更新次数（窗口数 / 批次大小）。\n"
+         "- **每个词元的字符数**：英文用 BPE 约为 4，用字符级分词器为 1。"),
+    EVALUATE_NUMBERS:
+        ("- **损失（交叉熵）**：模型对文本中每个下一个词元有多“意外”的平均值；越低越好。"
+         "均匀乱猜得到 ln(词表大小)：GPT-2 的 50,257 个词元是 10.8。\n"
+         "- **困惑度** = e^损失：困惑度 20 ≈ 每一步都在 20 个同样可能的词元之间犹豫。\n"
+         "- **每字符比特数**：把同样的“意外”摊到文本的每个字符上（以比特计）：分词器不同的模型也能用它比较，"
+         "损失和困惑度则不能。\n"
+         "- **p > 0.5 的词元**：模型认为可能性超过一半的词元所占的比例。\n"
+         "- **着色的词元**：每个词元在模型下的概率；悬停或点按一个词元可看它的排名和模型自己的首选。"),
 }
