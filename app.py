@@ -265,7 +265,9 @@ def build_app() -> gr.Blocks:
         generate_ui.tab.select(bind(train_tab.model_dropdowns), pickers, pickers, api_name=False).then(
             bind(generate_tab.candidates_or_note), generate_tab.candidate_inputs(generate_ui), generate_ui.cand_chart,
             api_name=False, show_progress="hidden")
-        generate_tab.wire(generate_ui, bind, concurrency_limit=SETTINGS.generate_concurrency)
+        # Everything that runs a model (generation, scoring, attention) shares one group.
+        running_a_model = dict(concurrency_id="generate", concurrency_limit=SETTINGS.generate_concurrency)
+        generate_tab.wire(generate_ui, bind, **running_a_model)
         gpt2_tab.wire(gpt2_ui, bind_progress)
 
         # A message stays until its tab's input changes or a new try begins; a new text or
@@ -275,10 +277,8 @@ def build_app() -> gr.Blocks:
         clear_on(train_message, *new_text, preset.input, start_from.input, tokenizer.input, data_tokenizer.input,
                  *(f.input for f in preset_fills), train_btn.click, resume_btn.click, stop_btn.click,
                  measure_btn.click, save_ckpt.click, upload_ckpt.upload)
-        evaluate_tab.wire(evaluate_ui, bind, new_text=new_text, concurrency_id="generate",
-                          concurrency_limit=SETTINGS.generate_concurrency)
-        attention_tab.wire(attention_ui, bind, concurrency_id="generate",
-                           concurrency_limit=SETTINGS.generate_concurrency)
+        evaluate_tab.wire(evaluate_ui, bind, new_text=new_text, **running_a_model)
+        attention_tab.wire(attention_ui, bind, **running_a_model)
 
         # The page's language: the browser's (or a ?lang= link's) on load, the switch after.
         # The browser translates the layout itself; the handlers' words are redrawn.

@@ -191,11 +191,11 @@ def candidate_inputs(ui: SimpleNamespace) -> list:
     return [ui.model, ui.prompt, ui.temperature, ui.top_k, ui.top_p]
 
 
-def wire(ui: SimpleNamespace, bind, *, concurrency_limit: int) -> None:
+def wire(ui: SimpleNamespace, bind, *, concurrency_id: str, concurrency_limit: int) -> None:
     """Generate (streamed), Stop, the candidates chart (redrawn as the sampling sliders move),
-    the inspector, and the sampling lab. Everything that runs a model shares the
-    "generate" group. Opening the tab is the page's to wire: the model lists of three tabs first."""
-    group = dict(concurrency_id="generate", concurrency_limit=concurrency_limit)
+    the inspector, and the sampling lab; what runs a model, in the page's group for that.
+    Opening the tab is the page's to wire: the model lists of three tabs first."""
+    group = dict(concurrency_id=concurrency_id, concurrency_limit=concurrency_limit)
     cand_inputs = candidate_inputs(ui)
     inputs = [ui.model, ui.prompt, ui.max_new, ui.temperature, ui.top_k, ui.top_p, ui.seed, ui.stop_eot]
     # The page shows the prompt and the continuation apart; the API returns the text.
@@ -210,7 +210,7 @@ def wire(ui: SimpleNamespace, bind, *, concurrency_limit: int) -> None:
     # .input: dragging a slider or typing its value, not programmatic updates.
     for slider in (ui.temperature, ui.top_k, ui.top_p):
         slider.input(bind(candidates_or_note), cand_inputs, ui.cand_chart, api_name=False,
-                     concurrency_id="generate", trigger_mode="always_last", show_progress="hidden")
+                     concurrency_id=concurrency_id, trigger_mode="always_last", show_progress="hidden")
     lab_inputs = [ui.lab_temp, ui.lab_draws, ui.lab_seed]
     # Drawn on load by the page, once the session's language is known (app.py's redraw).
     ui.lab_temp.input(guard(sampling_lab), lab_inputs, ui.lab_chart, api_name="sampling_lab",
