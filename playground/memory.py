@@ -33,6 +33,9 @@ TRAINED_BYTES_PER_PARAMETER = 16
 # What the server allocates outside any reservation while it serves: Gradio, a plot, a
 # request's text, a generation's KV cache. Measured: ~250 MB above the baseline with a class.
 DEFAULT_HEADROOM = 512 * MB
+# Kept free below the limit when the resident memory is measured (see `try_reserve`): what a
+# request allocates beside its reservation for a moment (a plot, a response, a step's loss).
+MEASURED_MARGIN = 128 * MB
 
 
 class MemoryBudgetError(RuntimeError):
@@ -81,14 +84,23 @@ class MemoryBudget:
 
     `make_room(nbytes, exclude)` is called when a reservation does not fit: it frees what it
     can (spilling idle sessions other than `exclude`) and returns how many bytes it freed.
+
+    `measure` (the server passes `resident_bytes`) reads the memory the process holds now.
+    Reservations count what is about to be allocated, but not what the allocator keeps after a
+    free (fragmented heaps, per-thread arenas): on a busy server that drift grew ~150 MB past
+    the headroom. So a reservation that would take the measured memory past the limit makes
+    room too. The measure only ever spills idle sessions (which loses nothing); refusals are
+    decided by the reservations alone, which do not depend on the allocator's mood.
     """
 
-    def __init__(self, limit_bytes: int, *, baseline_bytes: int = 0, headroom_bytes: int = DEFAULT_HEADROOM):
+    def __init__(self, limit_bytes: int, *, baseline_bytes: int = 0, headroom_bytes: int = DEFAULT_HEADROOM,
+                 measure: Callable[[], int] | None = None):
         if limit_bytes <= 0:
             raise ValueError(f"a memory budget must be positive, got {limit_bytes}")
         self.limit = int(limit_bytes)
         self.baseline = int(baseline_bytes)
         self.headroom = int(headroom_bytes)
+        self.measure = measure
         self.make_room: Callable[[int, str | None], int] | None = None
         self._lock = threading.RLock()
         self._held: dict[str, Reservation] = {}
@@ -137,12 +149,13 @@ class MemoryBudget:
         spilling idle sessions other than `owner` if needed. False if it still does not fit."""
         nbytes = max(0, int(nbytes))
         with self._lock:
-            if self.fits(nbytes, key=key):
+            over_measured = self.over_measured(nbytes - self.held(key))
+            if self.fits(nbytes, key=key) and not over_measured:
                 self._held[key] = Reservation(key, nbytes, what)
                 return True
         if self.make_room is not None:
             # Outside the lock: spilling writes files and releases other keys.
-            need = nbytes - self.held(key) - self.available
+            need = max(nbytes - self.held(key) - self.available, over_measured)
             freed = self.make_room(need, owner)
             if freed:
                 log.info("spilled %s to make room for %s", format_bytes(freed), what)
@@ -151,6 +164,13 @@ class MemoryBudget:
                 self._held[key] = Reservation(key, nbytes, what)
                 return True
         return False
+
+    def over_measured(self, adding: int) -> int:
+        """By how many bytes the measured resident memory plus `adding` new bytes would pass
+        the limit less MEASURED_MARGIN (0: it would not, or nothing is measured)."""
+        if self.measure is None or adding <= 0:
+            return 0
+        return max(0, self.measure() + adding - (self.limit - MEASURED_MARGIN))
 
     def reserve(self, key: str, nbytes: int, *, what: str, owner: str | None = None) -> None:
         """`try_reserve`, or MemoryBudgetError with a sentence that says what fits now."""
@@ -176,12 +196,13 @@ class MemoryBudget:
 
 def budget_from_env(environ: dict[str, str] | None = None) -> MemoryBudget:
     """The server's budget: PLAYGROUND_MEMORY_BUDGET_MB, or 80% of the machine's (or the
-    container's) memory; the baseline is this process's resident memory now."""
+    container's) memory; the baseline is this process's resident memory now, and its resident
+    memory is measured at each reservation."""
     budget_mb = env_number("PLAYGROUND_MEMORY_BUDGET_MB", whole=False, unit="MB", environ=environ)
     headroom_mb = env_number("PLAYGROUND_MEMORY_HEADROOM_MB", whole=False, unit="MB", environ=environ)
     limit = int(budget_mb * MB) if budget_mb is not None else int(machine_memory_bytes() * 0.8)
     headroom = int(headroom_mb * MB) if headroom_mb is not None else DEFAULT_HEADROOM
-    return MemoryBudget(limit, baseline_bytes=resident_bytes(), headroom_bytes=headroom)
+    return MemoryBudget(limit, baseline_bytes=resident_bytes(), headroom_bytes=headroom, measure=resident_bytes)
 
 
 # --- giving freed memory back to the system ------------------------------------------------

@@ -52,6 +52,7 @@ def resident_bytes(config: Any, trained: bool) -> int:
 class Spilled:
     """The own model written to disk: its checkpoint, and what rebuilds the rest exactly."""
     path: Path
+    config: GPTConfig  # known before the file is read, so its memory is reserved first
     label: str
     tokenizer: Any
     corpus_name: str | None
@@ -114,7 +115,7 @@ class OwnModelStore:
                 own.trainer.save_checkpoint(path)
             else:
                 save_checkpoint(path, model=own.model, model_config=own.config, tokenizer=own.tokenizer)
-            self._spilled = Spilled(path, own.label, own.tokenizer, own.corpus_name, own.checkpoint_path,
+            self._spilled = Spilled(path, own.config, own.label, own.tokenizer, own.corpus_name, own.checkpoint_path,
                                     text=self.text if own.trainer is not None else None)
             self._own = None
             freed = self.budget.held(self.key("model")) if self.budget is not None else 0
@@ -129,17 +130,18 @@ class OwnModelStore:
             spilled = self._spilled
             if spilled is None:
                 return
-            ckpt = read_checkpoint(spilled.path)
-            cfg = ckpt.model_config
-            self.reserve("model", resident_bytes(cfg, spilled.trained), "your model")
-            trainer = None
-            if spilled.trained:
-                trainer = prepare_training(spilled.text, config=ckpt.train_config, resume=ckpt)
-                model = trainer.model
-            else:
-                model, _ = load_model(ckpt, device=select_device("auto"))
-                model.eval()
-            self._own = OwnedModel(model, cfg, spilled.tokenizer, spilled.label, trainer,
+            self.reserve("model", resident_bytes(spilled.config, spilled.trained), "your model")
+            with self.reading(spilled.path, "reading your model back"):
+                ckpt = read_checkpoint(spilled.path)
+                trainer = None
+                if spilled.trained:
+                    trainer = prepare_training(spilled.text, config=ckpt.train_config, resume=ckpt)
+                    model = trainer.model
+                else:
+                    model, _ = load_model(ckpt, device=select_device("auto"))
+                    model.eval()
+                del ckpt  # its tensors are mapped from the file: unmapped before the reservation goes
+            self._own = OwnedModel(model, spilled.config, spilled.tokenizer, spilled.label, trainer,
                                    corpus_name=spilled.corpus_name, checkpoint_path=spilled.checkpoint_path)
             self._spilled = None
             shutil.rmtree(spilled.path.parent, ignore_errors=True)

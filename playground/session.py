@@ -9,6 +9,8 @@ use them directly.
 """
 from __future__ import annotations
 
+import gc
+import os
 import threading
 import time
 import uuid
@@ -149,6 +151,20 @@ class Workspace(OwnModelStore, RunBuilder, CheckpointFiles):
     def release(self, part: str) -> None:
         if self.budget is not None:
             self.budget.release(self.key(part))
+
+    @contextmanager
+    def reading(self, path: str | os.PathLike, what: str, *, at_most: int | None = None):
+        """Around reading a checkpoint file: its tensors are memory-mapped, and the pages read
+        are resident beside the model built from them until the loaded object is dropped
+        (inside the block). The file's size (or `at_most`, past which the read is refused
+        anyway) is reserved for that long."""
+        size = os.path.getsize(path)
+        self.reserve("reading", size if at_most is None else min(size, at_most), what)
+        try:
+            yield
+        finally:
+            self.release("reading")
+            gc.collect()  # a refused file's tensors may sit in a reference cycle (a traceback)
 
     # --- corpus ---------------------------------------------------------------------------
     @property

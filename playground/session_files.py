@@ -32,6 +32,10 @@ class CheckpointFiles:
         limits = CheckpointLimits.for_models_up_to(self.limits.max_train_parameters,
                                                    max_context_length=self.limits.max_context_length,
                                                    max_layers=self.limits.max_layers)
+        with self.reading(path, "reading the uploaded checkpoint", at_most=limits.max_tensor_bytes):
+            return self._adopt_checkpoint(path, limits)  # its file is unmapped when this returns
+
+    def _adopt_checkpoint(self, path: str, limits: CheckpointLimits) -> tuple[OwnedModel, str]:
         try:
             ckpt = read_checkpoint(path, limits=limits)
             config = ckpt.model_config

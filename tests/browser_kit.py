@@ -79,7 +79,9 @@ SEEN_JS = """([selector, text]) => {
   const el = holders[holders.length - 1];
   if (!el) return 'no element with the text';
   el.scrollIntoView({block: 'center'});
-  const r = el.getBoundingClientRect();
+  // An inline element that wraps has one box a line; the centre of their union can fall
+  // between two lines, on the parent. Its first line's box is text.
+  const r = [...el.getClientRects()].find(b => b.width >= 1 && b.height >= 1) || el.getBoundingClientRect();
   if (r.width < 1 || r.height < 1) return 'zero-size box';
   const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
   if (!hit || !(hit === el || el.contains(hit))) return 'covered by ' + (hit ? hit.outerHTML.slice(0, 120) : 'nothing');

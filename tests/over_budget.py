@@ -28,6 +28,8 @@ class Student:
     name: str
     outcome: str = ""
     rss_after_mb: float = float("nan")
+    peak_training_mb: float = float("nan")  # the server's peak while this student trained and saved
+    peak_back_mb: float = float("nan")  # ... and while they came back and saved again
     checkpoint: Path | None = None
     digests: dict[str, str] = field(default_factory=dict)
     spilled: bool = False
@@ -106,6 +108,7 @@ def run(*, budget_mb: int, max_params: int, students: int, workdir: Path, iterat
                 clients.append(client)
                 api = Api.of(client)
                 others = session_folders(server.files_dir)
+                started = time.monotonic()
                 try:
                     out = client.predict(*api.args_by_label("/train", options), api_name="/train")
                     s.outcome = str(out[0]).split("\n")[0][:90]
@@ -114,13 +117,15 @@ def run(*, budget_mb: int, max_params: int, students: int, workdir: Path, iterat
                         s.digests = digests(s.checkpoint)
                 except Exception as exc:  # a refusal is an outcome to print, not a crash
                     s.outcome = f"refused: {str(exc)[:120]}"
-                s.rss_after_mb = server.rss_mb()
-                print(f"{s.name}: {s.outcome} | server RSS {s.rss_after_mb:,.0f} MB", flush=True)
+                s.rss_after_mb, s.peak_training_mb = server.rss_mb(), sampler.peak(since=started)
+                print(f"{s.name}: {s.outcome} | server RSS {s.rss_after_mb:,.0f} MB, "
+                      f"peak {s.peak_training_mb:,.0f} MB", flush=True)
             for s in people:  # which models are on disk now, before anyone comes back
                 s.spilled = bool(s.checkpoint and (s.checkpoint.parent / "spilled" / "model.pt").exists())
             for s, client in zip(people, clients):
                 if not s.digests:
                     continue
+                started = time.monotonic()
                 try:
                     again = save(client, server.files_dir, session_folders(server.files_dir) - {s.checkpoint.parent})
                     s.came_back = "model back" if again is not None else "no checkpoint"
@@ -128,6 +133,7 @@ def run(*, budget_mb: int, max_params: int, students: int, workdir: Path, iterat
                 except Exception as exc:
                     s.came_back, s.bit_exact = f"error: {str(exc)[:100]}", False
                     report["errors"].append(f"{s.name}: {exc}")
+                s.peak_back_mb = sampler.peak(since=started)
         finally:
             for client in clients:
                 client.close()
@@ -144,12 +150,13 @@ def table(people: list[Student], report: dict) -> str:
              f"{m['n_layers']} layers × 768, context {m['context_length']} · peak RSS {report['peak_mb']:,.0f} MB "
              f"({'within' if report['peak_mb'] <= report['budget_mb'] else 'OVER'} the budget)",
              "",
-             "| student | outcome | server RSS after | spilled when all had trained | came back | bit-exact |",
-             "|---|---|---:|---|---|---|"]
+             "| student | outcome | server RSS after | peak while training | spilled when all had trained | "
+             "came back | peak while coming back | bit-exact |",
+             "|---|---|---:|---:|---|---|---:|---|"]
     for s in people:
         exact = "-" if s.bit_exact is None else ("yes" if s.bit_exact else "NO")
-        lines.append(f"| {s.name} | {s.outcome} | {s.rss_after_mb:,.0f} MB | {'yes' if s.spilled else 'no'} | "
-                     f"{s.came_back or '-'} | {exact} |")
+        lines.append(f"| {s.name} | {s.outcome} | {s.rss_after_mb:,.0f} MB | {s.peak_training_mb:,.0f} MB | "
+                     f"{'yes' if s.spilled else 'no'} | {s.came_back or '-'} | {s.peak_back_mb:,.0f} MB | {exact} |")
     return "\n".join(lines)
 
 
