@@ -149,16 +149,19 @@ class MemoryBudget:
         spilling idle sessions other than `owner` if needed. False if it still does not fit."""
         nbytes = max(0, int(nbytes))
         with self._lock:
-            over_measured = self.over_measured(nbytes - self.held(key))
-            if self.fits(nbytes, key=key) and not over_measured:
+            if self.fits(nbytes, key=key) and not self.over_measured(nbytes - self.held(key)):
                 self._held[key] = Reservation(key, nbytes, what)
                 return True
-        if self.make_room is not None:
-            # Outside the lock: spilling writes files and releases other keys.
-            need = max(nbytes - self.held(key) - self.available, over_measured)
+        # Outside the lock: spilling writes files and releases other keys. A spill gives back
+        # less than it held when the heap stays fragmented, so the measure is read again.
+        for _ in range(3 if self.make_room is not None else 0):
+            need = max(nbytes - self.held(key) - self.available, self.over_measured(nbytes - self.held(key)))
+            if need <= 0:
+                break
             freed = self.make_room(need, owner)
-            if freed:
-                log.info("spilled %s to make room for %s", format_bytes(freed), what)
+            if not freed:
+                break
+            log.info("spilled %s to make room for %s", format_bytes(freed), what)
         with self._lock:
             if self.fits(nbytes, key=key):
                 self._held[key] = Reservation(key, nbytes, what)
