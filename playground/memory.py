@@ -152,16 +152,16 @@ class MemoryBudget:
             if self.fits(nbytes, key=key) and not self.over_measured(nbytes - self.held(key)):
                 self._held[key] = Reservation(key, nbytes, what)
                 return True
-        # Outside the lock: spilling writes files and releases other keys. A spill gives back
-        # less than it held when the heap stays fragmented, so the measure is read again.
-        for _ in range(3 if self.make_room is not None else 0):
-            need = max(nbytes - self.held(key) - self.available, self.over_measured(nbytes - self.held(key)))
-            if need <= 0:
-                break
-            freed = self.make_room(need, owner)
-            if not freed:
-                break
-            log.info("spilled %s to make room for %s", format_bytes(freed), what)
+        if self.make_room is not None:
+            # Outside the lock: spilling writes files and releases other keys. A spill gives
+            # back less than it held when the heap stays fragmented, so the measure is read
+            # again after each (a few rounds at most).
+            for _ in range(3):
+                adding = nbytes - self.held(key)
+                need = max(adding - self.available, self.over_measured(adding))
+                if need <= 0 or not (freed := self.make_room(need, owner)):
+                    break
+                log.info("spilled %s to make room for %s", format_bytes(freed), what)
         with self._lock:
             if self.fits(nbytes, key=key):
                 self._held[key] = Reservation(key, nbytes, what)

@@ -131,16 +131,20 @@ class OwnModelStore:
             if spilled is None:
                 return
             self.reserve("model", resident_bytes(spilled.config, spilled.trained), "your model")
-            with self.reading(spilled.path, "reading your model back"):
-                ckpt = read_checkpoint(spilled.path)
-                trainer = None
-                if spilled.trained:
-                    trainer = prepare_training(spilled.text, config=ckpt.train_config, resume=ckpt)
-                    model = trainer.model
-                else:
-                    model, _ = load_model(ckpt, device=select_device("auto"))
-                    model.eval()
-                del ckpt  # its tensors are mapped from the file: unmapped before the reservation goes
+            try:
+                with self.reading(spilled.path, "reading your model back"):
+                    ckpt = read_checkpoint(spilled.path)
+                    trainer = None
+                    if spilled.trained:
+                        trainer = prepare_training(spilled.text, config=ckpt.train_config, resume=ckpt)
+                        model = trainer.model
+                    else:
+                        model, _ = load_model(ckpt, device=select_device("auto"))
+                        model.eval()
+                    del ckpt  # its tensors are mapped from the file: unmapped before the reservation goes
+            except BaseException:
+                self.release("model")  # still spilled: it holds nothing in memory
+                raise
             self._own = OwnedModel(model, spilled.config, spilled.tokenizer, spilled.label, trainer,
                                    corpus_name=spilled.corpus_name, checkpoint_path=spilled.checkpoint_path)
             self._spilled = None

@@ -9,7 +9,6 @@ use them directly.
 """
 from __future__ import annotations
 
-import gc
 import os
 import threading
 import time
@@ -164,7 +163,6 @@ class Workspace(OwnModelStore, RunBuilder, CheckpointFiles):
             yield
         finally:
             self.release("reading")
-            gc.collect()  # a refused file's tensors may sit in a reference cycle (a traceback)
 
     # --- corpus ---------------------------------------------------------------------------
     @property

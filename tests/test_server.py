@@ -234,6 +234,20 @@ def test_reading_a_spilled_model_back_reserves_its_file_while_the_file_is_mapped
     assert budget.held(ws.key("reading")) == 0 and budget.held(ws.key("model")) == held
 
 
+def test_a_model_that_cannot_be_read_back_now_stays_spilled_and_holds_nothing(tmp_path, verdict_text):
+    budget = MemoryBudget(4096 * MB, headroom_bytes=0)
+    ws = trained_workspace(tmp_path, verdict_text, budget, steps=1)
+    held = budget.held(ws.key("model"))
+    ws.spill()
+    size = (ws.files_dir() / "spilled" / "model.pt").stat().st_size
+    budget.limit = held + size // 2  # room for the model, not for its file beside it while it is read
+    with pytest.raises(MemoryBudgetError, match="reading your model back"):
+        ws.own
+    assert ws.spilled and budget.reserved == 0
+    budget.limit = 4096 * MB  # once there is room, it comes back
+    assert ws.own is not None and budget.held(ws.key("model")) == held
+
+
 def test_a_run_larger_than_the_budget_is_refused_with_what_fits_and_changes_nothing(tmp_path, verdict_text):
     budget = MemoryBudget(64 * MB, headroom_bytes=0)
     ws = trained_workspace(tmp_path, verdict_text, budget)
