@@ -21,6 +21,7 @@ Generation: greedy decoding of `--tokens` tokens on the GPT-2 124M shape, a mode
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import subprocess
@@ -37,6 +38,7 @@ import torch  # noqa: E402
 
 import bench_train  # noqa: E402
 from bench_train import fixed_loader, time_book, time_ours  # noqa: E402
+from gpt_core import bf16_matvec  # noqa: E402
 from gpt_core.config import GPT2_SIZES, GPT_CONFIG_124M, GPTConfig, TrainConfig  # noqa: E402
 from gpt_core.generate import generate  # noqa: E402
 from gpt_core.model import GPTModel  # noqa: E402
@@ -116,23 +118,25 @@ def generation_rounds(tokens: int, reps: int) -> None:
     folder = tempfile.TemporaryDirectory(prefix="bench-precision-")
     loaded, hf = load_as_the_app_does(own, folder.name)
     idx = torch.tensor([PROMPT_IDS])
+    # One model per precision: each keeps its decoding weights between generations, as a
+    # session that generates again in the same precision does (switching makes them anew).
+    own_bf16, loaded_bf16 = copy.deepcopy(own), copy.deepcopy(loaded)
     runs = {
         "transformers float32": lambda: hf.generate(idx, attention_mask=torch.ones_like(idx), max_new_tokens=tokens,
                                                     min_new_tokens=tokens, do_sample=False),
         "own model float32": lambda: generate(own, idx, tokens),
-        "own model bfloat16": lambda: generate(own, idx, tokens, precision="bfloat16"),
+        "own model bfloat16": lambda: generate(own_bf16, idx, tokens, precision="bfloat16"),
         "GPT-2 loaded float32": lambda: generate(loaded, idx, tokens),
-        "GPT-2 loaded bfloat16": lambda: generate(loaded, idx, tokens, precision="bfloat16"),
+        "GPT-2 loaded bfloat16": lambda: generate(loaded_bf16, idx, tokens, precision="bfloat16"),
     }
     with torch.inference_mode():
         hf.generate(idx, attention_mask=torch.ones_like(idx), max_new_tokens=2, do_sample=False)
-    for model in (own, loaded):  # warm-up: kernels of both precisions
-        for precision in ("float32", "bfloat16"):
-            generate(model, idx, 2, precision=precision)
+    for model, precision in ((own, "float32"), (loaded, "float32"), (own_bf16, "bfloat16"), (loaded_bf16, "bfloat16")):
+        generate(model, idx, 2, precision=precision)  # warm-up: kernels, decoding weights
     times: dict[str, list[float]] = {name: [] for name in runs}
     outputs = {}
     print(f"\ngeneration: GPT-2 124M shape, greedy, {tokens} new tokens, {reps} rounds, "
-          f"{torch.get_num_threads()} threads")
+          f"{torch.get_num_threads()} threads; {bf16_matvec.status()}")
     for r in range(reps):
         line = []
         for name, fn in runs.items():

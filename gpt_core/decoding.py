@@ -11,9 +11,9 @@ the matrices stream from memory and how well the kernel for one row uses them:
   projections, the feed-forward's first layer and the output head (the feed-forward's second
   layer reads as fast as it is). Training keeps nn.Linear's layout, whose products it runs
   faster (the same numbers bit for bit either way, measured on this project's CPUs).
-- bfloat16: half the bytes, in nn.Linear's [out, in] layout, one row multiplied by
-  `torch.mv` (oneDNN's one-row bfloat16 product is slower; either way each output is one dot
-  product). The residual stream, the layer norms and the logits handed to sampling stay
+- bfloat16: half the bytes, in nn.Linear's [out, in] layout, one row multiplied by the
+  AVX512_BF16 kernel of `bf16_matvec` where the CPU has it (torch's own one-row bfloat16
+  products run no faster than float32's), else by `torch.mv`. The residual stream, the layer norms and the logits handed to sampling stay
   float32, the mixed precision of training; the KV cache is bfloat16.
 
 A parameter already in the wanted layout and dtype (GPT-2 read from its cache, in float32) is
@@ -31,6 +31,8 @@ import threading
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from . import bf16_matvec
 
 # Per block, the modules whose weight decoding reads input-major; the output head too.
 INPUT_MAJOR = ("att.W_query", "att.W_key", "att.W_value", "att.out_proj", "ff.layers.0")
@@ -86,7 +88,10 @@ class DecodeWeights:
         weight, bias = self._by_module[id(module)]
         x = x.to(weight.dtype)
         if weight.dtype == torch.bfloat16 and x.numel() == x.shape[-1]:  # one row: a matrix-vector product
-            row = torch.mv(weight, x.reshape(-1)) if bias is None else torch.addmv(bias, weight, x.reshape(-1))
+            flat = x.reshape(-1).contiguous()
+            row = bf16_matvec.matvec(weight, flat, bias)
+            if row is None:  # no AVX512_BF16 kernel here: torch's (no faster than float32 on a CPU)
+                row = torch.mv(weight, flat) if bias is None else torch.addmv(bias, weight, flat)
             return row.view(*x.shape[:-1], weight.shape[0])
         return F.linear(x, weight, bias)
 

@@ -30,7 +30,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-ASSET_FILES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "gpt_core" / "assets").rglob("*") if p.is_file())
+ASSET_FILES = sorted(p.relative_to(ROOT).as_posix() for folder in ("assets", "kernels")
+                     for p in (ROOT / "gpt_core" / folder).rglob("*") if p.is_file())
 
 # Run from a temporary folder: two optimizer steps of the demo preset on a bundled text, a
 # checkpoint, a few generated tokens; prints where everything came from.
