@@ -24,7 +24,7 @@ from .formatting import counted
 from .i18n import tr, translate_message
 from .inspector import new_trace
 from .notices import message_area
-from .models import copies_held, resolve
+from .models import resolve
 from .options import DEFAULT_GENERATION_PRECISION_LABEL, GENERATION_PRECISION_CHOICES, precision_name, precision_sentence
 from .prompts import Prompt, prepare_prompt
 from .session import Workspace
@@ -82,18 +82,16 @@ def _continuations(ws: Workspace, model_choice, prompt, max_new_tokens, temperat
     arithmetic = precision_for(requested, device)
     eos = tok.eot_id if stop_at_eot else None
     text = ""
-    # The copies of the weights it decodes with are reserved first: a refusal changes nothing.
-    with copies_held(ws, model_choice, model, arithmetic.dtype):
-        yield seen, text, None
-        start = last = time.monotonic()
-        trace = new_trace(ws, tok, prompt, options)  # for the inspector, from generation's own logits
-        for piece in stream_generate(model, tok, seen.ids, n, eos_id=eos, on_step=trace.record, precision=requested,
-                                     **options):
-            text += piece
-            if time.monotonic() - last >= STREAM_INTERVAL_S:
-                last = time.monotonic()
-                yield seen, text, None
-        done = Generated(len(trace.tokens), time.monotonic() - start, arithmetic, _kernel_missing(arithmetic, device))
+    yield seen, text, None
+    start = last = time.monotonic()
+    trace = new_trace(ws, tok, prompt, options)  # for the inspector, from generation's own logits
+    for piece in stream_generate(model, tok, seen.ids, n, eos_id=eos, on_step=trace.record, precision=requested,
+                                 **options):
+        text += piece
+        if time.monotonic() - last >= STREAM_INTERVAL_S:
+            last = time.monotonic()
+            yield seen, text, None
+    done = Generated(len(trace.tokens), time.monotonic() - start, arithmetic, _kernel_missing(arithmetic, device))
     yield seen, text, done
 
 
