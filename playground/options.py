@@ -5,7 +5,6 @@ in `GPTConfig`/`TrainConfig`; a bad one raises ValueError with a sentence naming
 """
 from __future__ import annotations
 
-import reprlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,19 +37,13 @@ PRECISION_CHOICES = {
 }
 PRECISION_LABELS = {v: k for k, v in PRECISION_CHOICES.items()}
 DEFAULT_PRECISION_LABEL = PRECISION_LABELS["float32"]
-# The Generate tab's: the same arithmetic (gpt_core.generate's `precision`); what Exact keeps of
-# the book there is its tokens. Exact is the default, so a class sees the book's text.
-GENERATION_PRECISION_CHOICES = {"Exact (float32: the book's tokens)": "float32",
-                                **{label: name for label, name in PRECISION_CHOICES.items() if name != "float32"}}
-DEFAULT_GENERATION_PRECISION_LABEL = next(iter(GENERATION_PRECISION_CHOICES))
 
 
-def precision_name(label: str, choices: dict[str, str] = PRECISION_CHOICES) -> str:
-    """A precision's label on the page -> its name for gpt_core; anything else (an API client's
-    "half", 3, None) is refused with a sentence."""
-    if isinstance(label, str) and label in choices:
-        return choices[label]
-    raise ValueError(f"Unknown precision {reprlib.repr(label)}; choose Exact, Fast or Auto.")
+def precision_name(label: str) -> str:
+    try:
+        return PRECISION_CHOICES[label]
+    except KeyError:
+        raise ValueError(f"Unknown precision {label!r}; choose Exact, Fast or Auto.") from None
 
 
 def precision_sentence(precision) -> str:

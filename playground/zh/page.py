@@ -165,9 +165,6 @@ ZH: dict[str, str] = {
         "只在最可能的 k 个词元中抽样（top-k 采样，书中用 25）。0 = 全部词元。",
     "Draw only among the most likely tokens whose probabilities add up to p (nucleus sampling). 1 = all.":
         "只在概率加起来达到 p 的那些最可能的词元中抽样（top-p（核）采样）。1 = 全部词元。",
-    "Exact gives the book's tokens. Fast reads bfloat16 weights: faster where the CPU computes bfloat16 natively, "
-    "and its tokens can differ.":
-        "精确模式给出与书中相同的词元。快速模式读取 bfloat16 权重：在原生支持 bfloat16 的 CPU 上更快，生成的词元可能不同。",
     NUMBERS:
         ("- **损失**：下一个词元的交叉熵的平均值。在 50,257 个词元中均匀乱猜的模型得到 "
          "ln(50257) ≈ 10.8；书中的 124M 模型在 The Verdict 的训练集上训练 10 个轮次后约为 0.8。\n"
