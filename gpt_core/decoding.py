@@ -13,8 +13,9 @@ the matrices stream from memory and how well the kernel for one row uses them:
   faster (the same numbers bit for bit either way, measured on this project's CPUs).
 - bfloat16: half the bytes, in nn.Linear's [out, in] layout, one row multiplied by the
   AVX512_BF16 kernel of `bf16_matvec` where the CPU has it (torch's own one-row bfloat16
-  products run no faster than float32's), else by `torch.mv`. The residual stream, the layer norms and the logits handed to sampling stay
-  float32, the mixed precision of training; the KV cache is bfloat16.
+  products run no faster than float32's), else by `torch.mv`. The residual stream, the layer
+  norms and the logits handed to sampling stay float32, the mixed precision of training; the
+  KV cache is bfloat16.
 
 A parameter already in the wanted layout and dtype (GPT-2 read from its cache, in float32) is
 used as it is; any other is copied. `decode_weights(model, dtype)` keeps the copies on the
