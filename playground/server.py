@@ -15,7 +15,7 @@ from typing import Any, Callable
 from gpt_core.config import GPTConfig
 
 from .limits import Limits, default_files_root
-from .memory import MemoryBudget
+from .memory import MemoryBudget, release_freed_memory
 from .session import Workspace, WorkspaceError
 
 # Gradio's session hashes are short random strings; anything longer is not one.
@@ -59,29 +59,39 @@ class WorkspaceRegistry:
         if not isinstance(session_id, str) or not session_id or len(session_id) > MAX_SESSION_KEY:
             raise WorkspaceError("This request has no valid session. Reload the page.")
         with self._lock:
-            self._sweep_locked()
+            dropped = self._sweep_locked()
             ws = self._spaces.get(session_id)
             if ws is None:
-                self._make_room_for(client)
+                self._make_room_for(client)  # drops only sessions that hold nothing heavy
                 ws = Workspace(limits=self.limits, files_root=self.files_root, budget=self.budget)
                 self._spaces[session_id] = ws
                 if client:
                     self._clients[session_id] = client
             self._spaces.move_to_end(session_id)
             ws.last_active = self._clock()
-            return ws
+        if dropped:
+            release_freed_memory()
+        return ws
 
     def release(self, session_id: str) -> None:
-        """The session has gone (tab closed): stop its job and free its memory."""
+        """The session has gone (tab closed): stop its job and free its memory.
+
+        Its optimizer state and other blocks made during its runs may lie in the middle of a
+        malloc heap (a thread's arena), where freeing them returns nothing to the system by
+        itself; release_freed_memory hands their pages back now."""
         with self._lock:
             ws = self._spaces.pop(session_id, None)
             self._clients.pop(session_id, None)
         if ws is not None:
             ws.close()
+            release_freed_memory()
 
     def sweep(self) -> int:
         with self._lock:
-            return self._sweep_locked()
+            dropped = self._sweep_locked()
+        if dropped:
+            release_freed_memory()
+        return dropped
 
     def spill_idle(self, nbytes: int, exclude: str | None = None) -> int:
         """Spill the models of idle sessions (least recently used first, never `exclude`'s, the
@@ -94,6 +104,8 @@ class WorkspaceRegistry:
             if freed >= nbytes:
                 break
             freed += ws.spill()
+        if freed:
+            release_freed_memory()
         return freed
 
     def _sweep_locked(self) -> int:
