@@ -305,7 +305,7 @@ def build_app() -> gr.Blocks:
                     (bind(attention_tab.model_choice), [attention_ui.model, attention_ui.head],
                      [attention_ui.model, attention_ui.head]),
                     (bind(attention_tab.in_language), None, [attention_ui.fresh, attention_ui.trained, attention_ui.note]),
-                    (bind(generate_tab.output_in_language), None, generate_ui.output),
+                    (bind(generate_tab.output_in_language), None, [generate_ui.output, generate_ui.status]),
                     (bind(generate_tab.candidates_or_note), generate_tab.candidate_inputs(generate_ui),
                      generate_ui.cand_chart),
                     (bind(inspector.after_generation), None, [inspected.tokens, inspected.summary, inspected.chart]),

@@ -23,11 +23,14 @@ model for the next generation while its parameters are unchanged, and makes them
 anything wrote to them: an optimizer step (any torch.optim optimizer: a step hook notes which
 parameters it updated, since fused AdamW leaves their version counters alone), a state dict
 loaded, a parameter replaced or edited in place. The training path never sees these copies.
+`decode_copy_bytes(model, dtype)` says what those copies will cost before any is made (a server
+reserves the memory first), `kept_decode_weights(model)` which are kept now.
 """
 from __future__ import annotations
 
 import itertools
 import threading
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -44,15 +47,29 @@ def is_input_major(weight: torch.Tensor) -> bool:
     return weight.dim() == 2 and weight.t().is_contiguous() and not weight.is_contiguous()
 
 
+def served_as_is(weight: torch.Tensor, dtype: torch.dtype, input_major: bool) -> bool:
+    """Whether decoding reads `weight` itself: already in `dtype` and, when asked, input-major."""
+    return weight.dtype == dtype and (not input_major or is_input_major(weight))
+
+
 def decode_layout(weight: torch.Tensor, dtype: torch.dtype, input_major: bool) -> torch.Tensor:
     """`weight` ([out, in], as nn.Linear holds it) in `dtype`, input-major in memory when asked:
     the parameter itself when it already is, else a copy."""
     weight = weight.detach()
-    if weight.dtype == dtype and (not input_major or is_input_major(weight)):
+    if served_as_is(weight, dtype, input_major):
         return weight
     if not input_major:
         return weight.to(dtype).contiguous()
     return weight.t().to(dtype).contiguous().t()  # same values, stored [in, out]
+
+
+def _decoded_linears(model: nn.Module, input_major: bool) -> Iterator[tuple[nn.Linear, bool]]:
+    """Each linear layer a generation multiplies by, and whether decoding reads it input-major."""
+    for block in model.trf_blocks:
+        for name, module in block.named_modules():
+            if isinstance(module, nn.Linear):
+                yield module, input_major and name in INPUT_MAJOR
+    yield model.out_head, input_major
 
 
 class DecodeWeights:
@@ -70,11 +87,8 @@ class DecodeWeights:
         self._by_module: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
         self._modules: list[nn.Module] = []  # kept alive while their ids are keys
         self.copied_bytes = 0
-        for i, block in enumerate(model.trf_blocks):
-            for name, module in block.named_modules():
-                if isinstance(module, nn.Linear):
-                    self._add(module, input_major and name in INPUT_MAJOR)
-        self._add(model.out_head, input_major)
+        for module, module_input_major in _decoded_linears(model, input_major):
+            self._add(module, module_input_major)
 
     def _add(self, module: nn.Linear, input_major: bool) -> None:
         weight = decode_layout(module.weight, self.dtype, input_major)
@@ -129,16 +143,39 @@ def decode_weights(model: nn.Module, dtype: torch.dtype) -> DecodeWeights:
     parameters are unchanged, else made now (and kept in their place)."""
     _watch_optimizers()
     fingerprint = (dtype, _fingerprint(model))
-    kept = model.__dict__.get("_decode_weights")
+    kept = kept_decode_weights(model)
     if kept is not None and kept.fingerprint == fingerprint:
         return kept
     model.__dict__["_decode_weights"] = None  # the stale copies go before new ones are made
-    on_cpu = next(model.parameters()).device.type == "cpu"
-    # Input-major helps a CPU's one-row float32 products; a GPU reads either layout alike.
-    weights = DecodeWeights(model, dtype, input_major=on_cpu and dtype == torch.float32)
+    weights = DecodeWeights(model, dtype, input_major=_reads_input_major(model, dtype))
     weights.fingerprint = fingerprint
     model.__dict__["_decode_weights"] = weights
     return weights
+
+
+def _reads_input_major(model: nn.Module, dtype: torch.dtype) -> bool:
+    # Input-major helps a CPU's one-row float32 products; a GPU reads either layout alike.
+    return next(model.parameters()).device.type == "cpu" and dtype == torch.float32
+
+
+def decode_copy_bytes(model: nn.Module, dtype: torch.dtype) -> int:
+    """What `decode_weights(model, dtype)` holds in copies (its `copied_bytes`), from the
+    parameters' shapes, dtypes and layouts alone: nothing is copied. 0 for a model generation
+    calls as it is (no KV cache of its own: the bigram, the book's)."""
+    if not hasattr(model, "new_kv_cache"):
+        return 0
+    total = 0
+    for module, input_major in _decoded_linears(model, _reads_input_major(model, dtype)):
+        if not served_as_is(module.weight, dtype, input_major):
+            total += module.weight.numel() * dtype.itemsize
+        if module.bias is not None and module.bias.dtype != dtype:
+            total += module.bias.numel() * dtype.itemsize
+    return total
+
+
+def kept_decode_weights(model: nn.Module) -> DecodeWeights | None:
+    """The copies kept on `model` from its last generation (current or stale), or None."""
+    return model.__dict__.get("_decode_weights")
 
 
 def release_decode_weights(model: nn.Module) -> None:

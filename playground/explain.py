@@ -36,6 +36,8 @@ INFO = {
     "temperature": "Divides the logits: below 1 sharper and safer, above 1 flatter and wilder; 0 = always the most likely token.",
     "top_k": "Draw only among the k most likely tokens (the book uses 25). 0 = all of them.",
     "top_p": "Draw only among the most likely tokens whose probabilities add up to p (nucleus sampling). 1 = all.",
+    "generate_precision": "Exact gives the book's tokens. Fast reads bfloat16 weights: faster where the CPU computes "
+                          "bfloat16 natively, and its tokens can differ.",
 }
 
 TITLE = "What these numbers mean"

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Iterator
 
 import gradio as gr
 import torch
 
+from gpt_core import bf16_matvec
 from gpt_core.generate import next_token_distribution, stream_generate
+from gpt_core.precision import Precision, precision_for
 from gpt_core.plots import candidates_figure, message_figure, sampling_lab_figure
 from gpt_core.render import GENERATION_KEY, generation_html, message_html
 from gpt_core.sampling import STAGES, TOY_INVERSE_VOCAB, temperature_lab
@@ -17,17 +20,19 @@ from . import inspector
 from .common import LIMITS, clear_on, explain_failures, guard
 from .explain import INFO
 from .fields import form_number
-from .i18n import tr
+from .formatting import counted
+from .i18n import tr, translate_message
 from .inspector import new_trace
 from .notices import message_area
-from .models import resolve
+from .models import copies_held, resolve
+from .options import DEFAULT_GENERATION_PRECISION, GENERATION_PRECISION_CHOICES, generation_precision, precision_sentence
 from .prompts import Prompt, prepare_prompt
 from .session import Workspace
 
 # Browsers redraw text ~20 times a second at most; more frequent updates only cost bandwidth.
 STREAM_INTERVAL_S = 0.05
 MAX_PROMPT_CHARS = 5_000
-OUTPUT_KEY = "generated"  # in ws.ui: the last generation (prompt as seen, continuation), redrawn on a language switch
+OUTPUT_KEY = "generated"  # in ws.ui: the last generation (prompt as seen, continuation, what it did), redrawn on a language switch
 
 
 def sampling_options(temperature, top_k, top_p, seed) -> dict:
@@ -45,49 +50,94 @@ def _prompt(ws: Workspace, tok, prompt, context_length: int) -> Prompt:
     return prepare_prompt(tok, prompt, context_length, ws.text, max_chars=MAX_PROMPT_CHARS)
 
 
+@dataclass(frozen=True)
+class Generated:
+    """What a finished generation did, for the line under its text."""
+    tokens: int
+    seconds: float  # from the call to the last token: the copies of the weights made first included
+    precision: Precision  # the arithmetic it ran in, and why
+    without_kernel: str | None = None  # bf16_matvec's sentence when Fast ran on a CPU without its kernel
+
+
+def _kernel_missing(precision: Precision, device: torch.device) -> str | None:
+    """Fast on a CPU multiplies one row at a time with bf16_matvec's kernel; where that cannot
+    run (it answers None), torch's product does, no faster than float32: its sentence says why."""
+    if precision.name != "bfloat16" or device.type != "cpu":
+        return None
+    one = torch.ones(1, 1, dtype=torch.bfloat16)
+    return None if bf16_matvec.matvec(one, one[0]) is not None else bf16_matvec.status()
+
+
 def _continuations(ws: Workspace, model_choice, prompt, max_new_tokens, temperature, top_k, top_p, seed,
-                   stop_at_eot):
-    """(the prompt as the model sees it, the continuation so far), a few times a second."""
-    # The numbers first: the API's values reach here unchecked by any slider.
+                   stop_at_eot, precision):
+    """(the prompt as the model sees it, the continuation so far, None), a few times a second,
+    then the whole continuation with what the generation did (Generated)."""
+    # The values first: the API's reach here unchecked by any slider or radio.
     n = form_number(max_new_tokens, "Max new tokens", 1, ws.limits.max_new_tokens, whole=True)
     options = sampling_options(temperature, top_k, top_p, seed)
+    requested = generation_precision(precision)
     model, tok, cfg = resolve(ws, model_choice)
     seen = _prompt(ws, tok, prompt, cfg.context_length)
+    device = next(model.parameters()).device
+    arithmetic = precision_for(requested, device)
     eos = tok.eot_id if stop_at_eot else None
     text = ""
-    yield seen, text
-    last = time.monotonic()
-    trace = new_trace(ws, tok, prompt, options)  # for the inspector, from generation's own logits
-    for piece in stream_generate(model, tok, seen.ids, n, eos_id=eos, on_step=trace.record, **options):
-        text += piece
-        if time.monotonic() - last >= STREAM_INTERVAL_S:
-            last = time.monotonic()
-            yield seen, text
-    yield seen, text
+    # The copies of the weights it decodes with are reserved first: a refusal changes nothing.
+    with copies_held(ws, model_choice, model, arithmetic.dtype):
+        yield seen, text, None
+        start = last = time.monotonic()
+        trace = new_trace(ws, tok, prompt, options)  # for the inspector, from generation's own logits
+        for piece in stream_generate(model, tok, seen.ids, n, eos_id=eos, on_step=trace.record, precision=requested,
+                                     **options):
+            text += piece
+            if time.monotonic() - last >= STREAM_INTERVAL_S:
+                last = time.monotonic()
+                yield seen, text, None
+        done = Generated(len(trace.tokens), time.monotonic() - start, arithmetic, _kernel_missing(arithmetic, device))
+    yield seen, text, done
 
 
 def generate_text(ws: Workspace, model_choice: str | None, prompt: str, max_new_tokens: float, temperature: float,
-                  top_k: float, top_p: float, seed: float | None, stop_at_eot: bool) -> Iterator[str]:
+                  top_k: float, top_p: float, seed: float | None, stop_at_eot: bool,
+                  precision: str = DEFAULT_GENERATION_PRECISION) -> Iterator[str]:
     """Stream the prompt's continuation (the whole prompt + the new text, updated as tokens
-    arrive; a prompt the model cannot read is replaced by its text's first characters)."""
-    for seen, text in _continuations(ws, model_choice, prompt, max_new_tokens, temperature, top_k, top_p, seed,
-                                     stop_at_eot):
+    arrive; a prompt the model cannot read is replaced by its text's first characters).
+    `precision`: float32 (Exact, the default), bfloat16 (Fast) or auto, as the tab's radio sends it."""
+    for seen, text, _ in _continuations(ws, model_choice, prompt, max_new_tokens, temperature, top_k, top_p, seed,
+                                        stop_at_eot, precision):
         yield seen.cut + seen.text + text
 
 
 def generate_view(ws: Workspace, model_choice, prompt, max_new_tokens, temperature, top_k, top_p,
-                  seed, stop_at_eot):
-    """The page's view of generate_text: the prompt and the continuation apart, and what was
-    done to the prompt (cut to the context, replaced) said above them."""
-    for seen, text in _continuations(ws, model_choice, prompt, max_new_tokens, temperature, top_k, top_p, seed,
-                                     stop_at_eot):
-        ws.ui[OUTPUT_KEY] = (seen, text)
-        yield output_html(seen, text)
+                  seed, stop_at_eot, precision=DEFAULT_GENERATION_PRECISION):
+    """The page's view of generate_text: the prompt and the continuation apart, what was done
+    to the prompt (cut to the context, replaced) said above them, and once it ends, what the
+    generation did (tokens, speed, precision) in a line under them."""
+    for seen, text, done in _continuations(ws, model_choice, prompt, max_new_tokens, temperature, top_k, top_p,
+                                           seed, stop_at_eot, precision):
+        ws.ui[OUTPUT_KEY] = (seen, text, done)
+        yield output_html(seen, text), status_line(done)
 
 
-def output_in_language(ws: Workspace) -> str:
-    """The last generation's view in the session's language (after a language switch)."""
-    return output_html(*ws.ui.get(OUTPUT_KEY, (None, "")))
+def output_in_language(ws: Workspace) -> tuple[str, str]:
+    """The last generation's view and line in the session's language (after a language switch)."""
+    seen, text, done = ws.ui.get(OUTPUT_KEY, (None, "", None))
+    return output_html(seen, text), status_line(done)
+
+
+def status_line(done: Generated | None) -> str:
+    """What a finished generation did, in a line (Markdown): its tokens and their speed, its
+    precision and why, and when Fast ran without its kernel, that too. Empty while it runs."""
+    if done is None:
+        return ""
+    rate = done.tokens / done.seconds if done.seconds > 0 else 0.0
+    line = tr("Generated {tokens} in {seconds} ({rate}).", tokens=counted(done.tokens, "token"),
+              seconds=tr("{n} s", n=f"{done.seconds:.2f}"), rate=tr("{rate} tokens/s", rate=f"{rate:,.0f}"))
+    line += " " + precision_sentence(done.precision)
+    if done.without_kernel:
+        why = translate_message(done.without_kernel)
+        line += " " + tr("{why}: Fast may be no faster than Exact here.", why=why[:1].upper() + why[1:])
+    return line
 
 
 def output_html(seen: Prompt | None, continuation: str = "") -> str:
@@ -160,6 +210,8 @@ def layout() -> SimpleNamespace:
                 with gr.Row():
                     seed = gr.Number(123, label="Seed (empty = random)", precision=0)
                     stop_eot = gr.Checkbox(True, label="Stop at end-of-text")
+                precision = gr.Radio(list(GENERATION_PRECISION_CHOICES.items()), value=DEFAULT_GENERATION_PRECISION,
+                                     label="Precision", info=INFO["generate_precision"], elem_id="generate-precision")
                 with gr.Row():
                     button = gr.Button("Generate", variant="primary", elem_id="generate-btn")
                     stop = gr.Button("Stop", variant="stop")
@@ -167,6 +219,7 @@ def layout() -> SimpleNamespace:
             with gr.Column(scale=2):
                 gr.Markdown("**Output**")
                 output = gr.HTML(output_html(None), elem_id="generate-output")
+                status = gr.Markdown(elem_id="generate-status")  # what the last generation did
                 cand_btn = gr.Button("Show next-token candidates for the prompt", size="sm")
                 cand_chart = gr.Plot(label="Next-token candidates", show_label=False, elem_id="candidates-chart")
                 inspector_ui = inspector.layout()
@@ -181,8 +234,9 @@ def layout() -> SimpleNamespace:
                 lab_seed = gr.Number(123, label="Seed", precision=0, scale=1)
             lab_chart = gr.Plot(label="Sampling lab", show_label=False, elem_id="lab-chart")
     return SimpleNamespace(tab=tab, model=model, prompt=prompt, max_new=max_new, temperature=temperature,
-                           top_k=top_k, top_p=top_p, seed=seed, stop_eot=stop_eot, button=button, stop=stop,
-                           message=message, output=output, cand_btn=cand_btn, cand_chart=cand_chart,
+                           top_k=top_k, top_p=top_p, seed=seed, stop_eot=stop_eot, precision=precision, button=button,
+                           stop=stop, message=message, output=output, status=status, cand_btn=cand_btn,
+                           cand_chart=cand_chart,
                            inspector=inspector_ui, lab_temp=lab_temp, lab_draws=lab_draws, lab_seed=lab_seed,
                            lab_chart=lab_chart)
 
@@ -197,10 +251,10 @@ def wire(ui: SimpleNamespace, bind, *, concurrency_id: str, concurrency_limit: i
     Opening the tab is the page's to wire: the model lists of three tabs first."""
     group = dict(concurrency_id=concurrency_id, concurrency_limit=concurrency_limit)
     cand_inputs = candidate_inputs(ui)
-    inputs = [ui.model, ui.prompt, ui.max_new, ui.temperature, ui.top_k, ui.top_p, ui.seed, ui.stop_eot]
-    # The page shows the prompt and the continuation apart; the API returns the text.
-    event = ui.button.click(bind(generate_view), inputs, ui.output, api_name=False, show_progress="minimal",
-                            **group)
+    inputs = [ui.model, ui.prompt, ui.max_new, ui.temperature, ui.top_k, ui.top_p, ui.seed, ui.stop_eot, ui.precision]
+    # The page shows the prompt and the continuation apart, then what the generation did; the API returns the text.
+    event = ui.button.click(bind(generate_view), inputs, [ui.output, ui.status], api_name=False,
+                            show_progress="minimal", show_progress_on=[ui.output], **group)
     gr.api(bind(generate_text), api_name="generate", **group)
     event.then(bind(candidates_or_note), cand_inputs, ui.cand_chart, api_name=False, show_progress="hidden")
     inspector.wire(ui.inspector, event, bind)
@@ -218,4 +272,4 @@ def wire(ui: SimpleNamespace, bind, *, concurrency_id: str, concurrency_limit: i
     for box in (ui.lab_draws, ui.lab_seed):
         box.submit(guard(sampling_lab), lab_inputs, ui.lab_chart, api_name=False)
     clear_on(ui.message, ui.model.input, ui.prompt.input, ui.max_new.input, ui.temperature.input,
-             ui.top_k.input, ui.top_p.input, ui.seed.input, ui.button.click, ui.cand_btn.click)
+             ui.top_k.input, ui.top_p.input, ui.seed.input, ui.precision.input, ui.button.click, ui.cand_btn.click)

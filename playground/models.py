@@ -2,9 +2,12 @@
 loaded in this process (shared read-only by every session)."""
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
 
+import torch
 
+from . import generation_copies
 from .common import SHARED
 from .session import Workspace, WorkspaceError
 
@@ -57,3 +60,14 @@ def resolve(ws: Workspace, choice: str | None) -> tuple[Any, Any, Any]:
                              "GPT-2 tab first.")
     model, config, tokenizer = entry
     return model, tokenizer, config
+
+
+def copies_held(ws: Workspace, choice: str | None, model: Any, dtype: torch.dtype) -> AbstractContextManager:
+    """Around a generation with the chosen model (as `resolve` gave it): its copies of the
+    weights in `dtype` reserved where the model's weights are, the session's budget for its own
+    model, the shared one for a GPT-2 (generation_copies.py)."""
+    choice = choice or default_choice(ws)
+    if choice == OWN:
+        return generation_copies.held(ws.budget, ws.key("model"), model, dtype, model_name="your model", owner=ws.id)
+    return generation_copies.held(SHARED.budget, SHARED.budget_key(choice), model, dtype, model_name=choice,
+                                  owner=ws.id)

@@ -5,6 +5,7 @@ in `GPTConfig`/`TrainConfig`; a bad one raises ValueError with a sentence naming
 """
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,13 +38,29 @@ PRECISION_CHOICES = {
 }
 PRECISION_LABELS = {v: k for k, v in PRECISION_CHOICES.items()}
 DEFAULT_PRECISION_LABEL = PRECISION_LABELS["float32"]
+# The Generate tab's: the same arithmetic (gpt_core.generate's `precision`); what Exact keeps of
+# the book there is its tokens. Exact is the default, so a class sees the book's text. Its radio
+# sends the name, not the label: when the page redraws the tab's label in another language, gradio
+# translates a choice whose value is one of its own strings, and the translated value is refused.
+GENERATION_PRECISION_CHOICES = {"Exact (float32: the book's tokens)": "float32",
+                                **{label: name for label, name in PRECISION_CHOICES.items() if name != "float32"}}
+DEFAULT_GENERATION_PRECISION = "float32"
 
 
 def precision_name(label: str) -> str:
-    try:
+    """A Train-tab precision label -> its name for gpt_core; anything else (an API client's
+    "half", 3, None) is refused with a sentence."""
+    if isinstance(label, str) and label in PRECISION_CHOICES:
         return PRECISION_CHOICES[label]
-    except KeyError:
-        raise ValueError(f"Unknown precision {label!r}; choose Exact, Fast or Auto.") from None
+    raise ValueError(f"Unknown precision {reprlib.repr(label)}; choose Exact, Fast or Auto.")
+
+
+def generation_precision(name: str) -> str:
+    """The Generate tab's precision, as its radio sends it (a name: float32, bfloat16 or auto);
+    anything else, a label included, is refused with a sentence."""
+    if isinstance(name, str) and name in GENERATION_PRECISION_CHOICES.values():
+        return name
+    raise ValueError(f"Unknown precision {reprlib.repr(name)}; choose float32 (Exact), bfloat16 (Fast) or auto.")
 
 
 def precision_sentence(precision) -> str:

@@ -16,6 +16,7 @@ from gpt_core.checkpoint import load_model, read_checkpoint, save_checkpoint
 from gpt_core.config import GPTConfig
 from gpt_core.prepare import prepare_training, select_device
 
+from . import generation_copies
 from .history import RunHistory
 from .memory import TRAINED_BYTES_PER_PARAMETER
 
@@ -77,6 +78,7 @@ class OwnModelStore:
     @own.setter
     def own(self, value: OwnedModel | None) -> None:
         with self.lock:
+            self.drop_generation_copies()  # the model is replaced (or is about to train on)
             self._own, self._spilled = value, None
             if value is None:
                 self.release("model")
@@ -85,6 +87,12 @@ class OwnModelStore:
     def spilled(self) -> bool:
         return self._spilled is not None
 
+
+    def drop_generation_copies(self) -> None:
+        """The own model's copies of its weights for generation go, and their reservations with
+        them: it is about to be trained, replaced or spilled (generation_copies.py)."""
+        own = self._own
+        generation_copies.drop(self.budget, self.key("model"), own.model if own is not None else None)
 
     def _hold_resident(self) -> None:
         """Between runs the own model holds its weights, and with a trainer its AdamW state."""
@@ -117,9 +125,11 @@ class OwnModelStore:
                 save_checkpoint(path, model=own.model, model_config=own.config, tokenizer=own.tokenizer)
             self._spilled = Spilled(path, own.config, own.label, own.tokenizer, own.corpus_name, own.checkpoint_path,
                                     text=self.text if own.trainer is not None else None)
+            held = self.reserved()
+            self.drop_generation_copies()
             self._own = None
-            freed = self.budget.held(self.key("model")) if self.budget is not None else 0
             self.release("model")
+            freed = held - self.reserved()
         finally:
             self.lock.release()
         gc.collect()

@@ -24,6 +24,8 @@ CSS = """
    fit scrolls sideways. */
 .prose table {display: block; overflow-x: auto; width: max-content; max-width: 100%; border: none}
 .prose th, .prose td {word-break: normal; overflow-wrap: normal}
+/* The line under a generation (what it did): quieter than the text, wrapping on a phone. */
+#generate-status .prose {font-size: 13px; color: var(--body-text-color-subdued)}
 /* The introduction and the language switch: side by side on a wide screen, stacked on a phone
    (side by side there, the introduction was a column a few words wide). */
 @media (max-width: 640px) {#intro-row {flex-wrap: wrap} #intro-row > * {flex: 1 1 100% !important}

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from gpt_core.config import GPTConfig
 
+from . import generation_copies
 from .limits import Limits, default_files_root
 from .memory import MemoryBudget, release_freed_memory
 from .session import Workspace, WorkspaceError
@@ -170,6 +171,12 @@ class SharedModels:
                 self._models.move_to_end(key)
             return entry
 
+    @staticmethod
+    def budget_key(key: str) -> str:
+        """The memory budget's key of the model under `key` (its weights; generation's copies of
+        them are held under it too, generation_copies.py)."""
+        return f"shared:{key}"
+
     def load(self, key: str, loader: Callable[[], tuple[Any, Any, Any]], *,
              nbytes: int = 0) -> tuple[Any, GPTConfig, Any]:
         """Return the model under `key`, calling `loader()` -> (model, config, tokenizer) once.
@@ -180,7 +187,7 @@ class SharedModels:
             entry = self.get(key)
             if entry is not None:
                 return entry
-            budget_key = f"shared:{key}"
+            budget_key = self.budget_key(key)
             if self.budget is not None:
                 self.budget.reserve(budget_key, nbytes, what=f"{key}, shared by everyone")
             try:
@@ -196,9 +203,11 @@ class SharedModels:
             with self._lock:
                 self._models[key] = entry
                 while len(self._models) > self.max_models:
-                    old, _ = self._models.popitem(last=False)
+                    old, (old_model, _, _) = self._models.popitem(last=False)
+                    # A generation still reading the old model's copies keeps their reservation.
+                    generation_copies.drop(self.budget, self.budget_key(old), old_model)
                     if self.budget is not None:
-                        self.budget.release(f"shared:{old}")
+                        self.budget.release(self.budget_key(old))
             return entry
 
     def clear(self) -> None:

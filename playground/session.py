@@ -151,6 +151,10 @@ class Workspace(OwnModelStore, RunBuilder, CheckpointFiles):
         if self.budget is not None:
             self.budget.release(self.key(part))
 
+    def reserved(self) -> int:
+        """What this session holds in the server's budget now, all its parts together."""
+        return self.budget.held_by(self.key("")) if self.budget is not None else 0
+
     @contextmanager
     def reading(self, path: str | os.PathLike, what: str, *, at_most: int | None = None):
         """Around reading a checkpoint file: its tensors are memory-mapped, and the pages read
@@ -231,6 +235,7 @@ class Workspace(OwnModelStore, RunBuilder, CheckpointFiles):
                     "A training run is already going in this session. Stop it first, or wait "
                     "for it to finish."
                 )
+            self.drop_generation_copies()  # the run writes (or replaces) the weights they copy
             self.job = Job(id=uuid.uuid4().hex, label=label, started=time.monotonic())
             return self.job
 

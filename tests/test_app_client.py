@@ -88,6 +88,12 @@ def test_generate_with_each_sampler(trained):
                    for s in (1, 1, 2)]
         assert sampled[0] == sampled[1] != sampled[2]  # a seed repeats its draw, another seed differs
         assert sampled[0].startswith(common["prompt"]) and sampled[0] != greedy
+    # The precision comes last, by name (float32 = Exact, when left out); Fast continues the same prompt.
+    greedy_args = ("Your model", "Every effort moves you", 12, 0, 0, 1.0, None, False)
+    assert c.predict(*greedy_args, "float32", api_name="/generate") == greedy
+    fast = c.predict(**common, temperature=0, top_k=0, top_p=1.0, seed=None, precision="bfloat16",
+                     api_name="/generate")
+    assert fast.startswith(common["prompt"]) and len(fast) > len(common["prompt"])
     fig = c.predict("Your model", "Every effort moves you", 0.8, 10, 0.9, api_name="/candidates")
     names = [t["name"] for t in json.loads(fig["plot"])["data"]]
     assert names == ["Model (softmax)", "After top-k", "After temperature", "After top-p: sampled from"]
@@ -143,6 +149,8 @@ def test_bad_input_gets_a_message_not_a_traceback(server, tmp_path):
     # /generate takes plain values (the page's sliders are not in its way): the handler checks them.
     with pytest.raises(AppError, match="Top-p must be a number from 0 to 1, got 7"):
         c.predict("Your model", "Hi", 3, 1.0, 0, 7, None, True, api_name="/generate")
+    with pytest.raises(AppError, match=r"Unknown precision 'half'; choose float32 \(Exact\), bfloat16 \(Fast\) or auto"):
+        c.predict("Your model", "Hi", 3, 1.0, 0, 1.0, None, True, "half", api_name="/generate")
     with pytest.raises(AppError, match="not in the list of choices"):  # Gradio checks radio choices
         c.predict("7B", api_name="/gpt2_download")
     with pytest.raises(AppError, match="only from"):

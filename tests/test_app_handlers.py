@@ -25,12 +25,13 @@ from playground.history import RunHistory
 from playground.limits import Limits
 from playground.server import WorkspaceRegistry
 from playground.session import Workspace, WorkspaceError
-from playground import data_tab, evaluate_tab, generate_tab, gpt2_tab, train_tab
+from playground import data_tab, evaluate_tab, generate_tab, gpt2_tab, inspector, train_tab
 from playground.common import SHARED, bind, friendly_message
+from playground.i18n import speaking
 from playground.files import LINKS
 from playground.models import OWN
-from playground.options import (DEFAULT_PRECISION_LABEL, FORM_FIELDS, MODEL_FIELDS, PRESET_LABELS, START_FROM,
-                                TRAIN_FIELDS, build_spec)
+from playground.options import (DEFAULT_GENERATION_PRECISION, DEFAULT_PRECISION_LABEL, FORM_FIELDS,
+                                MODEL_FIELDS, PRESET_LABELS, START_FROM, TRAIN_FIELDS, build_spec)
 from threads import torch_threads
 
 CUSTOM = PRESET_LABELS["custom"]
@@ -287,6 +288,56 @@ def test_greedy_generation_streams_the_books_tokens(trained_ws):
 def test_bad_generation_values_are_refused(trained_ws, args, message):
     with pytest.raises(ValueError, match=message):
         list(generate_tab.generate_text(trained_ws, OWN, *args, True))
+
+
+FAST = "bfloat16"  # the radio sends the name; its label says Fast
+
+
+def test_generation_says_what_it_did_in_the_precision_asked_for(trained_ws):
+    args = (OWN, "I had", 12, 0, 0, 1.0, None, False)
+    *_, (html, exact) = generate_tab.generate_view(trained_ws, *args)  # the page's default: Exact
+    assert "Generated 12 tokens in" in exact and "tokens/s" in exact and "**Exact (float32)**" in exact
+    assert list(generate_tab.generate_text(trained_ws, *args))[-1] == \
+        list(generate_tab.generate_text(trained_ws, *args, DEFAULT_GENERATION_PRECISION))[-1]
+    *_, (fast_html, fast) = generate_tab.generate_view(trained_ws, *args, FAST)
+    assert "Generated 12 tokens in" in fast and "**Fast (bfloat16)**: bfloat16 was asked for" in fast
+    assert len(trained_ws.ui[inspector.TRACE_KEY].tokens) == 12  # the inspector sees Fast's own logits
+    assert fast_html.count("gen-new") == 1 and "I had" in fast_html
+    with speaking("zh-CN"):  # a language switch redraws the line
+        html_zh, line_zh = generate_tab.output_in_language(trained_ws)
+    assert "生成了 12 个词元" in line_zh and "快速（bfloat16）" in line_zh
+    # The API's text in Fast: the prompt and as many new characters (a character model: a token each).
+    text = list(generate_tab.generate_text(trained_ws, *args, FAST))[-1]
+    assert text.startswith("I had") and len(text) == len("I had") + 12
+
+
+@pytest.fixture()
+def without_kernel(monkeypatch):
+    """Fast's one-row kernel turned off, as on a CPU without AVX512_BF16."""
+    from gpt_core import bf16_matvec
+
+    monkeypatch.setenv("GPT_CORE_NATIVE", "0")
+    bf16_matvec.reset()
+    yield
+    bf16_matvec.reset()  # looked for again under the restored environment
+
+
+def test_fast_without_its_kernel_says_so(trained_ws, without_kernel):
+    *_, (_, line) = generate_tab.generate_view(trained_ws, OWN, "I had", 5, 0, 0, 1.0, None, False, FAST)
+    assert "One-row bfloat16 products: torch.mv (turned off (GPT_CORE_NATIVE=0)): Fast may be no faster" in line
+    *_, (_, exact) = generate_tab.generate_view(trained_ws, OWN, "I had", 5, 0, 0, 1.0, None, False)
+    assert "torch.mv" not in exact  # Exact never reads bfloat16
+
+
+@pytest.mark.parametrize("bad", ["half", "Fast (bfloat16)", "BFLOAT16", 3, None, ["bfloat16"], "x" * 10_000])
+def test_a_precision_the_page_never_sends_is_refused_and_changes_nothing(trained_ws, bad):
+    list(generate_tab.generate_view(trained_ws, OWN, "I had", 5, 0, 0, 1.0, None, False))
+    shown, trace = trained_ws.ui[generate_tab.OUTPUT_KEY], trained_ws.ui[inspector.TRACE_KEY]
+    with pytest.raises(ValueError, match=r"Unknown precision .*; choose float32 \(Exact\), bfloat16 \(Fast\) or auto") as err:
+        next(generate_tab.generate_view(trained_ws, OWN, "Something else", 5, 0, 0, 1.0, None, False, bad))
+    assert len(str(err.value)) < 120  # a long value is shortened in the sentence
+    assert trained_ws.ui[generate_tab.OUTPUT_KEY] is shown and trained_ws.ui[inspector.TRACE_KEY] is trace
+    assert generate_tab.output_in_language(trained_ws)[1].startswith("Generated 5 tokens")
 
 
 def test_generation_without_a_model_explains_where_to_get_one(ws):

@@ -6,11 +6,12 @@ tab go to test-artifacts/screenshots/ and the measured timings to test-artifacts
 """
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
 
-from browser_kit import CHROMIUM, choose, open_tab, seen, set_number, shot, write_timings
+from browser_kit import CHROMIUM, DESKTOP, PHONE, SHOTS, choose, open_tab, seen, set_number, shot, write_timings
 
 if not CHROMIUM.exists():
     pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)",
@@ -127,6 +128,31 @@ def test_generate_with_moved_sliders(page):
     page.wait_for_function(
         "() => [...document.querySelectorAll('#lab-chart .annotation-text')].some(t => t.textContent.includes('temperature 3'))")
     shot(page, "3-generate-lab")
+
+
+def test_generate_fast_says_what_it_did_under_the_output(page):
+    # The last generation ran in the default, Exact; the line under the output says so.
+    assert seen(page, "#generate-status", "Exact (float32)") == "seen"
+    page.locator("#generate-precision").get_by_text("Fast (bfloat16)").click()
+    page.locator("#generate-btn").click()
+    page.wait_for_function("() => document.querySelector('#generate-status').innerText.includes('Fast (bfloat16)')",
+                           timeout=120_000)
+    line = page.inner_text("#generate-status")
+    assert re.search(r"Generated \d+ tokens? in [\d.]+ s \([\d,]+ tokens/s\)\. Precision: Fast \(bfloat16\): "
+                     r"bfloat16 was asked for", line), line
+    assert seen(page, "#generate-status", "Fast (bfloat16)") == "seen"
+    page.set_viewport_size(PHONE)  # a phone's width: the line wraps and stays readable
+    page.wait_for_timeout(400)  # Gradio and the charts lay themselves out again
+    try:
+        assert seen(page, "#generate-status", "tokens/s") == "seen"
+        width = page.evaluate("() => document.querySelector('#generate-status').getBoundingClientRect().right")
+        assert width <= PHONE["width"], width
+        page.locator("#generate-output").evaluate("e => e.scrollIntoView({block: 'start'})")
+        page.screenshot(path=str(SHOTS / "3-generate-fast-390.png"))
+    finally:
+        page.set_viewport_size(DESKTOP)
+        page.wait_for_timeout(400)
+    shot(page, "3-generate-fast")
 
 
 def test_gpt2_tab_explains_sizes_and_refuses_folders_outside_the_models_folder(page):

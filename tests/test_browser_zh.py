@@ -102,6 +102,11 @@ def found(app, browser):
         look("train")
         open_tab(page, "3 · 生成")
         page.wait_for_function("() => document.querySelector('#candidates-chart .js-plotly-plot') !== null")
+        # Exact is checked, in Chinese, and its value stays the name the server takes: the tab's
+        # label redrawn on load once translated a choice whose value was its English label.
+        checked = page.evaluate("() => [...document.querySelectorAll('#generate-precision input:checked')]"
+                                ".map(i => [i.value, i.checked, i.closest('label').innerText.trim()])")
+        assert checked == [["float32", True, "精确（float32：与书中的词元一致）"]], checked
         page.locator("#generate-btn").click()
         spans = "#inspect-tokens .token-container"
         page.wait_for_function(f"() => document.querySelectorAll('{spans}').length >= 8", timeout=120_000)

@@ -84,7 +84,7 @@ def test_an_english_start_context_for_a_chinese_character_model_is_replaced_and_
 
 
 def test_generate_replaces_a_prompt_the_model_cannot_read_and_says_so(lunyu_ws):
-    html = list(generate_tab.generate_view(lunyu_ws, OWN, "Every effort moves you", 5, 0, 0, 1.0, None, True))[-1]
+    html = list(generate_tab.generate_view(lunyu_ws, OWN, "Every effort moves you", 5, 0, 0, 1.0, None, True))[-1][0]
     assert "never saw in its text" in html and "学而篇" in html
     text = list(generate_tab.generate_text(lunyu_ws, OWN, "Every effort moves you", 5, 0, 0, 1.0, None, True))[-1]
     assert text.startswith("学而篇") and len(text) == len("学而篇") + 5
@@ -93,7 +93,7 @@ def test_generate_replaces_a_prompt_the_model_cannot_read_and_says_so(lunyu_ws):
 # --- prompt and continuation -----------------------------------------------------------------------
 def test_the_view_shows_prompt_and_continuation_apart_and_the_api_the_whole_text(lunyu_ws):
     prompt = "子曰：学而"
-    html = list(generate_tab.generate_view(lunyu_ws, OWN, prompt, 6, 0, 0, 1.0, None, True))[-1]
+    html = list(generate_tab.generate_view(lunyu_ws, OWN, prompt, 6, 0, 0, 1.0, None, True))[-1][0]
     shown_prompt = re.search(r"<span class='gen-prompt'[^>]*>(.*?)</span>", html).group(1)
     shown_new = re.search(r"<span class='gen-new'[^>]*>(.*?)</span>", html).group(1)
     text = list(generate_tab.generate_text(lunyu_ws, OWN, prompt, 6, 0, 0, 1.0, None, True))[-1]
@@ -103,7 +103,7 @@ def test_the_view_shows_prompt_and_continuation_apart_and_the_api_the_whole_text
 
 def test_a_prompt_longer_than_the_context_is_cut_and_the_page_says_so(lunyu_ws):
     prompt = lunyu_ws.text[:40]  # 40 characters for a context of 16
-    html = list(generate_tab.generate_view(lunyu_ws, OWN, prompt, 3, 0, 0, 1.0, None, True))[-1]
+    html = list(generate_tab.generate_view(lunyu_ws, OWN, prompt, 3, 0, 0, 1.0, None, True))[-1][0]
     assert "The prompt has 40 tokens; the model sees only its last 16" in html
     cut = re.search(r"<span class='gen-cut'[^>]*>(.*?)</span>", html, re.S).group(1)
     seen = re.search(r"<span class='gen-prompt'[^>]*>(.*?)</span>", html, re.S).group(1)

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from gpt_core import fused_loss
 from gpt_core.config import GPT_CONFIG_124M, GPTConfig, TrainConfig
-from gpt_core.decoding import INPUT_MAJOR, DecodeWeights, decode_weights, is_input_major, release_decode_weights
+from gpt_core.decoding import (INPUT_MAJOR, DecodeWeights, decode_copy_bytes, decode_weights, is_input_major,
+                               kept_decode_weights, release_decode_weights)
 from gpt_core.device import allows_tf32, attention_backends, step_settings, to_device, transfer_for
 from gpt_core.generate import generate
 from gpt_core.model import GPTModel
@@ -347,7 +348,20 @@ def test_input_major_decoding_weights_match_the_plain_path_before_and_after_trai
     assert decode_weights(model, torch.float32) is not kept
     compare()
     release_decode_weights(model)
-    assert "_decode_weights" not in model.__dict__
+    assert "_decode_weights" not in model.__dict__ and kept_decode_weights(model) is None
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_what_the_decoding_copies_cost_is_known_before_they_are_made(dtype):
+    from gpt_core.bigram import BigramConfig, BigramLanguageModel
+
+    model = _tiny_model()
+    predicted = decode_copy_bytes(model, dtype)
+    assert kept_decode_weights(model) is None  # nothing copied to say it
+    kept = decode_weights(model, dtype)
+    assert predicted == kept.copied_bytes > 0 and kept_decode_weights(model) is kept
+    assert decode_copy_bytes(model, dtype) == predicted  # what the kept copies hold
+    assert decode_copy_bytes(BigramLanguageModel(BigramConfig(vocab_size=5, context_length=4)), dtype) == 0
 
 
 def test_gpt2_read_from_its_cache_decodes_without_copies(tmp_path):
@@ -362,12 +376,13 @@ def test_gpt2_read_from_its_cache_decodes_without_copies(tmp_path):
         "vocab_size": hp["n_vocab"], "n_positions": hp["n_ctx"], "n_embd": hp["n_embd"],
         "n_head": hp["n_head"], "n_layer": hp["n_layer"], "activation_function": "gelu_new"}))
     model, _, _ = load_gpt2(tmp_path, cache_dir=tmp_path)
-    assert DecodeWeights(model).copied_bytes == 0  # its cache already stores them input-major
+    assert DecodeWeights(model).copied_bytes == 0 == decode_copy_bytes(model, torch.float32)  # stored input-major
     # One rule: the cache stores input-major exactly what decoding reads input-major.
     assert conv.input_major_names(hp) == {"tok_emb.weight"} | {
         f"trf_blocks.{i}.{m}.weight" for i in range(hp["n_layer"]) for m in INPUT_MAJOR}
     bf16 = DecodeWeights(model, torch.bfloat16)
     assert 0 < bf16.copied_bytes <= sum(p.numel() for p in model.parameters()) * 2
+    assert decode_copy_bytes(model, torch.bfloat16) == bf16.copied_bytes
 
 
 # --- utilisation ---------------------------------------------------------------------------------

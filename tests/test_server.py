@@ -322,6 +322,90 @@ def test_a_closed_tab_hands_its_memory_back_to_the_system(trim):
         assert kept > 0.35, f"{(after - baseline) / MB:.0f} MB of {(peak - baseline) / MB:.0f} MB kept"
 
 
+# --- generation's copies of the weights ------------------------------------------------------------
+from gpt_core.decoding import decode_copy_bytes, decode_weights, kept_decode_weights  # noqa: E402
+from gpt_core.model import GPTModel  # noqa: E402
+from playground import generation_copies  # noqa: E402
+from playground.generation_copies import copies_key  # noqa: E402
+from playground.server import SharedModels  # noqa: E402
+
+F32, BF16 = torch.float32, torch.bfloat16
+
+
+def generate(ws, precision="float32") -> list:
+    from playground import generate_tab
+    from playground.models import OWN
+
+    return list(generate_tab.generate_view(ws, OWN, "I had", 4, 0, 0, 1.0, None, False, precision))
+
+
+def copies(ws, dtype) -> int:
+    return ws.budget.held(copies_key(ws.key("model"), dtype))
+
+
+def test_generation_reserves_the_copies_it_keeps_and_a_spilled_trained_or_replaced_model_drops_them(
+        tmp_path, verdict_text):
+    budget = MemoryBudget(4096 * MB, headroom_bytes=0)
+    ws = trained_workspace(tmp_path, verdict_text, budget, steps=1)
+    model = ws.own.model
+    generate(ws)
+    kept = kept_decode_weights(model)
+    assert copies(ws, F32) == kept.copied_bytes > 0
+    generate(ws)  # again: the same copies (no time spent copying), the same reservation
+    assert kept_decode_weights(model) is kept and copies(ws, F32) == kept.copied_bytes
+    generate(ws, "bfloat16")  # the other precision replaces them
+    fast = kept_decode_weights(model)
+    assert fast.dtype == BF16 and copies(ws, BF16) == fast.copied_bytes and copies(ws, F32) == 0
+    held = budget.held(ws.key("model")) + fast.copied_bytes
+    assert ws.spill() == held  # the copies go with the model
+    assert budget.reserved == 0
+    assert ws.own is not None  # the student comes back and generates: reserved again
+    generate(ws, "bfloat16")
+    assert copies(ws, BF16) == kept_decode_weights(ws.own.model).copied_bytes
+    run_steps(ws, 1)  # a run writes the weights: their copies go when it begins
+    assert copies(ws, BF16) == 0 and kept_decode_weights(ws.own.model) is None
+    generate(ws)
+    ws.new_run(TINY, TINY_RUN, tokenizer_kind="char", label="another")  # a new model replaces this one
+    assert copies(ws, F32) == 0 and copies(ws, BF16) == 0
+
+
+def test_copies_that_do_not_fit_are_refused_with_a_sentence_before_anything_is_copied(tmp_path, verdict_text):
+    from playground.generate_tab import OUTPUT_KEY
+
+    budget = MemoryBudget(4096 * MB, headroom_bytes=0)
+    ws = trained_workspace(tmp_path, verdict_text, budget, steps=1)
+    generate(ws, "bfloat16")
+    shown, fast = ws.ui[OUTPUT_KEY], kept_decode_weights(ws.own.model)
+    budget.limit = budget.reserved + decode_copy_bytes(ws.own.model, F32) // 2
+    with pytest.raises(MemoryBudgetError, match=r"no memory left for generating with your model \(a copy of its "
+                                                r"weights laid out for generation\): it needs about"):
+        generate(ws)
+    assert kept_decode_weights(ws.own.model) is fast and copies(ws, F32) == 0  # nothing copied, nothing held
+    assert ws.ui[OUTPUT_KEY] is shown  # the last generation stays on the page
+    generate(ws, "bfloat16")  # what it holds already fits again
+
+
+def test_a_shared_model_s_copies_stay_reserved_while_a_generation_still_reads_them():
+    budget = MemoryBudget(4096 * MB, headroom_bytes=0)
+    shared = SharedModels(max_models=1, budget=budget)
+    cfg = TINY.replace(vocab_size=60)
+    model = GPTModel(cfg).eval()
+    shared.load("a", lambda: (model, cfg, None), nbytes=cfg.memory_bytes())
+    holder = shared.budget_key("a")
+    with generation_copies.held(budget, holder, model, F32, model_name="a"):
+        decode_weights(model, F32)  # made by the generation's first step
+        with generation_copies.held(budget, holder, model, BF16, model_name="a"):
+            decode_weights(model, BF16)  # another student's Fast generation replaces the kept ones
+        # The first generation still reads its float32 copies: both stay reserved.
+        assert budget.held(copies_key(holder, F32)) == decode_copy_bytes(model, F32) > 0
+        assert budget.held(copies_key(holder, BF16)) == decode_copy_bytes(model, BF16) > 0
+    assert budget.held(copies_key(holder, F32)) == 0
+    assert budget.held(copies_key(holder, BF16)) == kept_decode_weights(model).copied_bytes
+    other = GPTModel(cfg).eval()
+    shared.load("b", lambda: (other, cfg, None), nbytes=cfg.memory_bytes())  # evicts "a", copies and all
+    assert kept_decode_weights(model) is None and budget.reserved == cfg.memory_bytes()
+
+
 # --- the training queue admits a run only when its memory fits ---------------------------------
 def test_a_queued_run_waits_for_memory_says_why_and_starts_when_it_is_given_back(tmp_path):
     import time

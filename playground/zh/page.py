@@ -165,6 +165,24 @@ ZH: dict[str, str] = {
         "只在最可能的 k 个词元中抽样（top-k 采样，书中用 25）。0 = 全部词元。",
     "Draw only among the most likely tokens whose probabilities add up to p (nucleus sampling). 1 = all.":
         "只在概率加起来达到 p 的那些最可能的词元中抽样（top-p（核）采样）。1 = 全部词元。",
+    "Exact gives the book's tokens. Fast reads bfloat16 weights: faster where the CPU computes bfloat16 natively, "
+    "and its tokens can differ.":
+        "精确模式给出与书中相同的词元。快速模式读取 bfloat16 权重：在原生支持 bfloat16 的 CPU 上更快，生成的词元可能不同。",
+    # the memory budget's refusals (playground/memory.py) and what they were for
+    "The server has no memory left for {what}: it needs about {need} and {free} is free now ({capacity} in all for "
+    "everyone's models). Choose a smaller model, batch size or context length, or try again when other runs have "
+    "finished.":
+        "服务器没有足够的内存用于{what}：大约需要 {need}，现在只有 {free} 空闲（所有人的模型一共可用 {capacity}）。"
+        "请选择更小的模型、批次大小或上下文长度，或等其他训练结束后再试。",
+    "generating with {model} (a bfloat16 copy of its weights)": "{model}生成文本（需要它的权重的一份 bfloat16 副本）",
+    "generating with {model} (a copy of its weights laid out for generation)":
+        "{model}生成文本（需要它的权重按生成时的读取方式排布的一份副本）",
+    "your model": "你的模型",
+    "training this model ({params} parameters, batch {batch} × context {context})":
+        "训练这个模型（{params} 个参数，批次 {batch} × 上下文 {context}）",
+    "timing a training step of this model": "为这个模型的一个训练步计时",
+    "reading your model back": "读回你的模型",
+    "{model}, shared by everyone": "{model}（所有人共用）",
     NUMBERS:
         ("- **损失**：下一个词元的交叉熵的平均值。在 50,257 个词元中均匀乱猜的模型得到 "
          "ln(50257) ≈ 10.8；书中的 124M 模型在 The Verdict 的训练集上训练 10 个轮次后约为 0.8。\n"
