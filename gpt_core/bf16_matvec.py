@@ -7,10 +7,10 @@ instead; on this project's CPUs it is 1.8x float32's one-row product on the outp
 3-8x on a block's matrices (`benchmarks/bench_precision.py` measures generation whole).
 
 The C file is compiled once per machine with the system's C compiler into a cache folder
-($GPT_CORE_KERNELS_DIR, else ~/.cache/gpt-playground/kernels), named by a hash of its source
-and flags, and loaded with ctypes (which lets go of the GIL while it runs, so other sessions'
-work goes on). It is used only where it can be: a CPU with AVX512_BF16, a C compiler that
-builds it, tensors in the layout it reads. Everywhere else `matvec` answers None and the
+($GPT_CORE_KERNELS_DIR, else kernels/ in the user cache, gpt_core/user_cache.py), named by a
+hash of its source and flags, and loaded with ctypes (which lets go of the GIL while it
+runs, so other sessions' work goes on). It is used only where it can be: a CPU with
+AVX512_BF16, a C compiler that builds it, tensors in the layout it reads. Everywhere else `matvec` answers None and the
 caller keeps torch's product; `GPT_CORE_NATIVE=0` turns it off, and `status()` says which and
 why in a sentence.
 """
@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from .precision import read_cpu_flags
+from .user_cache import user_cache_root
 
 SOURCE = Path(__file__).with_name("kernels") / "bf16_matvec.c"
 FLAGS = ("-O3", "-mavx512f", "-mavx512bw", "-mavx512bf16", "-fopenmp", "-shared", "-fPIC")
@@ -42,7 +43,7 @@ def kernels_dir() -> Path:
     env = os.environ.get("GPT_CORE_KERNELS_DIR")
     if env:
         return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gpt-playground" / "kernels"
+    return user_cache_root() / "kernels"
 
 
 def _compiler() -> str | None:

@@ -20,6 +20,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..config import GPTConfig
+from ..user_cache import user_cache_root
 from ..model import GPTModel
 from . import convert as conv
 from .convert import GPT2LoadError, WeightError
@@ -83,7 +84,7 @@ def valid_cache(path: Path, fingerprint: Mapping[str, Any] | None) -> bool:
 
 
 def user_cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gpt-playground" / "gpt2-cache"
+    return user_cache_root() / "gpt2-cache"
 
 
 def cache_candidates(folder: Path, cache_dir: str | os.PathLike | None, stem: str = "") -> list[Path]:

@@ -12,6 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..config import GPT2_SIZES, GPTConfig
+from ..user_cache import user_cache_root
 from . import convert as conv
 from .convert import GPT2LoadError
 from .download import ProgressFn, download_files
@@ -47,9 +48,9 @@ _TABLE_MAGIC = struct.pack("<Q", 0xDB4775248B80FB57)
 
 
 def default_models_dir() -> Path:
-    """$GPT2_MODELS_DIR, else ~/.cache/gpt-playground/gpt2."""
+    """$GPT2_MODELS_DIR, else the user cache's gpt2/ (gpt_core/user_cache.py)."""
     env = os.environ.get("GPT2_MODELS_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "gpt-playground" / "gpt2"
+    return Path(env) if env else user_cache_root() / "gpt2"
 
 
 # --- sizes: the shape of each, recognised one way --------------------------------------------
