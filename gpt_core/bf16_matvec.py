@@ -100,6 +100,11 @@ def _kernel() -> ctypes._CFuncPtr | None:
     return _loaded[0]
 
 
+def available() -> bool:
+    """Whether the kernel runs here (loaded on first ask): where not, `matvec` answers None."""
+    return _kernel() is not None
+
+
 def status() -> str:
     """What one-row bfloat16 products run on here, in a sentence."""
     _kernel()

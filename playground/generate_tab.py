@@ -64,8 +64,7 @@ def _kernel_missing(precision: Precision, device: torch.device) -> str | None:
     run (it answers None), torch's product does, no faster than float32: its sentence says why."""
     if precision.name != "bfloat16" or device.type != "cpu":
         return None
-    one = torch.ones(1, 1, dtype=torch.bfloat16)
-    return None if bf16_matvec.matvec(one, one[0]) is not None else bf16_matvec.status()
+    return None if bf16_matvec.available() else bf16_matvec.status()
 
 
 def _continuations(ws: Workspace, model_choice, prompt, max_new_tokens, temperature, top_k, top_p, seed,

@@ -87,7 +87,6 @@ class OwnModelStore:
     def spilled(self) -> bool:
         return self._spilled is not None
 
-
     def drop_generation_copies(self) -> None:
         """The own model's copies of its weights for generation go, and their reservations with
         them: it is about to be trained, replaced or spilled (generation_copies.py)."""

@@ -47,7 +47,7 @@ def test_kernel_sums_in_float32_and_rounds_as_torch_rounds(out_features, in_feat
     # Products of two bfloat16 values are exact in float32; only the order of the sums differs.
     torch.testing.assert_close(wide, _reference(weight, x, bias), rtol=1e-5, atol=1e-4 * in_features ** 0.5)
     assert torch.equal(narrow, wide.to(torch.bfloat16))  # round to nearest even, as torch does
-    assert "AVX512_BF16 kernel" in bf16_matvec.status()
+    assert "AVX512_BF16 kernel" in bf16_matvec.status() and bf16_matvec.available()
 
 
 @needs_kernel
@@ -115,6 +115,7 @@ def test_where_it_cannot_run_generation_keeps_torch_and_says_why(setting, reason
         monkeypatch.setattr(bf16_matvec, "_compiler", lambda: None)
     assert bf16_matvec.matvec(torch.ones(4, 32, dtype=torch.bfloat16), torch.ones(32, dtype=torch.bfloat16)) is None
     assert bf16_matvec.status() == f"one-row bfloat16 products: torch.mv ({reason})"
+    assert not bf16_matvec.available()
     torch.manual_seed(1)
     model = GPTModel({"vocab_size": 97, "context_length": 32, "emb_dim": 64, "n_heads": 4, "n_layers": 2,
                       "drop_rate": 0.0, "qkv_bias": True}).eval()
