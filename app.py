@@ -11,6 +11,12 @@ import signal
 # torch is imported; an explicit OMP_WAIT_POLICY in the environment wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from gpt_core.heap import share_one_heap  # noqa: E402
+
+# Before the server starts its worker threads: they train from the main heap, whose freed pages
+# a run keeps for its next step (gpt_core/heap.py), instead of heaps of their own.
+share_one_heap()
+
 import gradio as gr  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 

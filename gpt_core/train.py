@@ -26,6 +26,7 @@ from .device import step_settings
 # The book's helpers are named here too (gpt_core.train.evaluate_model, as in its ch05).
 from .evaluation import (MIN_OVERFIT_EVAL_BATCHES, _unwrap, context_size_of, estimate_loss,  # noqa: F401
                          evaluate_model, generate_sample, is_overfitting)
+from .heap import training_heap
 from .precision import autocast, precision_for
 from .rng import capture_rng_state, restore_rng_state
 from .schedule import BatchSchedule, EpochLoaderSchedule, RandomWindowSchedule, lr_at, uses_lr_schedule
@@ -141,6 +142,10 @@ class Trainer:
     # --- the loop -------------------------------------------------------------------------
     def run(self, stop=None) -> Iterator[Event]:
         """Train until done or stopped, yielding events. `stop`: anything with `is_set()`."""
+        with training_heap():  # one step's freed pages serve the next (heap.py)
+            yield from self._run(stop)
+
+    def _run(self, stop) -> Iterator[Event]:
         self._stop_requested = False
         if self._pending_rng is not None:  # resume: the RNGs continue exactly where they were
             restore_rng_state(self._pending_rng)

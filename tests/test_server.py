@@ -272,9 +272,11 @@ import sys, tempfile
 from gpt_core.config import GPTConfig, TrainConfig
 from playground import server
 from playground.limits import Limits
+from gpt_core.heap import share_one_heap
 from playground.memory import resident_bytes, return_freed_memory_promptly
 
-return_freed_memory_promptly()  # as app.py does
+share_one_heap()  # as app.py does
+return_freed_memory_promptly()
 if sys.argv[1] == "without the trim":
     server.release_freed_memory = lambda: False
 model = GPTConfig(vocab_size=1, context_length=32, emb_dim=512, n_heads=8, n_layers=6, drop_rate=0.0)
