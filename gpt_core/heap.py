@@ -9,7 +9,7 @@ fifth of the step: 190-200 tokens/s with them, 240 without (`benchmarks/bench_pr
 and `ru_minflt` counted per step).
 
 While at least one run trains, `training_heap()` takes every block from the heap and trims
-none (mallopt M_MMAP_MAX=0, M_TRIM_THRESHOLD at its largest), so the pages freed by one step
+none (mallopt M_MMAP_MAX=0, M_TRIM_THRESHOLD past any size), so the pages freed by one step
 serve the next. When a run ends it gives every free page back (`malloc_trim(0)`), so what that
 run freed leaves the process at once even while another student's run trains (that run faults
 its step's pages in once more); when the last run ends glibc's defaults come back. The pages
@@ -21,7 +21,7 @@ whose large blocks are mmapped whatever the setting; a server that trains in wor
 calls `share_one_heap()` before it starts them, so every thread draws from the main heap, which
 the setting covers (and which `malloc_trim` gives back from as well).
 
-Elsewhere (another C library, `GPT_CORE_KEEP_HEAP=0`) it does nothing.
+With another C library it does nothing.
 """
 from __future__ import annotations
 
@@ -35,14 +35,16 @@ from typing import Iterator
 # mallopt's parameters (malloc.h) and glibc's documented defaults, restored after a run.
 M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8
 DEFAULT_TRIM_THRESHOLD, DEFAULT_MMAP_MAX = 128 * 1024, 65536
-LARGEST_INT = 2**31 - 1  # mallopt takes a C int
+# mallopt takes a C int, which glibc reads as a size_t here: -1 is the largest, never trim. (Its
+# largest int, 2 GB, is less than the 124M model's step frees at once: the heap trimmed each step.)
+NEVER = -1
 
 _lock = threading.Lock()
 _runs = 0
 
 
 def _libc() -> ctypes.CDLL | None:
-    if os.environ.get("GPT_CORE_KEEP_HEAP", "1") == "0" or platform.libc_ver()[0] != "glibc":
+    if platform.libc_ver()[0] != "glibc":
         return None
     try:
         libc = ctypes.CDLL(None)
@@ -54,7 +56,7 @@ def _libc() -> ctypes.CDLL | None:
 
 def share_one_heap() -> bool:
     """Have every thread started from now on allocate from the main heap (M_ARENA_MAX=1).
-    False where it does not apply (not glibc, turned off, or MALLOC_ARENA_MAX is set)."""
+    False where it does not apply (not glibc, or MALLOC_ARENA_MAX chose for the process)."""
     libc = _libc()
     if libc is None or os.environ.get("MALLOC_ARENA_MAX"):
         return False
@@ -78,7 +80,7 @@ def training_heap() -> Iterator[None]:
         _runs += 1
         if _runs == 1:
             libc.mallopt(M_MMAP_MAX, 0)
-            libc.mallopt(M_TRIM_THRESHOLD, LARGEST_INT)
+            libc.mallopt(M_TRIM_THRESHOLD, NEVER)
     try:
         yield
     finally:

@@ -25,6 +25,7 @@ from .bigram import BIGRAM, BigramConfig, BigramLanguageModel
 from .config import GPTConfig
 from .decoding import DecodeWeights
 from .decoding import decode_weights as decoding_weights  # (the parameter below is named decode_weights)
+from .fast_dropout import Dropout, causal_attention, fast_masks
 
 
 def as_config(cfg: GPTConfig | Mapping[str, Any]) -> GPTConfig:
@@ -101,7 +102,7 @@ class MultiHeadAttention(nn.Module):
         self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.out_proj = nn.Linear(d_out, d_out)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         # Kept only so state dicts match the book's key for key (the book stores a float
         # mask; bool is a quarter of the size and loads either way). The causal mask itself
         # comes from `is_causal=True` in the fused kernel.
@@ -121,12 +122,13 @@ class MultiHeadAttention(nn.Module):
         queries = self._split_heads(self.W_query(x))
         keys = self._split_heads(self.W_key(x))
         values = self._split_heads(self.W_value(x))
-        # With dropout active the math kernel draws one Bernoulli mask over (B, H, T, T),
-        # the same draw the book's `self.dropout(attn_weights)` makes.
-        context = F.scaled_dot_product_attention(
-            queries, keys, values, is_causal=True,
-            dropout_p=self.dropout.p if self.training else 0.0,
-        )  # (B, H, T, hd)
+        p = self.dropout.p if self.training else 0.0
+        if p > 0.0 and fast_masks(x):  # Fast mode on a CPU: the mask of fast_dropout.py
+            context = causal_attention(queries, keys, values, p)
+        else:
+            # With dropout active the math kernel draws one Bernoulli mask over (B, H, T, T),
+            # the same draw the book's `self.dropout(attn_weights)` makes.
+            context = F.scaled_dot_product_attention(queries, keys, values, is_causal=True, dropout_p=p)
         context = context.transpose(1, 2).reshape(b, num_tokens, self.d_out)
         return self.out_proj(context)
 
@@ -195,7 +197,7 @@ class TransformerBlock(nn.Module):
         self.ff = FeedForward(cfg)
         self.norm1 = LayerNorm(cfg.emb_dim)
         self.norm2 = LayerNorm(cfg.emb_dim)
-        self.drop_shortcut = nn.Dropout(cfg.drop_rate)
+        self.drop_shortcut = Dropout(cfg.drop_rate)
 
     def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor, int, KVCache] | None = None
                 ) -> torch.Tensor:
@@ -220,7 +222,7 @@ class GPTModel(nn.Module):
         self.cfg = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.emb_dim)
         self.pos_emb = nn.Embedding(cfg.context_length, cfg.emb_dim)
-        self.drop_emb = nn.Dropout(cfg.drop_rate)
+        self.drop_emb = Dropout(cfg.drop_rate)
         self.trf_blocks = nn.Sequential(*[TransformerBlock(cfg) for _ in range(cfg.n_layers)])
         self.final_norm = LayerNorm(cfg.emb_dim)
         # Built (and its random init drawn) even when tied, so the RNG stream stays the book's.
