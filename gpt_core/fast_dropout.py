@@ -8,7 +8,7 @@ same distribution from a quarter of the draws, kept as one byte an element for t
 The masks come from torch's generator, so a seeded Fast run repeats itself.
 
 Exact mode (no autocast) never comes here: it draws the book's Bernoulli masks, so its
-numbers stay the book's. Nor does CUDA, whose `bernoulli_` is already fast.
+numbers stay the book's. Nor do CUDA, whose `bernoulli_` is already fast, and `torch.compile`.
 """
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ LANES = 4  # 16-bit lanes in one 64-bit draw
 
 
 def fast_masks(x: torch.Tensor) -> bool:
-    """Whether dropout on `x` draws its mask here: CPU autocast is on (Fast mode)."""
-    return x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+    """Whether dropout on `x` draws its mask here: CPU autocast is on (Fast mode), and no
+    `torch.compile` is tracing (its generated code draws its own masks, fast already)."""
+    return x.device.type == "cpu" and torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling()
 
 
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float, device: torch.device | str = "cpu") -> torch.Tensor:

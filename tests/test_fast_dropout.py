@@ -105,3 +105,13 @@ def test_the_model_keeps_the_books_module_names_and_types():
                       "drop_rate": 0.1, "qkv_bias": False})
     drops = {name for name, m in model.named_modules() if isinstance(m, torch.nn.Dropout)}
     assert drops == {"drop_emb", "trf_blocks.0.att.dropout", "trf_blocks.0.drop_shortcut"}
+
+
+def test_a_compiled_model_draws_its_own_masks(monkeypatch):
+    x = torch.randn(4, 8)
+    with torch.autocast(**BF16):
+        assert fast_dropout.fast_masks(x)
+        monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+        assert not fast_dropout.fast_masks(x)
+    monkeypatch.undo()
+    assert not fast_dropout.fast_masks(x)  # no autocast: exact mode
