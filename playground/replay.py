@@ -30,10 +30,12 @@ TEXT = {
               "here. Then move the slider to replay the run; the curve marks where you are."),
     "no_run": "This model came without its run (weights only): there is nothing to replay.",
     "header": "Evaluation {i} of {n} · step {step:,} · epoch {epoch} · {tokens:,} tokens seen",
+    "header_iterations": "Evaluation {i} of {n} · iteration {step:,} · {tokens:,} tokens seen",
     "losses": "training loss <b>{train}</b> · validation loss <b>{val}</b>",
     "sample": "Greedy sample from the start context",
     "candidates": "Next-token candidates after “{start}”",
     "marker": "step {step:,}",
+    "marker_iteration": "iteration {step:,}",
     "no_val": "n/a",
     "bad_position": "The replay's position must be a whole number, got {value}.",
 }
@@ -60,6 +62,12 @@ def _selected(ws: Workspace, frames: list[dict]) -> int | None:
     return len(frames) - 1 if at is None else max(0, min(at, len(frames) - 1))
 
 
+def _counts_iterations(ws: Workspace) -> bool:
+    """Random windows (BabyGPT's batching) count iterations and have no epochs to name."""
+    trainer = _trainer(ws)
+    return trainer is not None and trainer.config.batching == "random_windows"
+
+
 def marked(fig, ws: Workspace):
     """The loss figure with the chosen evaluation marked on it (unchanged without frames)."""
     frames = list(_frames(ws))
@@ -68,7 +76,8 @@ def marked(fig, ws: Workspace):
         return fig
     frame = Frame.from_dict(frames[i])
     return mark_evaluation(fig, frame.tokens_seen, [frame.train_loss, frame.val_loss],
-                           label=tr(TEXT["marker"], step=frame.step + 1))
+                           label=tr(TEXT["marker_iteration" if _counts_iterations(ws) else "marker"],
+                                    step=frame.step + 1))
 
 
 BAR_PX = 160  # a candidate of probability 1
@@ -102,8 +111,8 @@ def frame_html(ws: Workspace) -> str:
         return _note(tr(TEXT["empty"]))
     frame = Frame.from_dict(frames[i])
     start = trainer.config.start_context
-    head = tr(TEXT["header"], i=i + 1, n=len(frames), step=frame.step + 1, epoch=frame.epoch,
-              tokens=frame.tokens_seen)
+    head = tr(TEXT["header_iterations" if trainer.config.batching == "random_windows" else "header"],
+              i=i + 1, n=len(frames), step=frame.step + 1, epoch=frame.epoch, tokens=frame.tokens_seen)
     losses = tr(TEXT["losses"], train=_loss(frame.train_loss), val=_loss(frame.val_loss))
     # Bars on one absolute scale: an untrained model's 0.002% shows as nothing, as it should.
     rows = "".join(

@@ -172,3 +172,30 @@ def test_the_engines_words_on_the_page_have_their_chinese():
     words = [*GENERATION_KEY.values(), *PROBABILITY_WORDS.values(), MORE_NOTE]
     assert [w for w in words if w not in ZH] == []
     assert [w for w in PROBABILITY_WORDS.values() if _fields(w) != _fields(ZH[w])] == []
+
+
+def test_each_word_of_gradios_own_page_is_a_key_gradio_shows_with_the_same_fields():
+    """GRADIO_ZH fills what Gradio's zh-CN table lacks (the queue's "In queue: 1 of 3" a
+    student waits behind, the footer's "Runs", an event's "complete" that has no English and
+    would show as its key): a key Gradio renamed would show English again."""
+    import re
+    from pathlib import Path
+
+    import gradio
+
+    from playground.zh import GRADIO_ZH
+
+    assets = Path(gradio.__file__).parent / "templates" / "frontend" / "assets"
+    scripts = {p.name: p.read_text(encoding="utf-8", errors="replace") for p in assets.glob("*.js")}
+    bundle = "\n".join(text for name, text in scripts.items() if name.startswith("core-"))  # the tables
+    everything = "\n".join(scripts.values())
+    for key, chinese in GRADIO_ZH.items():
+        group, name = key.split(".")
+        # The English table's group object, e.g. st={queue_position:`In queue: {position} of {size}`}.
+        objects = re.findall(r"(\w+)=\{([^{}]*\b" + name + r":`[^`]*`[^{}]*)\}", bundle)
+        english = [re.search(r"\b" + name + r":`([^`]*)`", body).group(1) for var, body in objects
+                   if re.search(r"\b" + group + r":" + var + r"\b", bundle)]
+        if not english:  # no English at all: Gradio asks for the key by name
+            assert f"`{key}`" in everything or f'"{key}"' in everything, f"Gradio's page never shows {key}"
+            continue
+        assert set(re.findall(r"\{(\w+)\}", english[0])) == set(re.findall(r"\{(\w+)\}", chinese)), (key, english[0])

@@ -71,6 +71,26 @@ def test_scrubbing_shows_that_evaluation_and_moves_the_marker(run):
         replay.scrub(ws, "soon")
 
 
+def test_a_run_of_random_windows_is_replayed_by_iteration_with_no_epoch(verdict_text):
+    """BabyGPT's batching draws random windows: there are iterations, and no epoch to name."""
+    ws = Workspace(limits=Limits(max_corpus_chars=100_000))
+    ws.set_text(verdict_text[:2000], name="verdict excerpt")
+    try:
+        for _ in replay.with_replay(train_tab.train, follow=True)(ws, ui_form(iterations=8, eval_freq=4),
+                                                                  START_FROM[0]):
+            pass
+        assert ws.own.trainer.config.batching == "random_windows"
+        shown = frames(ws)
+        first = replay.scrub(ws, 1)
+        assert f"iteration {shown[0].step + 1:,}" in first and "epoch" not in first, first
+        labels = [a.text for a in train_tab.loss_chart(ws).layout.annotations]
+        assert f"iteration {shown[0].step + 1:,}" in labels, labels
+        with speaking("zh-CN"):
+            assert f"第 {shown[0].step + 1:,} 次迭代" in replay.scrub(ws, 1)
+    finally:
+        ws.close()
+
+
 def test_the_replay_comes_back_with_the_checkpoint(run, verdict_text):
     ws, _ = run
     path = ws.save_checkpoint()

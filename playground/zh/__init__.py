@@ -24,4 +24,6 @@ GRADIO_ZH: dict[str, str] = {
     "common.download_all": "全部下载",
     "common.back_to_app": "应用",
     "common.back_to_app_description": "回到应用",
+    # An event waiting its turn in Gradio's queue (a student behind others on a shared server).
+    "status.queue_position": "排队中：第 {position} / {size} 位",
 }  # filled by tr() only, never matched by translate_message

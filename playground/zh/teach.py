@@ -11,10 +11,13 @@ ZH: dict[str, str] = {
         "这个模型没有附带训练过程（只有权重），没有可回放的内容。",
     "Evaluation {i} of {n} · step {step:,} · epoch {epoch} · {tokens:,} tokens seen":
         "第 {i} / {n} 次评估 · 第 {step:,} 步 · 第 {epoch} 个训练轮次 · 已见 {tokens:,} 个词元",
+    "Evaluation {i} of {n} · iteration {step:,} · {tokens:,} tokens seen":
+        "第 {i} / {n} 次评估 · 第 {step:,} 次迭代 · 已见 {tokens:,} 个词元",
     "training loss <b>{train}</b> · validation loss <b>{val}</b>": "训练集损失 <b>{train}</b> · 验证集损失 <b>{val}</b>",
     "Greedy sample from the start context": "从起始上下文贪婪解码的样本",
     "Next-token candidates after “{start}”": "“{start}”之后的下一个词元候选",
     "step {step:,}": "第 {step:,} 步",
+    "iteration {step:,}": "第 {step:,} 次迭代",
     "n/a": "无",
     "The replay's position must be a whole number, got {value}.": "回放位置必须是整数，收到的是 {value}。",
 
