@@ -123,7 +123,8 @@ class MultiHeadAttention(nn.Module):
         keys = self._split_heads(self.W_key(x))
         values = self._split_heads(self.W_value(x))
         p = self.dropout.p if self.training else 0.0
-        if p > 0.0 and fast_masks(x):  # Fast mode on a CPU: the mask of fast_dropout.py
+        # Fast mode on a CPU, attention weights (B, H, T, T) large enough: fast_dropout.py's mask.
+        if p > 0.0 and fast_masks(x, b * self.num_heads * num_tokens * num_tokens):
             context = causal_attention(queries, keys, values, p)
         else:
             # With dropout active the math kernel draws one Bernoulli mask over (B, H, T, T),

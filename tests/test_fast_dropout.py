@@ -15,6 +15,12 @@ from gpt_core.model import GPTModel
 BF16 = dict(device_type="cpu", dtype=torch.bfloat16)
 
 
+@pytest.fixture(autouse=True)
+def small_masks_too(monkeypatch):
+    """These tests' tensors are small; the size rule has its own test."""
+    monkeypatch.setattr(fast_dropout, "MIN_ELEMENTS", 0)
+
+
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
 def test_each_element_is_kept_with_probability_one_minus_p_in_every_lane(p):
     torch.manual_seed(0)
@@ -115,3 +121,11 @@ def test_a_compiled_model_draws_its_own_masks(monkeypatch):
         assert not fast_dropout.fast_masks(x)
     monkeypatch.undo()
     assert not fast_dropout.fast_masks(x)  # no autocast: exact mode
+
+
+def test_a_small_mask_stays_bernoulli(monkeypatch):
+    monkeypatch.setattr(fast_dropout, "MIN_ELEMENTS", 1 << 18)
+    with torch.autocast(**BF16):
+        assert not fast_dropout.fast_masks(torch.empty(8, 64, 128))  # the demo preset's shortcut
+        assert fast_dropout.fast_masks(torch.empty(2, 256, 768))  # the book's 124M
+        assert fast_dropout.fast_masks(torch.empty(0), 2 * 12 * 256 * 256)
