@@ -59,13 +59,13 @@ class Dropout(nn.Dropout):
         return super().forward(x)
 
 
-def causal_attention(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, p: float) -> torch.Tensor:
+def causal_attention(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, p: float,
+                     causal: torch.Tensor) -> torch.Tensor:
     """Causal attention with dropout p on its weights, as the book writes it (scores, masked
     softmax, dropout, weighted values), the softmax in float32 and the mask a `keep_mask`.
+    `causal`: (T, T), True above the diagonal (the book's `mask` buffer, cut to T).
     (CPU's fused attention has no dropout; its math path draws a Bernoulli mask.)"""
-    t = queries.shape[-2]
     scores = queries @ keys.transpose(-2, -1)
-    causal = torch.ones(t, t, dtype=torch.bool, device=queries.device).triu(diagonal=1)
     weights = torch.softmax(scores.masked_fill(causal, float("-inf")).float() / math.sqrt(keys.shape[-1]), dim=-1)
     return dropout(weights, p).to(values.dtype) @ values
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import platform
 import threading
@@ -43,9 +44,13 @@ _lock = threading.Lock()
 _runs = 0
 
 
-def _libc() -> ctypes.CDLL | None:
-    if platform.libc_ver()[0] != "glibc":
-        return None
+def glibc() -> ctypes.CDLL | None:
+    """glibc's malloc controls (mallopt, malloc_trim) through ctypes; None with another C library."""
+    return _loaded_glibc() if platform.libc_ver()[0] == "glibc" else None
+
+
+@functools.lru_cache(maxsize=1)
+def _loaded_glibc() -> ctypes.CDLL | None:
     try:
         libc = ctypes.CDLL(None)
         libc.mallopt.argtypes, libc.malloc_trim.argtypes = [ctypes.c_int, ctypes.c_int], [ctypes.c_size_t]
@@ -57,7 +62,7 @@ def _libc() -> ctypes.CDLL | None:
 def share_one_heap() -> bool:
     """Have every thread started from now on allocate from the main heap (M_ARENA_MAX=1).
     False where it does not apply (not glibc, or MALLOC_ARENA_MAX chose for the process)."""
-    libc = _libc()
+    libc = glibc()
     if libc is None or os.environ.get("MALLOC_ARENA_MAX"):
         return False
     return bool(libc.mallopt(M_ARENA_MAX, 1))
@@ -72,7 +77,7 @@ def runs_keeping_heap() -> int:
 def training_heap() -> Iterator[None]:
     """Keep freed memory in the heap while the block runs; nested and concurrent runs share it."""
     global _runs
-    libc = _libc()
+    libc = glibc()
     if libc is None:
         yield
         return

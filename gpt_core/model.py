@@ -103,9 +103,9 @@ class MultiHeadAttention(nn.Module):
         self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.out_proj = nn.Linear(d_out, d_out)
         self.dropout = Dropout(dropout)
-        # Kept only so state dicts match the book's key for key (the book stores a float
-        # mask; bool is a quarter of the size and loads either way). The causal mask itself
-        # comes from `is_causal=True` in the fused kernel.
+        # Kept so state dicts match the book's key for key (the book stores a float mask; bool
+        # is a quarter of the size and loads either way). The fused kernel takes the causal mask
+        # from `is_causal=True`; Fast mode's written-out attention reads this one.
         self.register_buffer(
             "mask", torch.triu(torch.ones(context_length, context_length, dtype=torch.bool), diagonal=1)
         )
@@ -125,7 +125,7 @@ class MultiHeadAttention(nn.Module):
         p = self.dropout.p if self.training else 0.0
         # Fast mode on a CPU, attention weights (B, H, T, T) large enough: fast_dropout.py's mask.
         if p > 0.0 and fast_masks(x, b * self.num_heads * num_tokens * num_tokens):
-            context = causal_attention(queries, keys, values, p)
+            context = causal_attention(queries, keys, values, p, self.mask[:num_tokens, :num_tokens])
         else:
             # With dropout active the math kernel draws one Bernoulli mask over (B, H, T, T),
             # the same draw the book's `self.dropout(attn_weights)` makes.

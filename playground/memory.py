@@ -20,6 +20,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
+from gpt_core.heap import glibc
 from gpt_core.units import GB, MB, format_bytes
 
 from .limits import env_number
@@ -221,7 +222,7 @@ def return_freed_memory_promptly(threshold_bytes: int = 4 << 20) -> bool:
     """
     if os.environ.get("MALLOC_MMAP_THRESHOLD_"):
         return False
-    libc = _glibc()
+    libc = glibc()
     try:
         return libc is not None and bool(libc.mallopt(-3, int(threshold_bytes)))  # -3: M_MMAP_THRESHOLD
     except AttributeError:
@@ -235,18 +236,8 @@ def release_freed_memory() -> bool:
     until other requests reuse them: three refused checkpoints once held 6.5 GB. Returns False
     where it does not apply (not glibc)."""
     gc.collect()
-    libc = _glibc()
+    libc = glibc()
     try:
         return libc is not None and bool(libc.malloc_trim(0))
     except AttributeError:
         return False
-
-
-def _glibc():
-    """The C library through ctypes, or None where it is not glibc's libc.so.6."""
-    import ctypes
-
-    try:
-        return ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None

@@ -62,9 +62,8 @@ def _selected(ws: Workspace, frames: list[dict]) -> int | None:
     return len(frames) - 1 if at is None else max(0, min(at, len(frames) - 1))
 
 
-def _counts_iterations(ws: Workspace) -> bool:
+def _by_iteration(trainer) -> bool:
     """Random windows (BabyGPT's batching) count iterations and have no epochs to name."""
-    trainer = _trainer(ws)
     return trainer is not None and trainer.config.batching == "random_windows"
 
 
@@ -76,7 +75,7 @@ def marked(fig, ws: Workspace):
         return fig
     frame = Frame.from_dict(frames[i])
     return mark_evaluation(fig, frame.tokens_seen, [frame.train_loss, frame.val_loss],
-                           label=tr(TEXT["marker_iteration" if _counts_iterations(ws) else "marker"],
+                           label=tr(TEXT["marker_iteration" if _by_iteration(_trainer(ws)) else "marker"],
                                     step=frame.step + 1))
 
 
@@ -111,7 +110,7 @@ def frame_html(ws: Workspace) -> str:
         return _note(tr(TEXT["empty"]))
     frame = Frame.from_dict(frames[i])
     start = trainer.config.start_context
-    head = tr(TEXT["header_iterations" if trainer.config.batching == "random_windows" else "header"],
+    head = tr(TEXT["header_iterations" if _by_iteration(trainer) else "header"],
               i=i + 1, n=len(frames), step=frame.step + 1, epoch=frame.epoch, tokens=frame.tokens_seen)
     losses = tr(TEXT["losses"], train=_loss(frame.train_loss), val=_loss(frame.val_loss))
     # Bars on one absolute scale: an untrained model's 0.002% shows as nothing, as it should.

@@ -80,9 +80,11 @@ def test_the_module_draws_the_books_bernoulli_mask_outside_autocast_and_the_fast
 def test_causal_attention_is_sdpas_without_dropout_and_drops_its_weights_with():
     torch.manual_seed(6)
     q, k, v = (torch.randn(2, 3, 16, 8) for _ in range(3))
-    torch.testing.assert_close(causal_attention(q, k, v, 0.0), F.scaled_dot_product_attention(q, k, v, is_causal=True))
+    causal = torch.ones(16, 16, dtype=torch.bool).triu(1)
+    torch.testing.assert_close(causal_attention(q, k, v, 0.0, causal),
+                               F.scaled_dot_product_attention(q, k, v, is_causal=True))
     torch.manual_seed(7)
-    dropped = causal_attention(q, k, v, 0.3)
+    dropped = causal_attention(q, k, v, 0.3, causal)
     torch.manual_seed(7)
     kept = keep_mask((2, 3, 16, 16), 0.3)
     weights = torch.softmax((q @ k.transpose(-2, -1) / math.sqrt(8)).masked_fill(

@@ -36,7 +36,7 @@ class Calls:
 
 def test_nested_and_concurrent_runs_share_one_setting_and_the_last_restores_it(monkeypatch):
     calls = Calls()
-    monkeypatch.setattr(heap, "_libc", lambda: calls)
+    monkeypatch.setattr(heap, "glibc", lambda: calls)
     kept = [("mallopt", heap.M_MMAP_MAX, 0), ("mallopt", heap.M_TRIM_THRESHOLD, heap.NEVER)]
     restored = [("mallopt", heap.M_MMAP_MAX, heap.DEFAULT_MMAP_MAX),
                 ("mallopt", heap.M_TRIM_THRESHOLD, heap.DEFAULT_TRIM_THRESHOLD), ("malloc_trim", 0)]
@@ -62,7 +62,7 @@ def test_nested_and_concurrent_runs_share_one_setting_and_the_last_restores_it(m
 
 def test_an_error_inside_still_restores(monkeypatch):
     calls = Calls()
-    monkeypatch.setattr(heap, "_libc", lambda: calls)
+    monkeypatch.setattr(heap, "glibc", lambda: calls)
     with pytest.raises(RuntimeError):
         with heap.training_heap():
             raise RuntimeError("a step failed")
@@ -71,7 +71,7 @@ def test_an_error_inside_still_restores(monkeypatch):
 
 def test_with_another_c_library_it_does_nothing(monkeypatch):
     monkeypatch.setattr(heap.platform, "libc_ver", lambda: ("musl", "1.2"))
-    assert heap._libc() is None
+    assert heap.glibc() is None
     with heap.training_heap():
         assert heap.runs_keeping_heap() == 0
     assert heap.share_one_heap() is False
@@ -79,7 +79,7 @@ def test_with_another_c_library_it_does_nothing(monkeypatch):
 
 def test_one_heap_is_asked_for_unless_the_environment_chose(monkeypatch):
     calls = Calls()
-    monkeypatch.setattr(heap, "_libc", lambda: calls)
+    monkeypatch.setattr(heap, "glibc", lambda: calls)
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     assert heap.share_one_heap() is True and calls.log == [("mallopt", heap.M_ARENA_MAX, 1)]
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # glibc read it at start; it is the operator's
@@ -117,7 +117,7 @@ import sys, threading
 sys.path.insert(0, "tests")
 from gpt_core import heap
 if sys.argv[2] == "plain":
-    heap._libc = lambda: None  # glibc's defaults throughout
+    heap.glibc = lambda: None  # glibc's defaults throughout
 if sys.argv[1] == "worker thread":
     heap.share_one_heap()  # as app.py does, before the server's threads start
 import test_heap
