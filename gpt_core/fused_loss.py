@@ -83,86 +83,92 @@ def _vocab_blocks(vocab: int, tokens: int):
     return [(v0, min(v0 + rows, vocab)) for v0 in range(0, vocab, rows)]
 
 
-class _BlockBuffers:
-    """One walk's working memory, allocated once and reused by every vocabulary block: the
-    weight block in bfloat16, its product and that product in float32. A new tensor per block
-    asks the allocator for a few MB some fifty times a step, which a server that returns freed
-    memory at once (glibc's mmap threshold fixed at 4 MB) pays in page faults: ~45% more CPU
-    on the demo preset."""
+class _MixedSlice:
+    """One slice's head + loss in bfloat16, walking the vocabulary in blocks that stay in cache.
 
-    def __init__(self, blocks, weight: torch.Tensor, h: torch.Tensor):
-        rows = max(v1 - v0 for v0, v1 in blocks)
-        self.w = torch.empty(rows, weight.shape[1], dtype=h.dtype, device=h.device)
-        self.product = torch.empty(rows, h.shape[0], dtype=h.dtype, device=h.device)
-        self.logits = torch.empty(rows, h.shape[0], dtype=torch.float32, device=h.device)
+    The loss walk writes each block's bfloat16 logits into `numerators` (V, C) and turns them,
+    in place, into exp(logit - peak), the peak being the log-sum-exp's running maximum after
+    that block (kept in `peaks`). Those are the softmax's numerators to within a per-token
+    scale that the finished log-sum-exp fixes, so the gradient walk only rescales them: no
+    logits recomputed, no float32 copy of a block, one exp per logit. Held as bfloat16 they
+    take half the memory of the float32 path's (V, C) logits. An evaluation (no gradient) keeps
+    one block's worth instead.
 
-    def logits_of(self, weight: torch.Tensor, ht: torch.Tensor, v0: int, v1: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(the block's weight in bfloat16, its logits `w @ ht` in float32), views of the buffers."""
-        w, product, logits = self.w[:v1 - v0], self.product[:v1 - v0], self.logits[:v1 - v0]
-        w.copy_(weight[v0:v1])
-        torch.mm(w, ht, out=product)
-        return w, logits.copy_(product)
+    The products' rounding is bfloat16's whatever happens after them, so the subtraction and
+    the exp run in bfloat16 too (twice as fast as float32 here); the sums, the log-sum-exp,
+    the loss and the target's own probability (the one gradient entry near 1) are float32.
+    """
 
+    def __init__(self, weight: torch.Tensor, h: torch.Tensor, numerators: torch.Tensor | None):
+        self.weight, self.h, self.numerators = weight, h, numerators
+        self.blocks = _vocab_blocks(weight.shape[0], h.shape[0])
+        rows = max(v1 - v0 for v0, v1 in self.blocks)
+        self._w = torch.empty(rows, weight.shape[1], dtype=h.dtype, device=h.device)
+        self._scratch = None if numerators is not None else torch.empty(rows, h.shape[0], dtype=h.dtype,
+                                                                           device=h.device)
+        self.peaks: list[torch.Tensor] = []
 
-def _mixed_losses(weight: torch.Tensor, h: torch.Tensor, targets: torch.Tensor, label_smoothing: float
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(per-token loss, log-sum-exp), float32, of the logits `weight @ h.T` with weight (V, d)
-    float32 and h (C, d) bfloat16: each vocabulary block of the weight cast and multiplied in
-    bfloat16, an online log-sum-exp over the blocks; no (V, C) or (V, d) copy is held."""
-    vocab, tokens = weight.shape[0], h.shape[0]
-    ht = h.t()
-    peak = torch.full((tokens,), -torch.inf, device=h.device)
-    sum_exp = torch.zeros(tokens, device=h.device)
-    target_logit = torch.zeros(tokens, device=h.device)
-    logit_sum = torch.zeros(tokens, device=h.device) if label_smoothing else None
-    blocks = _vocab_blocks(vocab, tokens)
-    buffers = _BlockBuffers(blocks, weight, h)
-    for v0, v1 in blocks:
-        block = buffers.logits_of(weight, ht, v0, v1)[1]  # (R, C)
-        rows = targets - v0
-        inside = (rows >= 0) & (rows < v1 - v0)
-        picked = block.gather(0, rows.clamp(0, v1 - v0 - 1).unsqueeze(0)).squeeze(0)
-        target_logit = torch.where(inside, picked, target_logit)
-        if logit_sum is not None:
-            logit_sum += block.sum(dim=0)
-        new_peak = torch.maximum(peak, block.amax(dim=0))
-        sum_exp.mul_((peak - new_peak).exp_()).add_(block.sub_(new_peak).exp_().sum(dim=0))
-        peak = new_peak
-    lse = peak + sum_exp.log()
-    loss = lse - target_logit
-    if label_smoothing:  # PyTorch's definition, as in _chunk_losses
-        loss = (1 - label_smoothing) * loss + label_smoothing * (lse - logit_sum / vocab)
-    return loss, lse
+    def weight_block(self, v0: int, v1: int) -> torch.Tensor:
+        """The weight's rows v0:v1 in bfloat16, cast where used: no copy of the whole head."""
+        return self._w[:v1 - v0].copy_(self.weight[v0:v1])
 
+    def losses(self, targets: torch.Tensor, label_smoothing: float
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(per-token loss, log-sum-exp, target logit), float32: an online log-sum-exp over the blocks."""
+        vocab, tokens, device = self.weight.shape[0], self.h.shape[0], self.h.device
+        ht = self.h.t()
+        peak = torch.full((tokens,), -torch.inf, device=device)
+        sum_exp = torch.zeros(tokens, device=device)
+        target_logit = torch.zeros(tokens, device=device)
+        logit_sum = torch.zeros(tokens, device=device) if label_smoothing else None
+        for v0, v1 in self.blocks:
+            dest = self.numerators[v0:v1] if self.numerators is not None else self._scratch[:v1 - v0]
+            block = torch.mm(self.weight_block(v0, v1), ht, out=dest)  # (R, C) bfloat16 logits
+            rows = targets - v0
+            inside = (rows >= 0) & (rows < v1 - v0)
+            picked = block.gather(0, rows.clamp(0, v1 - v0 - 1).unsqueeze(0)).squeeze(0).float()
+            target_logit = torch.where(inside, picked, target_logit)
+            if logit_sum is not None:
+                logit_sum += block.sum(dim=0, dtype=torch.float32)
+            # A maximum of bfloat16 values is one itself: subtracting it in bfloat16 is exact at the top.
+            new_peak = torch.maximum(peak, block.amax(dim=0).float())
+            numer = block.sub_(new_peak.to(block.dtype)).exp_()
+            sum_exp.mul_((peak - new_peak).exp_()).add_(numer.sum(dim=0, dtype=torch.float32))
+            peak = new_peak
+            self.peaks.append(new_peak)
+        lse = peak + sum_exp.log()
+        loss = lse - target_logit
+        if label_smoothing:  # PyTorch's definition, as in _chunk_losses
+            loss = (1 - label_smoothing) * loss + label_smoothing * (lse - logit_sum / vocab)
+        return loss, lse, target_logit
 
-def _mixed_grads(weight: torch.Tensor, h: torch.Tensor, targets: torch.Tensor, lse: torch.Tensor,
-                 label_smoothing: float, n: int, grad_weight: torch.Tensor, accumulate: bool) -> torch.Tensor:
-    """The slice's gradients, block by block: d loss_mean / d logits (softmax - (1-eps) *
-    onehot - eps / V) formed in float32 from each block's recomputed logits, then its two
-    products in bfloat16. Writes (or adds) the blocks' rows of `grad_weight` (V, d) and
-    returns the gradient of `h`, (C, d), both float32."""
-    vocab, tokens = weight.shape[0], h.shape[0]
-    ht = h.t()
-    shift = lse + math.log(n)  # exp(logit - lse - log n) = softmax / n, in one pass fewer
-    grad_h = torch.zeros(tokens, weight.shape[1], device=h.device)
-    blocks = _vocab_blocks(vocab, tokens)
-    buffers = _BlockBuffers(blocks, weight, h)
-    for v0, v1 in blocks:
-        w, g = buffers.logits_of(weight, ht, v0, v1)  # (R, d) bfloat16, (R, C) float32
-        g = g.sub_(shift).exp_()  # softmax / n
-        cols = ((targets >= v0) & (targets < v1)).nonzero().squeeze(1)  # tokens whose target is here
-        if cols.numel():
-            g.index_put_((targets[cols] - v0, cols), g.new_full((cols.numel(),), (label_smoothing - 1) / n),
-                         accumulate=True)
+    def grads(self, targets: torch.Tensor, lse: torch.Tensor, target_logit: torch.Tensor, label_smoothing: float,
+              n: int, grad_weight: torch.Tensor, accumulate: bool) -> torch.Tensor:
+        """The slice's gradients from the kept numerators: d loss_mean / d logits = (softmax -
+        (1-eps) * onehot - eps / V) / n, block by block, then its two products in bfloat16.
+        Writes (or adds) the blocks' rows of `grad_weight` (V, d) and returns the gradient of
+        `h`, (C, d), both float32."""
+        vocab, tokens = self.weight.shape[0], self.h.shape[0]
+        grad_h = torch.zeros(tokens, self.weight.shape[1], device=self.h.device)
+        # The target's entry, p - (1 - eps), from the float32 logit: near 1, bfloat16's p would lose it.
+        at_target = ((target_logit - lse).exp_() - (1 - label_smoothing)).div_(n)
         if label_smoothing:
-            g.sub_(label_smoothing / (vocab * n))
-        g = buffers.product[:v1 - v0].copy_(g)  # in bfloat16, where its logits were
-        grad_h += g.t() @ w  # (C, d)
-        if accumulate:
-            grad_weight[v0:v1] += g @ h  # (R, d)
-        else:
-            grad_weight[v0:v1] = g @ h
-    return grad_h
+            at_target -= label_smoothing / (vocab * n)
+        log_n = math.log(n)
+        for (v0, v1), peak in zip(self.blocks, self.peaks):
+            g = self.numerators[v0:v1].mul_((peak - lse - log_n).exp_().to(self.h.dtype))  # softmax / n
+            if label_smoothing:
+                g.sub_(label_smoothing / (vocab * n))
+            cols = ((targets >= v0) & (targets < v1)).nonzero().squeeze(1)  # tokens whose target is here
+            if cols.numel():
+                g.index_put_((targets[cols] - v0, cols), at_target[cols].to(g.dtype))
+            w = self.weight_block(v0, v1)
+            grad_h += g.t() @ w  # (C, d)
+            if accumulate:
+                grad_weight[v0:v1] += g @ self.h  # (R, d)
+            else:
+                grad_weight[v0:v1] = g @ self.h
+        return grad_h
 
 
 class _FusedLinearCrossEntropy(torch.autograd.Function):
@@ -185,17 +191,21 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
         total = hidden.new_zeros((), dtype=torch.float32)
         mixed = compute_dtype != torch.float32
         h_all = hidden.to(compute_dtype) if mixed else hidden  # the products' copy of the activations
+        numerators = None
         for start in range(0, n, chunk_tokens):
             h = h_all[start:start + chunk_tokens]  # (C, d)
             t = targets[start:start + chunk_tokens]
             if mixed:  # bfloat16 products; the gradients summed in float32
-                loss, lse = _mixed_losses(weight, h, t, label_smoothing)
+                if numerators is None:  # one buffer for every slice's (V, C) numerators
+                    numerators = torch.empty(vocab * h.shape[0], dtype=compute_dtype, device=h.device)
+                part = _MixedSlice(weight, h, numerators[:vocab * h.shape[0]].view(vocab, h.shape[0]))
+                loss, lse, target_logit = part.losses(t, label_smoothing)
                 total += loss.sum()
                 first = grad_weight is None
                 if first:
                     grad_weight = torch.empty_like(weight)
-                grad_hidden[start:start + chunk_tokens] = _mixed_grads(weight, h, t, lse, label_smoothing, n,
-                                                                       grad_weight, accumulate=not first)
+                grad_hidden[start:start + chunk_tokens] = part.grads(t, lse, target_logit, label_smoothing, n,
+                                                                     grad_weight, accumulate=not first)
                 continue
             logits_t = weight @ h.t()  # (V, C)
             loss, exp_t, sum_exp = _chunk_losses(logits_t, t, label_smoothing)
@@ -244,7 +254,7 @@ def fused_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targe
         for start in range(0, hidden.shape[0], chunk_tokens):
             h, t = h_all[start:start + chunk_tokens], targets[start:start + chunk_tokens]
             if compute_dtype != torch.float32:
-                total += _mixed_losses(weight, h, t, label_smoothing)[0].sum()
+                total += _MixedSlice(weight, h, None).losses(t, label_smoothing)[0].sum()
             else:
                 total += _chunk_losses(weight @ h.t(), t, label_smoothing)[0].sum()  # (V, C) logits
         return (total / hidden.shape[0]).to(hidden.dtype)

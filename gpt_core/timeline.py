@@ -92,9 +92,11 @@ def _token_labels(tokenizer: Any, ids: Sequence[int]) -> list[str]:
 
 def capture_frame(model: nn.Module, tokenizer: Any, start_context: str, *, step: int, epoch: int,
                   tokens_seen: int, train_loss: float, val_loss: float, max_new_tokens: int = 50,
-                  top_n: int = TOP_CANDIDATES) -> Frame:
+                  top_n: int = TOP_CANDIDATES, precision: str = "float32") -> Frame:
     """The frame of this moment: the greedy continuation of `start_context` and the `top_n`
-    likeliest first tokens, from one generation. The model's train/eval mode is restored."""
+    likeliest first tokens, from one generation. The model's train/eval mode is restored.
+    `precision`: the generation's (generate.py); a run's own, so a Fast run's frames cost
+    what its samples do and an exact run's are the book's greedy tokens."""
     if not isinstance(start_context, str) or not start_context:
         raise ValueError("a timeline frame needs a start context to continue")
     if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1:
@@ -109,7 +111,7 @@ def capture_frame(model: nn.Module, tokenizer: Any, start_context: str, *, step:
     was_training = model.training
     model.eval()  # a model without a cached path (the bigram) is called as is: no dropout
     try:
-        out = generate(model, idx, max_new_tokens, temperature=0.0, on_step=keep_first)
+        out = generate(model, idx, max_new_tokens, temperature=0.0, on_step=keep_first, precision=precision)
     finally:
         model.train(was_training)
     candidates: tuple[tuple[str, float], ...] = ()

@@ -297,7 +297,7 @@ class Trainer:
         if cfg.timeline and self.is_main and self.tokenizer is not None and cfg.start_context:
             frame = capture_frame(self.model, self.tokenizer, cfg.start_context, step=st.step, epoch=st.epoch + 1,
                                   tokens_seen=st.tokens_seen, train_loss=train_loss, val_loss=val_loss,
-                                  max_new_tokens=cfg.sample_tokens)
+                                  max_new_tokens=cfg.sample_tokens, precision=self.precision.name)
             add_frame(st.timeline, frame)
         return EvalEvent(step=st.step, epoch=st.epoch + 1, tokens_seen=st.tokens_seen,
                          train_loss=train_loss, val_loss=val_loss,

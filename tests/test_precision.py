@@ -202,6 +202,25 @@ def test_fused_loss_in_bfloat16_matches_the_unfused_under_autocast(label_smoothi
     assert F.cosine_similarity(f_w.flatten(), e_w.flatten(), dim=0) > 0.999
 
 
+def test_fused_bfloat16_gradient_keeps_a_confident_targets_entry():
+    """Where the model is sure (p of the target near 1), the gradient's target entry p - 1 is
+    small; taken from a bfloat16 p it would be mostly rounding. It comes from the float32
+    logit, so the hidden gradient keeps its direction and its size."""
+    hidden, weight, _ = _head_case(n=32, d=64, vocab=300, seed=4)
+    targets = torch.randperm(300, generator=torch.Generator().manual_seed(4))[:32]  # one token each
+    with torch.no_grad():  # make every target the clear favourite: p about 0.999
+        weight[targets] += 0.25 * hidden.detach()
+    truth = _loss_and_grads(lambda h, w, t: F.cross_entropy(h @ w.t(), t), hidden, weight, targets)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fused = _loss_and_grads(lambda h, w, t: fused_loss.fused_linear_cross_entropy(h, w, t, chunk_tokens=32),
+                                hidden, weight, targets)
+    assert truth[0] < 0.01  # confident indeed
+    torch.testing.assert_close(fused[0], truth[0], rtol=0.1, atol=5e-3)
+    for got, want in zip(fused[1:], truth[1:]):
+        assert F.cosine_similarity(got.flatten(), want.flatten(), dim=0) > 0.99
+        assert abs(got.norm() / want.norm() - 1) < 0.05
+
+
 def test_fused_loss_in_float32_is_the_plain_loss():
     hidden, weight, targets = _head_case()
     f_loss, f_h, f_w = _loss_and_grads(
@@ -249,6 +268,26 @@ def test_bfloat16_training_learns_and_stays_close_to_float32():
     steps = [e for e in fast_events if isinstance(e, StepEvent)]
     assert all(e.precision == "bfloat16" and e.flops_per_sec > 0 and e.peak_flops > 0 for e in steps)
     assert "of this machine's bfloat16 peak" in format_event(steps[-1])
+
+
+def test_a_runs_replay_frames_are_generated_in_its_own_precision(monkeypatch):
+    """A Fast run's frames come from the bfloat16 decoding its samples use (half the bytes a
+    token); an exact run's stay the book's float32 greedy tokens."""
+    import gpt_core.train as train_module
+
+    asked = []
+    real = train_module.capture_frame
+
+    def recording(*args, **kwargs):
+        asked.append(kwargs.get("precision"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "capture_frame", recording)
+    for precision in ("bfloat16", "float32"):
+        trainer, _ = _run(precision, timeline=True)
+        assert trainer.state.timeline  # frames were made
+    evals = len(trainer.state.timeline)
+    assert asked == ["bfloat16"] * evals + ["float32"] * evals
 
 
 def test_float32_run_is_unchanged_by_the_precision_code():

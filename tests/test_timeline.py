@@ -90,6 +90,19 @@ def test_a_frame_is_the_greedy_sample_and_the_softmax_after_the_start_context(wi
         capture_frame(model, tok, "", step=0, epoch=1, tokens_seen=0, train_loss=1.0, val_loss=1.0)
 
 
+def test_a_bfloat16_frame_is_the_bfloat16_greedy_sample(with_timeline, corpus):
+    model, tok = with_timeline[0].model, corpus[1]
+    frame = capture_frame(model, tok, START, step=3, epoch=1, tokens_seen=99, train_loss=2.0, val_loss=2.5,
+                          max_new_tokens=20, top_n=5, precision="bfloat16")
+    idx = text_to_token_ids(START, tok)
+    expected = generate(model, idx, 20, temperature=0.0, precision="bfloat16")
+    assert frame.text == tok.decode(expected[0, idx.shape[1]:].tolist())
+    assert all(0.0 < p <= 1.0 for _, p in frame.candidates)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        capture_frame(model, tok, START, step=0, epoch=1, tokens_seen=0, train_loss=1.0, val_loss=1.0,
+                      precision="half")
+
+
 def test_the_timeline_is_saved_in_the_checkpoint_and_comes_back(with_timeline, corpus, tmp_path):
     text = corpus[0]
     trainer = with_timeline[0]
