@@ -7,13 +7,13 @@ step. `model_loss` gives the same number and gradients from the model's `hidden_
 its bias-free `out_head`, computed in slices of tokens; `applies` says when that is worth it.
 
 Under bfloat16 autocast (a "bfloat16" run, precision.py) the products run in bfloat16 while
-the log-sum-exp, the softmax that makes the gradient, the loss and the weight gradient stay
-float32: the mixed precision of the rest of the model. There the products are fast enough that
+the sums, the log-sum-exp, the loss, the target's own gradient entry and the weight gradient
+stay float32: the mixed precision of the rest of the model. There the products are fast enough that
 passes over the float32 logits would dominate, so the vocabulary is walked in blocks that stay
-in cache: one walk for an online log-sum-exp, a second that recomputes each block's logits and
-turns them into its gradients (a third more head products, far fewer bytes moved). Each block
-of the weight is cast to bfloat16 where it is used, so no copy of the head or of the logits is
-held: the bfloat16 head needs less memory than the float32 one. A float32 run
+in cache: one walk for an online log-sum-exp that keeps each block's bfloat16 softmax
+numerators, a second that rescales them into the block's gradients (_MixedSlice). Each block
+of the weight is cast to bfloat16 where it is used, so no copy of the head is held, and the
+kept numerators take half the float32 path's logits. A float32 run
 takes exactly the float32 operations it always did.
 """
 from __future__ import annotations
