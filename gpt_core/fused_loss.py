@@ -150,15 +150,14 @@ class _MixedSlice:
         `h`, (C, d), both float32."""
         vocab, tokens = self.weight.shape[0], self.h.shape[0]
         grad_h = torch.zeros(tokens, self.weight.shape[1], device=self.h.device)
+        uniform = label_smoothing / (vocab * n)  # the smoothing's share of every entry
         # The target's entry, p - (1 - eps), from the float32 logit: near 1, bfloat16's p would lose it.
-        at_target = ((target_logit - lse).exp_() - (1 - label_smoothing)).div_(n)
-        if label_smoothing:
-            at_target -= label_smoothing / (vocab * n)
+        at_target = ((target_logit - lse).exp_() - (1 - label_smoothing)).div_(n) - uniform
         log_n = math.log(n)
         for (v0, v1), peak in zip(self.blocks, self.peaks):
             g = self.numerators[v0:v1].mul_((peak - lse - log_n).exp_().to(self.h.dtype))  # softmax / n
             if label_smoothing:
-                g.sub_(label_smoothing / (vocab * n))
+                g.sub_(uniform)
             cols = ((targets >= v0) & (targets < v1)).nonzero().squeeze(1)  # tokens whose target is here
             if cols.numel():
                 g.index_put_((targets[cols] - v0, cols), at_target[cols].to(g.dtype))
