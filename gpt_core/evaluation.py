@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from . import losses
-from .generate import generate_text_simple, text_to_token_ids, token_ids_to_text
+from .generate import generate, generate_text_simple, text_to_token_ids, token_ids_to_text
 from .schedule import BatchSchedule
 
 
@@ -51,14 +51,23 @@ def estimate_loss(model: nn.Module, schedule: BatchSchedule, device: torch.devic
     return {"train": train_loss, "val": val_loss}
 
 
-def generate_sample(model: nn.Module, tokenizer, device, start_context: str, max_new_tokens: int = 50) -> str:
-    """The book's `generate_and_print_sample`, returning the text instead of printing it."""
+def generate_sample(model: nn.Module, tokenizer, device, start_context: str, max_new_tokens: int = 50,
+                    precision: str = "float32") -> str:
+    """The book's `generate_and_print_sample`, returning the text instead of printing it.
+    In float32 it decodes with the book's `generate_text_simple`, so an exact run's samples are
+    the book's tokens bit for bit. In another precision (a Fast run) it decodes with the cached
+    decoder in that precision, as the run's replay frames and the Generate tab do: the book's
+    function recomputes the whole window and its vocabulary-wide head for every new token,
+    which on a small model costs more than the epoch's training steps."""
     was_training = model.training
     model.eval()
     try:
         encoded = text_to_token_ids(start_context, tokenizer).to(device)
-        token_ids = generate_text_simple(model=model, idx=encoded, max_new_tokens=max_new_tokens,
-                                         context_size=context_size_of(model))
+        if precision == "float32":
+            token_ids = generate_text_simple(model=model, idx=encoded, max_new_tokens=max_new_tokens,
+                                             context_size=context_size_of(model))
+        else:
+            token_ids = generate(model, encoded, max_new_tokens, temperature=0.0, precision=precision)
         return token_ids_to_text(token_ids, tokenizer)
     finally:
         model.train(was_training)

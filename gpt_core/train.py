@@ -312,9 +312,9 @@ class Trainer:
             if frame is not None:
                 text = cfg.start_context + frame.text
             else:
-                with self._settings(), autocast(self.precision, self.device):
+                with self._settings():
                     text = generate_sample(self.model, self.tokenizer, self.device, cfg.start_context,
-                                           cfg.sample_tokens)
+                                           cfg.sample_tokens, precision=self.precision.name)
             yield SampleEvent(st.epoch + 1, text, st.step)
 
     def _end_epoch(self, seconds: float) -> Iterator[Event]:

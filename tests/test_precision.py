@@ -22,7 +22,7 @@ from gpt_core.model import GPTModel
 from gpt_core.precision import Hardware, Precision, cpu_bf16_instructions, hardware_of, resolve_precision
 from gpt_core.prepare import make_optimizer, prepare_training
 from gpt_core.tokenizers import CharTokenizer
-from gpt_core.train_events import StepEvent, format_event
+from gpt_core.train_events import SampleEvent, StepEvent, format_event
 from gpt_core.utilisation import flops_per_token, measure_matmul_flops, peak_flops
 
 CUDA = torch.cuda.is_available()
@@ -288,6 +288,36 @@ def test_a_runs_replay_frames_are_generated_in_its_own_precision(monkeypatch):
         assert trainer.state.timeline  # frames were made
     evals = len(trainer.state.timeline)
     assert asked == ["bfloat16"] * evals + ["float32"] * evals
+
+
+def test_a_runs_epoch_samples_are_decoded_in_its_own_precision(monkeypatch):
+    """A Fast run's epoch-end samples are the cached bfloat16 greedy tokens (the decoding its
+    frames and the Generate tab use); an exact run's are the book's `generate_text_simple`."""
+    import gpt_core.evaluation as evaluation
+    from gpt_core.evaluation import generate_sample
+    from gpt_core.generate import generate_text_simple, text_to_token_ids, token_ids_to_text
+
+    book_calls = []
+
+    def the_books(*args, **kwargs):
+        book_calls.append(1)
+        return generate_text_simple(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "generate_text_simple", the_books)
+    for precision in ("bfloat16", "float32"):
+        book_calls.clear()
+        trainer, events = _run(precision)
+        assert len(book_calls) == (0 if precision == "bfloat16" else 3)
+        samples = [e for e in events if isinstance(e, SampleEvent)]
+        assert len(samples) == 3  # one an epoch
+        model, tok, ctx = trainer.model, trainer.tokenizer, trainer.config.start_context
+        ids = text_to_token_ids(ctx, tok)
+        with torch.no_grad():
+            expected = (generate(model.eval(), ids, 8, temperature=0.0, precision="bfloat16")
+                        if precision == "bfloat16" else generate_text_simple(model.eval(), ids, 8, TINY.context_length))
+        # The last epoch's sample is of the final model: decoding it again gives the same text.
+        assert samples[-1].text == token_ids_to_text(expected, tok)
+        assert generate_sample(model, tok, "cpu", ctx, 8, precision=precision) == samples[-1].text
 
 
 def test_float32_run_is_unchanged_by_the_precision_code():
