@@ -214,10 +214,15 @@ def build_app() -> gr.Blocks:
             refit(radio.input(lambda v: v, radio, mirror, api_name=False).then(
                 bind(data_tab.view), data_inputs, data_outputs, api_name=False).then)
 
-        refit(preset.input(train_tab.apply_preset, preset, [*preset_fills, tokenizer, data_tokenizer],
+        refit(preset.input(bind(train_tab.choose_preset), preset, [*preset_fills, tokenizer, data_tokenizer],
                            api_name=False).then).then(bind(data_tab.view), data_inputs, data_outputs, api_name=False)
         for field in model_fields:
             field.input(train_tab.mark_custom, preset, preset, api_name=False)
+        for name in train_tab.PRESET_FILLS:
+            # Each keystroke noted (outside the queue: it is a dict write), so that a fitting
+            # under way leaves what the user is typing as typed (train_estimate.fit).
+            form[name].input(bind(lambda ws, value, name=name: train_tab.note_typed(ws, name, value), ["value"]),
+                             form[name], None, api_name=False, queue=False, show_progress="hidden")
         for field in preset_fills:
             # Numbers re-estimate when the user leaves the field, not at every keystroke.
             re_estimate(field.input if isinstance(field, (gr.Checkbox, gr.Radio)) else field.blur,

@@ -259,24 +259,38 @@ def set_by_hand(ws: Workspace, form: dict) -> bool:
 def fit(ws: Workspace, form: dict, start_label: str = START_FROM[0]):
     """Choosing a text, a tokenizer or a preset: the preset's fields that depend on the text
     (FITTED_FIELDS) fitted to it, then the estimate of the run as fitted. Values set by hand
-    stay as they are (the estimate still says what would stop the run)."""
-    if set_by_hand(ws, form):
-        return (*(gr.update() for _ in FITTED_FIELDS), estimate(ws, form, start_label))
-    try:
-        start = start_id(start_label)
-        spec = spec_of(ws, form)
-        config, kind = run_model(ws, spec, start)
+    stay as they are (the estimate still says what would stop the run), and so do those typed
+    while the fitting ran (note_typed): `form` is the page as it was when the fitting began,
+    and timing the model here can take seconds."""
+    result = Fit()
+    if not set_by_hand(ws, form):
+        try:
+            start = start_id(start_label)
+            spec = spec_of(ws, form)
+            config, kind = run_model(ws, spec, start)
 
-        def size_of(s):
-            return text_size(ws, kind, run_model(ws, s, start)[0].context_length, s.train)
+            def size_of(s):
+                return text_size(ws, kind, run_model(ws, s, start)[0].context_length, s.train)
 
-        costs = costs_for(ws, config, spec.train)
-        result = fit_preset(form, lambda f: spec_of(ws, f), size_of, costs, SETTINGS.time_budget_s)
-    except ValueError:
-        result = Fit()  # the estimate says what is wrong with the form
-    ws.ui["fit"] = (form.get("preset"), result)
-    updates = [result.values[k] if k in result.values else gr.update() for k in FITTED_FIELDS]
-    return (*updates, estimate(ws, {**form, **result.values}, start_label))
+            costs = costs_for(ws, config, spec.train)
+            result = fit_preset(form, lambda f: spec_of(ws, f), size_of, costs, SETTINGS.time_budget_s)
+        except ValueError:
+            pass  # the estimate says what is wrong with the form
+        ws.ui["fit"] = (form.get("preset"), result)
+    typed = {k: v for k, v in ws.ui.pop("typed", {}).items() if not (v == form.get(k) or _same(v, form.get(k)))}
+    updates = [result.values[k] if k in result.values and k not in typed else gr.update() for k in FITTED_FIELDS]
+    return (*updates, estimate(ws, {**form, **result.values, **typed}, start_label))
+
+
+def note_typed(ws: Workspace, name: str, value: Any) -> None:
+    """The user typed `value` into the Train form's field `name` (each keystroke): a fitting
+    already under way leaves that field as typed and estimates with it (fit)."""
+    ws.ui.setdefault("typed", {})[name] = value
+
+
+def forget_typed(ws: Workspace) -> None:
+    """A preset was chosen: the fields typed before hold the preset's values now."""
+    ws.ui.pop("typed", None)
 
 
 def measure(ws: Workspace, form: dict, start_label: str = START_FROM[0]) -> str:

@@ -25,11 +25,11 @@ from .prompts import readable_run_start
 from .run_plan import AUTOSAVE_MAX_PARAMETERS
 from .session import Workspace, WorkspaceError
 from .share import start_id
-from .train_estimate import check_startable, estimate, fit, gpt2_base, measure, spec_of
+from .train_estimate import check_startable, estimate, fit, forget_typed, gpt2_base, measure, note_typed, spec_of
 from .train_queue import Turn
 from .train_view import METRICS_KEY, View, duration, figure, metrics, progress_html, record_run, where_the_run_is
 
-__all__ = ["PRESET_FILLS", "apply_preset", "estimate", "fit", "mark_custom", "measure", "progress_html", "train",
+__all__ = ["PRESET_FILLS", "apply_preset", "choose_preset", "estimate", "fit", "mark_custom", "measure", "note_typed", "progress_html", "train",
            "resume", "request_stop", "after_stop", "stop", "prepare_download", "upload_checkpoint", "model_dropdowns",
            "model_unchanged", "loss_chart"]
 
@@ -48,6 +48,13 @@ def apply_preset(label: str):
     model, train, tok = preset_fields(label)
     values = {**model, **train}
     return [*(values[k] for k in PRESET_FILLS), TOKENIZER_LABELS[tok], TOKENIZER_LABELS[tok]]
+
+
+def choose_preset(ws: Workspace, label: str):
+    """The preset radio: its fields filled (apply_preset); what was typed into them before is
+    the preset's now, so a fitting that follows may change it (train_estimate.fit)."""
+    forget_typed(ws)
+    return apply_preset(label)
 
 
 def mark_custom(label: str):

@@ -281,3 +281,31 @@ def test_a_phone_reaches_every_tab_and_its_charts_are_legible(app, browser):
         page.screenshot(path=str(SHOTS / "page-phone-generate-lab-390.png"), full_page=False)
     finally:
         context.close()
+
+
+def test_epochs_typed_while_the_page_is_still_fitting_its_preset_stay_as_typed(launch_app, browser):
+    """On a fresh server the first page's preset fitting times the model (seconds): epochs
+    typed meanwhile stay, and the estimate that arrives is of them."""
+    fresh = launch_app("fit-race-app", env=SMALL_SERVER)  # nothing measured yet
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(fresh.url)
+        page.get_by_text("Characters per token").wait_for()
+        open_tab(page, "2 · Train")
+        page.get_by_text("Training options").click()
+        epochs = page.get_by_label("Epochs", exact=True)
+        epochs.wait_for()
+        assert "on this machine" not in text_of(page, "#train-estimate")  # the fitting is still timing
+        epochs.click()
+        epochs.press("Control+A")
+        epochs.press_sequentially("3", delay=80)
+        epochs.press("Tab")
+        page.wait_for_function("() => document.querySelector('#train-estimate').innerText.includes('on this machine')",
+                               polling=200)
+        page.wait_for_timeout(2000)  # anything late from the fitting has arrived
+        assert epochs.input_value() == "3"
+        seen_in(page, "#train-estimate", "× 3 epochs")
+    finally:
+        context.close()

@@ -6,13 +6,16 @@ trainer does; the values the fitting and the refusals name are checked to build 
 """
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from gpt_core.corpus import SAMPLE_CORPORA, load_sample
 from gpt_core.prepare import prepare_training
 from gpt_core.speed import RunCosts
 from gpt_core.train_events import EvalEvent, SampleEvent, StepEvent
-from playground import data_tab, train_tab
+from playground import data_tab, train_estimate, train_tab
+from playground.preset_fit import FITTED_FIELDS
 from playground.data_tab import TOKENIZER_LABELS
 from playground.options import PRESET_LABELS, START_FROM, preset_fields
 from playground.preset_fit import fit_preset
@@ -143,3 +146,38 @@ def test_random_windows_warn_of_no_missing_batch_and_train_fine(ws):
     estimate = train_tab.estimate(ws, form)
     assert warnings == "" and "fewer than" not in estimate and "choose" not in estimate, (warnings, estimate)
     assert list(train_tab.train(ws, form, START_FROM[0]))[-1][0].startswith("Done: 3 steps")
+
+
+VERY_SLOW = RunCosts(train_step=2.0, eval_batch=0.5, sample_token=0.02, frame_token=0.01, build=0.3, save=0.3)
+
+
+def test_what_the_user_types_while_the_preset_is_being_fitted_stays_as_typed(ws, monkeypatch):
+    """The fitting times the model here (seconds): the epochs typed meanwhile are not
+    overwritten by what it worked out from the form as it was when it began."""
+    monkeypatch.setattr(train_estimate, "SETTINGS", dataclasses.replace(train_estimate.SETTINGS, time_budget_s=60))
+    form = form_of("demo")
+
+    def measured_while_typing(ws_, config, tc):
+        train_tab.note_typed(ws_, "num_epochs", 5)  # a keystroke, during the measurement
+        return VERY_SLOW
+    monkeypatch.setattr(train_estimate, "costs_for", measured_while_typing)
+    *updates, text = train_tab.fit(ws, form)
+    fitted = dict(zip(FITTED_FIELDS, updates))
+    assert fitted["num_epochs"] == {"__type__": "update"}  # left as typed
+    assert fitted["eval_iter"] == 1  # the rest is fitted
+    assert "× 5 epochs" in text and "2 epochs" not in text  # the estimate is of what the page holds
+
+    # The next fitting (another text, say) sees 5 in the form: set by hand, so it stays.
+    monkeypatch.setattr(train_estimate, "costs_for", lambda *a: VERY_SLOW)
+    *updates, text = train_tab.fit(ws, {**form, **fitted, "num_epochs": 5})
+    assert all(u == {"__type__": "update"} for u in updates) and "× 5 epochs" in text
+
+
+def test_choosing_a_preset_forgets_what_was_typed_before_so_its_fitting_applies(ws, monkeypatch):
+    monkeypatch.setattr(train_estimate, "SETTINGS", dataclasses.replace(train_estimate.SETTINGS, time_budget_s=60))
+    monkeypatch.setattr(train_estimate, "costs_for", lambda *a: VERY_SLOW)
+    train_tab.note_typed(ws, "num_epochs", 5)  # typed, then the demo preset chosen again
+    values = train_tab.choose_preset(ws, PRESET_LABELS["demo"])
+    assert values == train_tab.apply_preset(PRESET_LABELS["demo"])
+    *updates, text = train_tab.fit(ws, form_of("demo"))
+    assert dict(zip(FITTED_FIELDS, updates))["num_epochs"] == 2 and "× 2 epochs" in text
