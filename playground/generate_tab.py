@@ -213,7 +213,9 @@ def layout() -> SimpleNamespace:
                                      label="Precision", info=INFO["generate_precision"], elem_id="generate-precision")
                 with gr.Row():
                     button = gr.Button("Generate", variant="primary", elem_id="generate-btn")
-                    stop = gr.Button("Stop", variant="stop")
+                    # Live only while a generation runs, as Train's Stop: greyed out, it is never
+                    # pressed for nothing.
+                    stop = gr.Button("Stop", variant="secondary", interactive=False, elem_id="generate-stop")
                 message = message_area("generate-message")
             with gr.Column(scale=2):
                 gr.Markdown("**Output**")
@@ -244,6 +246,14 @@ def candidate_inputs(ui: SimpleNamespace) -> list:
     return [ui.model, ui.prompt, ui.temperature, ui.top_k, ui.top_p]
 
 
+def _stop_live():
+    return gr.update(interactive=True, variant="stop")
+
+
+def _stop_idle():
+    return gr.update(interactive=False, variant="secondary")
+
+
 def wire(ui: SimpleNamespace, bind, *, concurrency_id: str, concurrency_limit: int) -> None:
     """Generate (streamed), Stop, the candidates chart (redrawn as the sampling sliders move),
     the inspector, and the sampling lab; what runs a model, in the page's group for that.
@@ -252,12 +262,16 @@ def wire(ui: SimpleNamespace, bind, *, concurrency_id: str, concurrency_limit: i
     cand_inputs = candidate_inputs(ui)
     inputs = [ui.model, ui.prompt, ui.max_new, ui.temperature, ui.top_k, ui.top_p, ui.seed, ui.stop_eot, ui.precision]
     # The page shows the prompt and the continuation apart, then what the generation did; the API returns the text.
-    event = ui.button.click(bind(generate_view), inputs, [ui.output, ui.status], api_name=False,
-                            show_progress="minimal", show_progress_on=[ui.output], **group)
+    # Stop turns live before the generation starts (unqueued, then the generation chained to
+    # it), and greys out again when it ends, fails or is stopped.
+    live = ui.button.click(_stop_live, None, ui.stop, queue=False, api_name=False, show_progress="hidden")
+    event = live.then(bind(generate_view), inputs, [ui.output, ui.status], api_name=False,
+                      show_progress="minimal", show_progress_on=[ui.output], **group)
+    event.then(_stop_idle, None, ui.stop, queue=False, api_name=False, show_progress="hidden")
     gr.api(bind(generate_text), api_name="generate", **group)
     event.then(bind(candidates_or_note), cand_inputs, ui.cand_chart, api_name=False, show_progress="hidden")
     inspector.wire(ui.inspector, event, bind)
-    ui.stop.click(None, None, None, cancels=[event], api_name=False)
+    ui.stop.click(_stop_idle, None, ui.stop, cancels=[event], queue=False, api_name=False, show_progress="hidden")
     cand_event = ui.cand_btn.click(bind(candidates), cand_inputs, ui.cand_chart, api_name="candidates", **group)
     explain_failures(ui.message, (event, generate_view), (cand_event, candidates))
     # .input: dragging a slider or typing its value, not programmatic updates.

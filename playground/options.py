@@ -63,11 +63,16 @@ def generation_precision(name: str) -> str:
     raise ValueError(f"Unknown precision {reprlib.repr(name)}; choose float32 (Exact), bfloat16 (Fast) or auto.")
 
 
+def precision_kind(precision) -> str:
+    """"Exact (float32)" or "Fast (bfloat16)" for a gpt_core Precision, in the session's language."""
+    return tr({"float32": "Exact (float32)", "bfloat16": "Fast (bfloat16)"}.get(precision.name, precision.name))
+
+
 def precision_sentence(precision) -> str:
     """What the page says about a run's arithmetic: which, and why (a gpt_core Precision),
     in the session's language (the engine's reason through the table's templates)."""
-    kind = {"float32": "Exact (float32)", "bfloat16": "Fast (bfloat16)"}.get(precision.name, precision.name)
-    return tr("Precision: **{kind}**: {reason}.", kind=tr(kind), reason=translate_message(precision.reason))
+    return tr("Precision: **{kind}**: {reason}.", kind=precision_kind(precision),
+              reason=translate_message(precision.reason))
 
 def train_form_values(train: TrainConfig) -> dict[str, Any]:
     """A TrainConfig as the Train form shows it (build_spec reads these back)."""

@@ -20,7 +20,7 @@ from .data_tab import TOKENIZER_LABELS
 from .files import LINKS
 from .formatting import format_count
 from .i18n import tr, translate_message
-from .options import PRESET_FILLS, PRESET_LABELS, precision_sentence, preset_fields, preset_name
+from .options import PRESET_FILLS, PRESET_LABELS, precision_kind, precision_sentence, preset_fields, preset_name
 from .prompts import readable_run_start
 from .run_plan import AUTOSAVE_MAX_PARAMETERS
 from .session import Workspace, WorkspaceError
@@ -130,8 +130,10 @@ def _drive(ws: Workspace, turn: Turn, view: View, headline: str):
             yield outputs
     elapsed = time.monotonic() - started
     if outcome == "done":
-        status = tr("Done: {steps} steps, {tokens} tokens in {time}. Try your model in **Generate**.",
-                    steps=f"{trainer.state.step + 1:,}", tokens=f"{trainer.state.tokens_seen:,}", time=duration(elapsed))
+        # The precision stays said once the run is over: the radio above may have moved since.
+        status = tr("Done: {steps} steps, {tokens} tokens in {time}, in {kind}. Try your model in **Generate**.",
+                    steps=f"{trainer.state.step + 1:,}", tokens=f"{trainer.state.tokens_seen:,}", time=duration(elapsed),
+                    kind=precision_kind(trainer.precision))
     else:
         status = stopped if outcome == "stopped" else tr("Training failed: {error}", error=translate_message(error))
     record_run(ws, own, trainer)

@@ -57,6 +57,11 @@ def main() -> int:
 
             page.get_by_role("tab", name="2 · Train").click()
             page.get_by_text("parameters").first.wait_for()
+            # The run in Fast: the photograph shows the precision chosen, the estimate saying
+            # which runs and why, and the FLOP/s line under the chart.
+            page.get_by_label("Fast (bfloat16)").check()
+            page.wait_for_function("() => { const e = document.querySelector('#train-estimate').innerText;"
+                                   " return e.includes('Precision: Fast (bfloat16)') && e.includes('on this machine'); }")
             start = time.monotonic()
             page.locator("#train-btn").click()
             page.wait_for_function(f"({POINTS_JS})() >= 1")

@@ -188,7 +188,7 @@ def test_the_precision_choice_is_said_before_and_during_the_run(ws):
     running = [u for u in updates if str(u[0]).startswith("Training ")]
     assert running and "Precision: **Fast (bfloat16)**" in running[-1][0]
     assert "of this machine's bfloat16 peak" in updates[-1][3]  # metrics: achieved FLOP/s and share
-    assert "Done" in updates[-1][0]
+    assert updates[-1][0].startswith("Done") and "in Fast (bfloat16)." in updates[-1][0]  # still said at the end
 
 
 # --- training --------------------------------------------------------------------------------
@@ -197,7 +197,7 @@ def test_training_streams_the_chart_as_it_learns(ws):
     status, progress, fig, metrics, samples, download, train_btn, resume_btn, stop_btn = updates[-1]
     trainer = ws.own.trainer
     st = trainer.state
-    assert st.step + 1 == trainer.total_steps and "Done" in status
+    assert st.step + 1 == trainer.total_steps and "Done" in status and "in Exact (float32)." in status
     # Several chart updates, with more evaluation points as training went on.
     counts = [len(next(t for t in u[2].data if t.name == "Validation loss").x or ()) for u in updates]
     assert len(updates) >= 4 and counts == sorted(counts) and counts[-1] == len(st.val_losses)

@@ -155,6 +155,31 @@ def test_generate_fast_says_what_it_did_under_the_output(page):
     shot(page, "3-generate-fast")
 
 
+STOP_STATE = "() => { const b = document.querySelector('#generate-stop'); return [b.disabled, b.className]; }"
+
+
+def test_generate_stop_is_live_only_while_a_generation_runs(page):
+    disabled, classes = page.evaluate(STOP_STATE)
+    assert disabled and "stop" not in classes.split(), classes  # nothing runs: greyed out, not red
+    # Every state Stop passes through is recorded, however short the generation.
+    page.evaluate("""() => { window.stopStates = [];
+        const b = document.querySelector('#generate-stop');
+        new MutationObserver(() => window.stopStates.push([b.disabled, b.className]))
+            .observe(b, {attributes: true}); }""")
+    box = page.locator("#max-new input[type=number]")
+    box.fill("500")
+    box.press("Enter")
+    page.locator("#generate-btn").click()
+    page.wait_for_function("() => window.stopStates.some(([d, c]) => !d && c.split(' ').includes('stop'))")
+    if not page.evaluate("() => document.querySelector('#generate-stop').disabled"):
+        page.locator("#generate-stop").click()  # stopped mid-way, or just after the end
+    page.wait_for_function("() => document.querySelector('#generate-stop').disabled", timeout=60_000)
+    disabled, classes = page.evaluate(STOP_STATE)
+    assert disabled and "stop" not in classes.split(), classes
+    box.fill("30")
+    box.press("Enter")
+
+
 def test_gpt2_tab_explains_sizes_and_refuses_folders_outside_the_models_folder(page):
     open_tab(page, "4 · GPT-2")
     assert "1558M" in page.inner_text("body") and "124.4M" in page.inner_text("body")

@@ -76,8 +76,8 @@ ZH: dict[str, str] = {
     "Paused after step {step} to give the next student a turn after {share}; press **Resume** to queue again.":
         "第 {step} 步后暂停，训练 {share} 后让下一位同学使用；按 **继续** 重新排队。",
     "Stopped after step {step}: {reason}. Press **Resume** to continue.": "在第 {step} 步后停止：{reason}。按 **继续** 接着训练。",
-    "Done: {steps} steps, {tokens} tokens in {time}. Try your model in **Generate**.":
-        "完成：{steps} 步，{tokens} 个词元，用时 {time}。到 **生成** 页试试你的模型。",
+    "Done: {steps} steps, {tokens} tokens in {time}, in {kind}. Try your model in **Generate**.":
+        "完成：{steps} 步，{tokens} 个词元，用时 {time}，计算精度 {kind}。到 **生成** 页试试你的模型。",
     "Training failed: {error}": "训练失败：{error}",
     "Done: {steps} steps. Try your model in **Generate**.": "完成：{steps} 步。到 **生成** 页试试你的模型。",
     "Stopped after step {step} of {total}. Press **Resume** to continue.": "在第 {step} 步（共 {total} 步）后停止。按 **继续** 接着训练。",
