@@ -340,6 +340,12 @@ def release_session(request: gr.Request) -> None:
         REGISTRY.release(session_id)
 
 
+def stop_button(*, live: bool):
+    """A Stop button's update: live and red only while there is something to stop, greyed out
+    otherwise (the Train and Generate tabs alike)."""
+    return gr.update(interactive=live, variant="stop" if live else "secondary")
+
+
 def explain_failures(area, *events, then=None, reset=()):
     """When one of `events` ((event, fn) pairs: fn is what the event runs) fails, draw its
     sentence in the tab's message `area`, with `then(ws)` after it (what stays as it was), and

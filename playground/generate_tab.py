@@ -17,7 +17,7 @@ from gpt_core.render import GENERATION_KEY, generation_html, message_html
 from gpt_core.sampling import STAGES, TOY_INVERSE_VOCAB, temperature_lab
 
 from . import inspector
-from .common import LIMITS, clear_on, explain_failures, guard
+from .common import LIMITS, clear_on, explain_failures, guard, stop_button
 from .explain import INFO
 from .fields import form_number
 from .formatting import counted
@@ -247,11 +247,11 @@ def candidate_inputs(ui: SimpleNamespace) -> list:
 
 
 def _stop_live():
-    return gr.update(interactive=True, variant="stop")
+    return stop_button(live=True)
 
 
 def _stop_idle():
-    return gr.update(interactive=False, variant="secondary")
+    return stop_button(live=False)
 
 
 def wire(ui: SimpleNamespace, bind, *, concurrency_id: str, concurrency_limit: int) -> None:

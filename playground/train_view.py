@@ -13,7 +13,7 @@ from gpt_core.plots import loss_figure
 from gpt_core.train_events import EvalEvent, StepEvent, format_utilisation
 
 from . import replay
-from .common import TRAIN_QUEUE
+from .common import TRAIN_QUEUE, stop_button
 from .files import LINKS
 from .i18n import tr, translate_message
 from .session import Workspace
@@ -124,7 +124,7 @@ def _runs_compared(ws: Workspace) -> str:
 def _buttons(*, train: str | None = None, idle: bool, resumable: bool = False):
     """Train, Resume, Stop: Stop is live (and red) only while there is something to stop."""
     return (gr.update(value=train or tr("Train"), interactive=idle), gr.update(interactive=idle and resumable),
-            gr.update(interactive=not idle, variant="secondary" if idle else "stop"))
+            stop_button(live=not idle))
 
 
 class View:
